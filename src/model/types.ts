@@ -1,0 +1,184 @@
+/**
+ * The RESOLVED lab model (STYLE.md lesson 3: parse, then resolve). Raw YAML is validated by the
+ * schemas in ./schema.ts and resolved by ./resolve.ts into these objects: every address allocated,
+ * every name fixed, every timer filled with its documented default. Everything after the model
+ * (strategies, providers, drills, traffic, report) reads only these types.
+ */
+
+export type Role = 'controlplane' | 'worker';
+export type CpMechanismId = 'talos-vip' | 'kube-vip-arp' | 'kube-vip-bgp' | 'haproxy';
+export type SvcMechanismId = 'metallb-l2' | 'metallb-bgp' | 'kube-vip-arp' | 'kube-vip-bgp' | 'cilium-bgp';
+export type DrillKind =
+  | 'baseline'
+  | 'graceful-shutdown'
+  | 'crash'
+  | 'freeze'
+  | 'partition'
+  | 'link-flap'
+  | 'node-leave'
+  | 'node-join'
+  | 'garp-ignored'
+  | 'vip-loss-internal'
+  | 'class-conflict';
+export type Target = 'api' | 'service';
+export type VictimRule = 'holder' | 'random-controlplane' | 'worker' | 'random-node' | 'none' | { node: string };
+
+/** One L2 segment (a bridge in the sim, a docker network, a VLAN on real gear). */
+export interface Segment {
+  name: string; // e.g. 'lan', 'rack1', 'fabric', 'uplink'
+  kind: 'lan' | 'fabric' | 'uplink';
+  cidr: string; // e.g. '10.10.0.0/24'
+  prefixLen: number;
+  /** the router that is this segment's default gateway (its address on the segment) */
+  gateway?: { router: string; ip: string };
+}
+
+export interface Interface {
+  /** interface name inside the host, e.g. 'eth0', 'eth1' */
+  ifname: string;
+  segment: string;
+  ip: string;
+  prefixLen: number;
+}
+
+export interface HostBase {
+  name: string; // unique across the topology, e.g. 'cp1', 'w3', 'rtr', 'tor1', 'client1', 'lb'
+  interfaces: Interface[];
+  /** default gateway address (on one of the host's segments), if any */
+  gateway?: string;
+}
+
+export interface Node extends HostBase {
+  kind: 'node';
+  role: Role;
+  index: number; // 1-based within its role
+  rack: string; // segment name of its LAN
+  ip: string; // = interfaces[0].ip
+  asn: number; // its BGP speaker's ASN (BGP mechanisms)
+  runsWorkloads: boolean; // workers always; control planes when allowSchedulingOnControlPlanes
+}
+
+export interface Router extends HostBase {
+  kind: 'router';
+  role: 'edge' | 'tor' | 'single'; // single = the one router of a flat lab (LAN + uplink)
+  asn: number;
+  routerId: string;
+  /** segments on which this router accepts BGP from nodes (dynamic neighbours, listen range) */
+  nodeSegments: string[];
+  /** BGP sessions to other routers (ToR ↔ edge) */
+  peers: { router: string; ip: string; asn: number }[];
+}
+
+export interface Client extends HostBase {
+  kind: 'client';
+}
+
+export interface LoadBalancerHost extends HostBase {
+  kind: 'lb';
+  ip: string;
+}
+
+export type Host = Node | Router | Client | LoadBalancerHost;
+
+export interface LbService {
+  name: string; // e.g. 'web'
+  namespace: string;
+  ip: string; // from the pool
+  port: number; // service port (80)
+  targetPort: number; // pod port (8080)
+  streamPort: number; // raw TCP echo port for long-lived connections (9000)
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  /** spec.loadBalancerClass; undefined = class-less (MetalLB's by default) */
+  loadBalancerClass?: string;
+}
+
+/** Every timer a mechanism uses, with its documented default (sources in src/model/timers.ts). */
+export interface Timers {
+  talosVip: { sessionTtlS: number; campaignRetryS: number };
+  kubeVip: { leaseDurationS: number; renewDeadlineS: number; retryPeriodS: number; arpRateMs: number };
+  metallb: { probeIntervalMs: number; probeTimeoutMs: number; suspicionMult: number; gossipMs: number };
+  bgp: { keepaliveS: number; holdS: number; connectRetryS: number };
+  bfd: { enabled: boolean; transmitMs: number; receiveMs: number; detectMultiplier: number };
+  cilium: { keepaliveS: number; holdS: number; connectRetryS: number };
+  haproxy: { checkIntervalMs: number; fall: number; rise: number; checkTimeoutMs: number };
+  kubePrism: { healthIntervalS: number; healthTimeoutS: number };
+  etcd: { heartbeatMs: number; electionMs: number };
+  /** router/client neighbour (ARP) cache, used by garp-ignored (Linux neigh defaults) */
+  arp: { baseReachableS: number; delayFirstProbeS: number; ucastSolicit: number; retransMs: number; gcStaleS: number };
+}
+
+export interface Topology {
+  name: string;
+  file: string; // absolute path of the topology YAML
+  segments: Segment[];
+  nodes: Node[];
+  routers: Router[];
+  clients: Client[];
+  loadBalancer?: LoadBalancerHost;
+  /** API endpoint VIP (talos-vip, kube-vip) — in the control planes' LAN */
+  vip: string;
+  apiPort: number; // 6443
+  kubePrismPort: number; // 7445
+  pool: { name: string; cidr: string; addresses: string[] };
+  services: LbService[];
+  nodeAsn: number; // default ASN of node speakers
+  allowSchedulingOnControlPlanes: boolean;
+  /** the single-node pitfall: control planes carry node.kubernetes.io/exclude-from-external-load-balancers */
+  removeExcludeLbLabel: boolean;
+  /** resilient ECMP on the router(s) (Linux resilient nexthop groups) */
+  resilientEcmp: { enabled: boolean; buckets: number; idleTimerS: number };
+  timers: Timers;
+  talos: { version: string; kubernetesVersion: string };
+}
+
+export interface StrategyRef {
+  id: string; // '<cp>+<svc>', e.g. 'talos-vip+metallb-l2'
+  cp: CpMechanismId;
+  svc: SvcMechanismId;
+  /** mechanism options (kube-vip lb_enable, loadBalancerClass use, per-service election…) */
+  options: {
+    kubeVipLbEnable?: boolean; // kube-vip `lb_enable`: spread API traffic across all control planes
+    kubeVipServicesElection?: boolean; // kube-vip per-service leader election
+    useLoadBalancerClass?: boolean; // false = the misconfigured two-controllers case (pitfall 2)
+    bfd?: boolean;
+  };
+  label?: string;
+}
+
+export interface DrillSpec {
+  kind: DrillKind;
+  target: Target | 'both';
+  victim: VictimRule;
+  /** time the traffic runs before the injection */
+  preMs: number;
+  /** how long a condition (freeze/partition/link down) is held before restore; 0 = until recovered */
+  holdMs: number;
+  /** time after restore to let things settle before the next drill */
+  settleMs: number;
+  /** upper bound of the observation window after the injection */
+  observeMs: number;
+}
+
+export interface TrafficProfile {
+  rate: number; // req/s of the load generator per target
+  connections: number;
+  mode: 'keepalive' | 'new-connection';
+  timeoutMs: number;
+  probeIntervalMs: number; // outage probe (≤ 10 ms)
+  probeTimeoutMs: number;
+  recoverSuccesses: number; // consecutive successes that end an outage
+  streams: number; // long-lived connections per target
+}
+
+export interface Lab {
+  name: string;
+  file: string;
+  description: string;
+  topology: Topology;
+  strategies: StrategyRef[];
+  drills: DrillSpec[];
+  traffic: TrafficProfile;
+  repeats: number;
+  /** free-form thresholds the report flags against (e.g. maxApiOutageMs) */
+  thresholds: Record<string, number>;
+}

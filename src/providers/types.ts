@@ -1,0 +1,75 @@
+/**
+ * A provider builds hosts and runs artifacts (DESIGN.md). Phased interface (STYLE lesson 2):
+ * check → up (returns a RunningLab, AsyncDisposable: `await using lab = await provider.up(...)`)
+ * → apply(strategy) → drill primitives / restore → unapply → down.
+ */
+import type { Lab, StrategyRef, Target } from '../model/types.js';
+import type { Artifacts } from '../strategies/types.js';
+import type { LabState } from '../state/state.js';
+import type { AgentEvent } from '../agent/types.js';
+
+export type ProviderName = 'sim' | 'docker' | 'qemu';
+
+export type Support = { supported: true } | { supported: false; reason: string };
+
+/** What a drill can do to a host (issue 3). Every primitive has `restore`. */
+export type Primitive =
+  | 'shutdown' // graceful: SIGTERM, daemons say goodbye (resign, BGP NOTIFICATION, memberlist leave)
+  | 'crash' // SIGKILL every process of the node and drop its traffic: peers notice only by timeouts
+  | 'freeze' // SIGSTOP the node's processes; its kernel still answers ARP and accepts TCP handshakes
+  | 'partition' // drop all the node's traffic both ways; processes keep running
+  | 'link-flap' // link down for opts.downMs, then up
+  | 'leave' // node leaves the BGP fabric gracefully (speaker stops: withdraw) — ECMP churn
+  | 'join'; // node (re)joins: speaker starts announcing again
+
+export interface UpContext {
+  id: string; // lab instance id
+  prefix: string; // name prefix of everything created, e.g. 'tlab-smb-3f2a'
+  state: LabState;
+  signal?: AbortSignal;
+  progress?(message: string): void;
+}
+
+export interface PlanStep {
+  what: string; // human line
+  command?: string; // exact command where there is one
+}
+
+export interface RunningLab extends AsyncDisposable {
+  readonly id: string;
+  readonly prefix: string;
+  readonly lab: Lab;
+  readonly provider: ProviderName;
+  readonly bringUpMs: number;
+  /** real component versions (frr, haproxy, etcd, kernel, talos…) */
+  components(): Promise<Record<string, string>>;
+  /** start a strategy's artifacts and wait until its endpoint and services are ready */
+  apply(strategy: StrategyRef, artifacts: Artifacts): Promise<void>;
+  /** stop the strategy's components (the base network and etcd stay) */
+  unapply(strategy: StrategyRef): Promise<void>;
+  /** nodes currently holding/announcing the target's address, observed (kernel addresses, router routes) */
+  holders(target: Target): Promise<string[]>;
+  inject(primitive: Primitive, host: string, opts?: { downMs?: number }): Promise<void>;
+  restore(host: string): Promise<void>;
+  /** make the router (and LAN clients) ignore gratuitous ARP, like sticky-ARP gear */
+  setGarpIgnored(on: boolean): Promise<void>;
+  /** call an RPC method on a host's agent, e.g. call('client1', 'traffic.start', {...}) */
+  call<T = unknown>(host: string, method: string, params?: unknown, timeoutMs?: number): Promise<T>;
+  /** events emitted by agents and watchers since t (epoch ms) */
+  events(sinceT: number): Promise<AgentEvent[]>;
+  /** run a command on a host (namespace / container) */
+  exec(host: string, cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }>;
+  down(): Promise<void>;
+}
+
+export interface Provider {
+  readonly name: ProviderName;
+  /** true = Talos/MetalLB/kube-vip behaviour is emulated */
+  readonly emulated: boolean;
+  /** throws PrerequisiteError (exit 3, with the fix command) when the machine lacks something */
+  check(lab: Lab): Promise<void>;
+  supports(strategy: StrategyRef, lab: Lab): Support;
+  up(lab: Lab, ctx: UpContext): Promise<RunningLab>;
+  /** --dry-run: the plan, and every rendered artifact written below renderDir; touches nothing */
+  plan(lab: Lab, ctx: { prefix: string; renderDir?: string }): Promise<PlanStep[]>;
+}

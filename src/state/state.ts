@@ -1,0 +1,125 @@
+/**
+ * Lab state (STYLE lesson 5): every namespace, link, process, container, network and file a lab
+ * creates is recorded here BEFORE it is created (intent first, so a SIGKILL between the two leaves
+ * a record, never an orphan). `down` and `clean` remove exactly what is recorded, newest first,
+ * and then sweep by name prefix for anything a crash left half-recorded.
+ *
+ * Layout: $XDG_STATE_HOME/talos-ha-lab/labs/<id>/ (default ~/.local/state/…; override with
+ * LAB_STATE_DIR). lab.json = who/what/when; resources.jsonl = append-only records.
+ */
+import { mkdirSync, appendFileSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export type ResourceKind = 'netns' | 'pid' | 'container' | 'network' | 'file' | 'dir' | 'image';
+
+export interface ResourceRecord {
+  kind: ResourceKind;
+  name: string;
+  /** pid records: the process start time (clock ticks since boot), so a reused pid is never killed */
+  pid?: number;
+  startTime?: number | null;
+  host?: string;
+  t?: number;
+}
+
+export interface LabMeta {
+  id: string;
+  prefix: string;
+  lab: string;
+  labFile: string;
+  provider: string;
+  createdAt: string;
+  ownerPid: number;
+  status: 'starting' | 'up' | 'running' | 'down' | 'failed';
+  out?: string;
+}
+
+export function stateRoot(): string {
+  if (process.env.LAB_STATE_DIR) return process.env.LAB_STATE_DIR;
+  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'talos-ha-lab', 'labs');
+}
+
+export class LabState {
+  readonly dir: string;
+  private readonly resourcesFile: string;
+  private readonly metaFile: string;
+
+  constructor(readonly id: string, root = stateRoot()) {
+    this.dir = join(root, id);
+    this.resourcesFile = join(this.dir, 'resources.jsonl');
+    this.metaFile = join(this.dir, 'lab.json');
+  }
+
+  static create(meta: LabMeta, root = stateRoot()): LabState {
+    const s = new LabState(meta.id, root);
+    mkdirSync(s.dir, { recursive: true });
+    s.writeMeta(meta);
+    return s;
+  }
+
+  static list(root = stateRoot()): LabState[] {
+    if (!existsSync(root)) return [];
+    return readdirSync(root)
+      .filter((d) => existsSync(join(root, d, 'lab.json')))
+      .map((d) => new LabState(d, root));
+  }
+
+  path(...parts: string[]): string {
+    const p = join(this.dir, ...parts);
+    return p;
+  }
+
+  subdir(...parts: string[]): string {
+    const p = join(this.dir, ...parts);
+    mkdirSync(p, { recursive: true });
+    return p;
+  }
+
+  meta(): LabMeta {
+    return JSON.parse(readFileSync(this.metaFile, 'utf8')) as LabMeta;
+  }
+
+  writeMeta(meta: LabMeta): void {
+    writeFileSync(this.metaFile + '.tmp', JSON.stringify(meta, null, 2));
+    // rename is atomic: a reader never sees half a file
+    writeFileSync(this.metaFile, readFileSync(this.metaFile + '.tmp'));
+    rmSync(this.metaFile + '.tmp', { force: true });
+  }
+
+  setStatus(status: LabMeta['status'], extra: Partial<LabMeta> = {}): void {
+    this.writeMeta({ ...this.meta(), ...extra, status });
+  }
+
+  /** Record a resource durably (fsync) before creating it. */
+  record(r: ResourceRecord): void {
+    const line = JSON.stringify({ ...r, t: Date.now() }) + '\n';
+    appendFileSync(this.resourcesFile, line);
+    const fd = openSync(this.resourcesFile, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  resources(): ResourceRecord[] {
+    if (!existsSync(this.resourcesFile)) return [];
+    return readFileSync(this.resourcesFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as ResourceRecord];
+        } catch {
+          return []; // a torn last line after SIGKILL
+        }
+      });
+  }
+
+  /** Forget everything (after a successful teardown). */
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
