@@ -1,0 +1,157 @@
+/**
+ * One measured drill run: traffic on → pre window → inject → wait for recovery (or the window's
+ * end) → restore → post window → traffic off → a RunRecord. Every figure comes from what the
+ * client's probes observed; the mechanism's timers only give the expected band stored beside it.
+ */
+import type { DrillSpec, Lab, LbService, Target } from '../model/types.js';
+import type { RunningLab } from '../providers/types.js';
+import type { Strategy, Band } from '../strategies/types.js';
+import type { Drill, DrillContext } from '../drills/types.js';
+import type { RunRecord } from '../results/types.js';
+import type { AgentEvent } from '../agent/types.js';
+import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from './traffic-rpc.js';
+import { now, sleep } from '../util/proc.js';
+import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
+
+export interface MeasureInput {
+  lab: RunningLab;
+  strategy: Strategy;
+  drill: Drill;
+  spec: DrillSpec;
+  target: Target;
+  repeat: number;
+  /** the Service under test (target 'service') */
+  service?: LbService;
+  random(): number;
+  signal?: AbortSignal;
+  log(msg: string): void;
+}
+
+export interface MeasureOutput {
+  record: RunRecord;
+  raw: { probe: ProbeSample[]; events: AgentEvent[]; traffic: TrafficResult; internal?: Record<string, unknown[]> };
+}
+
+export function clientHost(lab: Lab): string {
+  return lab.topology.clients[0]!.name;
+}
+
+/** The address a client uses for the target under this strategy. */
+export function endpointFor(lab: Lab, strategy: Strategy, target: Target, service?: LbService) {
+  const t = lab.topology;
+  if (target === 'api') {
+    const ip = strategy.ref.cp === 'haproxy' ? t.loadBalancer!.ip : t.vip;
+    return { ip, probeUrl: `https://${ip}:${t.apiPort}/readyz`, loadUrl: `https://${ip}:${t.apiPort}/version`, streamUrl: undefined };
+  }
+  const s = service ?? t.services[0]!;
+  return { ip: s.ip, probeUrl: `http://${s.ip}:${s.port}/`, loadUrl: `http://${s.ip}:${s.port}/`, streamUrl: `tcp://${s.ip}:${s.streamPort}` };
+}
+
+export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
+  const { lab, strategy, drill, spec, target } = m;
+  const L = lab.lab;
+  const tr = L.traffic;
+  const client = clientHost(L);
+  const ep = endpointFor(L, strategy, target, m.service);
+  const mech = target === 'api' ? strategy.cp : strategy.svc;
+  const band: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, target, { topology: L.topology, strategy: strategy.ref });
+  const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
+
+  const victim = await drill.pickVictim(ctx);
+  if (drill.prepare) {
+    await drill.prepare(ctx, victim);
+    await sleep(Math.min(spec.settleMs, 3000), m.signal);
+  }
+
+  const id = `${strategy.ref.id}/${target}/${drill.kind}/${m.repeat}/${Math.round(now())}`;
+  const start: TrafficStart = {
+    id,
+    probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
+    load: { url: ep.loadUrl, rate: tr.rate, connections: tr.connections, mode: tr.mode, timeoutMs: tr.timeoutMs },
+    streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
+  };
+  const startedAt = now();
+  await lab.call(client, 'traffic.start', start);
+  let injectAt: number | null = null;
+  let restored = false;
+  let traffic: TrafficResult | undefined;
+  try {
+    await sleep(spec.preMs, m.signal);
+    if (drill.kind !== 'baseline' && drill.kind !== 'class-conflict') {
+      m.log(`inject ${drill.kind} on ${victim ?? '-'}`);
+      injectAt = now();
+      await drill.inject(ctx, victim);
+      // observe: until recovered (K successes after a failure), or quiet, or the window ends
+      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0);
+      const quietMs = Math.min(window, drill.held ? Math.max(spec.holdMs, 3000) : 5000);
+      for (;;) {
+        await sleep(100, m.signal);
+        const elapsed = now() - injectAt;
+        const st = await lab.call<TrafficStatus>(client, 'traffic.status', { id, since: injectAt });
+        const recovered = st.firstFailAt !== null && st.consecutiveOk >= tr.recoverSuccesses;
+        const quiet = st.firstFailAt === null && elapsed >= quietMs;
+        const heldLongEnough = !drill.held || elapsed >= spec.holdMs;
+        if (((recovered && elapsed >= 1000) || quiet) && heldLongEnough) break;
+        if (elapsed >= window) break;
+      }
+      if (drill.held) {
+        m.log(`restore ${victim ?? '-'}`);
+        await drill.restore(ctx, victim);
+        restored = true;
+      }
+      await sleep(Math.min(spec.settleMs, 3000), m.signal); // the "after" window
+    } else {
+      await sleep(Math.max(spec.observeMs, 1000), m.signal);
+    }
+  } finally {
+    // traffic off before restore: a restore is not part of what the client measured
+    traffic = await lab.call<TrafficResult>(client, 'traffic.stop', { id, injectAt, recoverSuccesses: tr.recoverSuccesses } satisfies TrafficStop, 60_000);
+    if (!restored && drill.kind !== 'baseline') {
+      await drill.restore(ctx, victim).catch((e) => m.log(`restore failed: ${(e as Error).message}`));
+    }
+  }
+  if (!traffic) throw new Error('traffic.stop returned nothing');
+  const endedAt = now();
+  const events = await lab.events(startedAt - 1);
+
+  const internal = await internalOutage(lab, startedAt, endedAt, injectAt, tr.recoverSuccesses);
+  const outage = traffic.probe.outage;
+  const outageMs = injectAt === null ? (drill.kind === 'class-conflict' ? outage.outageMs : null) : outage.outageMs;
+  const load = traffic.load;
+  const streams = traffic.streams ?? [];
+  const victimIp = victim ? L.topology.nodes.find((n) => n.name === victim)?.ip : undefined;
+  const resetsOnVictim = streams.filter((s) => s.broken && (s.clientIp === victimIp || s.node === victim)).length;
+  const clientIps = L.topology.clients.flatMap((c) => c.interfaces.map((i) => i.ip));
+
+  const record: RunRecord = {
+    strategy: strategy.ref.id,
+    target,
+    drill: drill.kind,
+    victim,
+    repeat: m.repeat,
+    ...(m.service && target === 'service' ? { service: m.service.name, externalTrafficPolicy: m.service.externalTrafficPolicy } : {}),
+    outageMs,
+    expectedOutageMs: band ? { min: band.min, max: band.max } : null,
+    expectedBasis: band?.basis,
+    withinBand: band && outageMs !== null ? outageMs >= band.min && outageMs <= band.max : null,
+    phases: injectAt !== null ? phaseBreakdown(events, injectAt, ep.ip, victim, outage.recoveredAt) : undefined,
+    errors: (load?.errors ?? 0) + outage.failedProbes,
+    errorsByKind: load?.errorsByKind,
+    probeFailures: outage.failedProbes,
+    outageBursts: outage.bursts,
+    resets: streams.filter((s) => s.broken).length,
+    resetsOnVictim,
+    resetsOnSurvivors: streams.filter((s) => s.broken).length - resetsOnVictim,
+    streams: streams.filter((s) => s.opened).length,
+    requests: load?.requests ?? 0,
+    latencyMs: load?.latencyMs ?? { p50: 0, p90: 0, p99: 0, p999: 0, max: 0 },
+    latencyByPhaseMs: load?.latencyByPhaseMs,
+    throughputRps: load?.throughputRps ?? 0,
+    nodeShare: load?.nodeShare,
+    clientIpPreserved: target === 'service' && load && load.clientIps.length ? load.clientIps.every((ip) => clientIps.includes(ip)) : null,
+    internalOutageMs: internal.outageMs,
+    timeline: bucketTimeline(traffic.probe.samples, injectAt ?? startedAt + spec.preMs, 100),
+    supported: true,
+  } as RunRecord;
+  return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };
+}

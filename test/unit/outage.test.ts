@@ -1,0 +1,178 @@
+/**
+ * computeOutage on synthetic timelines, and the live probe against loopback servers.
+ */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { epochNow } from '../../src/traffic/clock.js';
+import { computeOutage, startOutageProbe, type ProbeSample } from '../../src/traffic/outage.js';
+
+/** '.' = ok, 'x' = failed (refused), one sample per 10 ms from t=0; optional node per ok sample */
+function timeline(pattern: string, node?: (i: number) => string | undefined): ProbeSample[] {
+  return [...pattern].map((ch, i) => {
+    const ok = ch === '.';
+    const s: ProbeSample = { t: i * 10, ok, latencyMs: ok ? 0.5 : 1 };
+    if (!ok) s.kind = 'refused';
+    const n = ok ? node?.(i) : undefined;
+    if (n) s.node = n;
+    return s;
+  });
+}
+
+describe('computeOutage', () => {
+  it('no failure → 0', () => {
+    const r = computeOutage(timeline('.'.repeat(100)), { injectAt: 300 });
+    expect(r).toMatchObject({ outageMs: 0, firstFailAt: null, recoveredAt: null, recovered: true, failedProbes: 0, burstCount: 0 });
+    expect(r.probes).toBe(100 - 28); // from injectAt - 20 ms tolerance
+  });
+
+  it('one gap: first failure → first of K successes', () => {
+    // inject at 300; failures from 310 to 590; ok from 600
+    const r = computeOutage(timeline('.'.repeat(31) + 'x'.repeat(29) + '.'.repeat(40)), { injectAt: 300, recoverSuccesses: 3 });
+    expect(r.firstFailAt).toBe(310);
+    expect(r.recoveredAt).toBe(600);
+    expect(r.outageMs).toBe(290);
+    expect(r.failedProbes).toBe(29);
+    expect(r.burstCount).toBe(1);
+    expect(r.recovered).toBe(true);
+    expect(r.failuresByKind).toEqual({ refused: 29 });
+  });
+
+  it('recovery needs K consecutive successes: shorter runs of successes keep the outage open', () => {
+    //            0         1         2
+    //            0123456789012345678901234
+    const p = '..........xx.x..x...x.....';
+    const k3 = computeOutage(timeline(p), { injectAt: 100, recoverSuccesses: 3 });
+    expect(k3).toMatchObject({ firstFailAt: 100, recoveredAt: 210, burstCount: 2, outageMs: 110, failedProbes: 5 });
+    // '...' at 170–190 ends the first burst; the failure at 200 starts a second one
+    expect(k3.bursts.map((b) => [b.start, b.end, b.failed])).toEqual([
+      [100, 170, 4],
+      [200, 210, 1],
+    ]);
+    const k5 = computeOutage(timeline(p), { injectAt: 100, recoverSuccesses: 5 });
+    expect(k5).toMatchObject({ firstFailAt: 100, recoveredAt: 210, burstCount: 1, outageMs: 110, failedProbes: 5 });
+    const k1 = computeOutage(timeline(p), { injectAt: 100, recoverSuccesses: 1 });
+    expect(k1.burstCount).toBe(4);
+    expect(k1.recoveredAt).toBe(210);
+    expect(k1.bursts.map((b) => [b.start, b.end, b.failed])).toEqual([
+      [100, 120, 2],
+      [130, 140, 1],
+      [160, 170, 1],
+      [200, 210, 1],
+    ]);
+  });
+
+  it('flapping: several bursts → outage spans first failure to final recovery, bursts counted', () => {
+    const p = '.'.repeat(50) + 'x'.repeat(20) + '.'.repeat(30) + 'x'.repeat(10) + '.'.repeat(30) + 'xxx' + '.'.repeat(20);
+    const r = computeOutage(timeline(p), { injectAt: 495, recoverSuccesses: 3 });
+    expect(r.burstCount).toBe(3);
+    expect(r.firstFailAt).toBe(500);
+    expect(r.recoveredAt).toBe((50 + 20 + 30 + 10 + 30 + 3) * 10);
+    expect(r.outageMs).toBe(1430 - 500);
+    expect(r.failedProbes).toBe(33);
+    // bounded by `until`, only the first burst counts
+    const first = computeOutage(timeline(p), { injectAt: 495, recoverSuccesses: 3, until: 900 });
+    expect(first).toMatchObject({ burstCount: 1, outageMs: 200, recoveredAt: 700 });
+  });
+
+  it('failures before the injection are ignored (and counted apart); the tolerance admits in-flight probes', () => {
+    const p = '..xx' + '.'.repeat(40) + 'xxxx' + '.'.repeat(20);
+    // failures at 20,30 (pre-existing) and at 440..470
+    const r = computeOutage(timeline(p), { injectAt: 450 });
+    expect(r.preInjectFailures).toBe(2);
+    expect(r.firstFailAt).toBe(440); // sent 10 ms before the injection: within the 20 ms tolerance
+    expect(r.outageMs).toBe(480 - 440);
+    const strict = computeOutage(timeline(p), { injectAt: 450, toleranceMs: 0 });
+    expect(strict.firstFailAt).toBe(450);
+    expect(strict.preInjectFailures).toBe(3);
+    // a failure only before the injection: no outage
+    expect(computeOutage(timeline('..xx' + '.'.repeat(40)), { injectAt: 200 })).toMatchObject({ outageMs: 0, preInjectFailures: 2 });
+  });
+
+  it('never recovered → recovered:false, lower bound to the last sample', () => {
+    const r = computeOutage(timeline('.'.repeat(10) + 'x'.repeat(20) + '..'), { injectAt: 100, recoverSuccesses: 3 });
+    expect(r).toMatchObject({ recovered: false, recoveredAt: null, firstFailAt: 100, outageMs: 210, burstCount: 1 });
+  });
+
+  it('unsorted input, nodes before and after', () => {
+    const s = timeline('.'.repeat(10) + 'x'.repeat(5) + '.'.repeat(10), (i) => (i < 10 ? 'cp1' : 'cp2'));
+    const r = computeOutage([...s].reverse(), { injectAt: 100 });
+    expect(r).toMatchObject({ outageMs: 50, nodeBefore: 'cp1', nodeAfter: 'cp2' });
+    const none = computeOutage(timeline('.'.repeat(20), (i) => (i < 10 ? 'cp1' : 'cp2')), { injectAt: 100 });
+    expect(none).toMatchObject({ outageMs: 0, nodeBefore: 'cp1', nodeAfter: 'cp2' });
+  });
+});
+
+function listen(server: net.Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+describe('outage probe (live, loopback)', () => {
+  it('http: a 400 ms gap in service is measured as ≈ 400 ms, samples carry node and kind', async () => {
+    const handler: http.RequestListener = (_req, res) => {
+      res.writeHead(200, { 'x-served-by': 'cp1' });
+      res.end('ok');
+    };
+    let server = http.createServer(handler);
+    const port = await listen(server);
+    const probe = startOutageProbe({ target: `http://127.0.0.1:${port}/readyz`, intervalMs: 10, timeoutMs: 500 });
+    await new Promise((r) => setTimeout(r, 300));
+    const down = epochNow();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await new Promise((r) => setTimeout(r, 400));
+    server = http.createServer(handler);
+    await listen(server, port);
+    const up = epochNow();
+    await new Promise((r) => setTimeout(r, 300));
+    const st = probe.status(down);
+    expect(st.firstFailAt).not.toBeNull();
+    expect(st.consecutiveOk).toBeGreaterThanOrEqual(10);
+    const samples = await probe.stop();
+    server.close();
+    expect(samples.length).toBeGreaterThanOrEqual(95);
+    const r = computeOutage(samples, { injectAt: down, recoverSuccesses: 3 });
+    expect(r.outageMs).toBeGreaterThan(up - down - 40);
+    expect(r.outageMs).toBeLessThan(up - down + 40);
+    expect(r.failuresByKind.refused).toBeGreaterThan(25);
+    expect(r.burstCount).toBe(1);
+    expect(r.nodeBefore).toBe('cp1');
+    expect(r.nodeAfter).toBe('cp1');
+    // samples are one per interval, in order, stamped with the intended send time
+    const gaps = samples.slice(1).map((s, i) => s.t - samples[i].t);
+    expect(Math.max(...gaps)).toBeLessThan(10.01);
+    expect(Math.min(...gaps)).toBeGreaterThan(9.99);
+  });
+
+  it('tcp: a bare connect; a silent target is a timeout; a non-ok status is a failure', async () => {
+    const server = net.createServer((s) => s.end());
+    const port = await listen(server);
+    const ok = await startOutageProbe({ target: `tcp://127.0.0.1:${port}`, intervalMs: 10, durationMs: 200 }).done;
+    expect(ok).toHaveLength(20);
+    expect(ok.every((s) => s.ok)).toBe(true);
+    server.close();
+
+    // accepts the connection but never answers the GET
+    const silent = net.createServer(() => {});
+    const sport = await listen(silent);
+    const t = await startOutageProbe({ target: `http://127.0.0.1:${sport}/`, intervalMs: 20, timeoutMs: 100, durationMs: 200 }).done;
+    expect(t).toHaveLength(10);
+    expect(t.every((s) => !s.ok && s.kind === 'timeout')).toBe(true);
+    expect(Math.min(...t.map((s) => s.latencyMs))).toBeGreaterThanOrEqual(99);
+    silent.close();
+
+    const h = http.createServer((_q, res) => {
+      res.writeHead(500);
+      res.end();
+    });
+    const hport = await listen(h);
+    const bad = await startOutageProbe({ target: `http://127.0.0.1:${hport}/readyz`, intervalMs: 20, durationMs: 100 }).done;
+    expect(bad.map((s) => s.kind)).toEqual(Array(5).fill('http-500'));
+    const accepted = await startOutageProbe({ target: `http://127.0.0.1:${hport}/readyz`, intervalMs: 20, durationMs: 100, okMax: 599 }).done;
+    expect(accepted.every((s) => s.ok)).toBe(true);
+    h.close();
+  });
+});
