@@ -5,7 +5,6 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { DrillSpec, Lab, Target } from '../model/types.js';
 import type { Provider, RunningLab } from '../providers/types.js';
 import type { Results, RunRecord } from '../results/types.js';
@@ -14,6 +13,7 @@ import { drill as drillFor } from '../drills/index.js';
 import { measureDrill } from './measure.js';
 import { LabState } from '../state/state.js';
 import { now } from '../util/proc.js';
+import { newLabId, seeded } from './ids.js';
 
 export interface Progress {
   step(title: string): void;
@@ -26,24 +26,6 @@ export interface EngineOptions {
   keep: boolean;
   signal?: AbortSignal;
   progress: Progress;
-}
-
-export function newLabId(labName: string): { id: string; prefix: string } {
-  const hex = randomBytes(2).toString('hex');
-  const short = labName.replace(/[^a-z0-9]/gi, '').slice(0, 8).toLowerCase() || 'lab';
-  return { id: `${short}-${hex}`, prefix: `tlab-${short}-${hex}` };
-}
-
-/** mulberry32: a small seeded PRNG so "random" victims are reproducible per run */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function targetsOf(spec: DrillSpec): Target[] {

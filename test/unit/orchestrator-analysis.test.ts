@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bucketTimeline, phaseBreakdown } from '../../src/orchestrator/analysis.js';
-import { newLabId, seeded } from '../../src/orchestrator/run.js';
+import { newLabId, seeded } from '../../src/orchestrator/ids.js';
 import type { AgentEvent } from '../../src/agent/types.js';
 
 describe('bucketTimeline', () => {
