@@ -1,9 +1,15 @@
-# `make lab` and `make test` do the whole set-up first (Debian packages when root, npm ci).
+# `make lab` and `make test` do the whole set-up first (scripts/install-deps.sh: Debian packages
+# when root and missing, npm ci when node_modules is missing or stale), then run.
+#
+#   make lab                      # the minecraft lab on the sim provider
+#   LAB=smb make lab              # another lab (or: make lab LAB=smb)
+#   make lab LAB=smb ARGS=--quick # extra CLI flags
+#   make test                     # typecheck + every test (unit, contract, e2e; e2e needs root)
 LAB ?= minecraft
 PROVIDER ?= sim
 ARGS ?=
 
-.PHONY: lab test deps typecheck unit e2e bench
+.PHONY: lab test deps typecheck unit contract e2e bench clean-labs
 
 deps:
 	@bash scripts/install-deps.sh
@@ -15,11 +21,21 @@ test: deps
 	npx tsc --noEmit
 	npx vitest run
 
+typecheck: deps
+	npx tsc --noEmit
+
 unit: deps
 	npx vitest run --project unit
+
+contract: deps
+	npx vitest run --project contract
 
 e2e: deps
 	npx vitest run --project e2e
 
 bench: deps
 	npm run bench
+
+# remove every lab left behind (stale state, orphan tlab-* namespaces)
+clean-labs: deps
+	node scripts/lab.mjs clean --all

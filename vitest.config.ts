@@ -14,7 +14,8 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 300_000,
           // e2e suites build real namespaces; run them one file at a time on a 2-core box.
-          fileParallelism: false,
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

@@ -67,6 +67,8 @@ export interface Router extends HostBase {
   nodeSegments: string[];
   /** BGP sessions to other routers (ToR ↔ edge) */
   peers: { router: string; ip: string; asn: number }[];
+  /** false = a plain router without bgpd (no BGP mechanism can use it). Always set by resolve.ts. */
+  bgp?: boolean;
 }
 
 export interface Client extends HostBase {
@@ -119,7 +121,13 @@ export interface Topology {
   vip: string;
   apiPort: number; // 6443
   kubePrismPort: number; // 7445
-  pool: { name: string; cidr: string; addresses: string[] };
+  pool: {
+    name: string;
+    cidr: string;
+    addresses: string[];
+    /** the LAN segment whose subnet contains the pool (L2 modes answer ARP there); undefined = routed only */
+    segment?: string;
+  };
   services: LbService[];
   nodeAsn: number; // default ASN of node speakers
   allowSchedulingOnControlPlanes: boolean;
@@ -143,6 +151,8 @@ export interface StrategyRef {
     bfd?: boolean;
   };
   label?: string;
+  /** the article's recommendation for this lab's cluster size */
+  recommended?: boolean;
 }
 
 export interface DrillSpec {
@@ -181,4 +191,18 @@ export interface Lab {
   repeats: number;
   /** free-form thresholds the report flags against (e.g. maxApiOutageMs) */
   thresholds: Record<string, number>;
+  /** what `--quick` does for this lab (applied by src/model/select.ts, not by the engine) */
+  quick?: QuickSpec;
+}
+
+export interface QuickSpec {
+  /** the drills kept in quick mode (a subset of the lab's drills, in the lab's order) */
+  drills: DrillKind[];
+  repeats: number;
+  /** upper bounds of each drill's windows in quick mode */
+  preMs: number;
+  settleMs: number;
+  observeMs: number;
+  /** the effective timers in quick mode (the lab's timers ⊕ quick.timers) */
+  timers: Timers;
 }

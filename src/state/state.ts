@@ -7,7 +7,7 @@
  * Layout: $XDG_STATE_HOME/talos-ha-lab/labs/<id>/ (default ~/.local/state/…; override with
  * LAB_STATE_DIR). lab.json = who/what/when; resources.jsonl = append-only records.
  */
-import { mkdirSync, appendFileSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, appendFileSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync, openSync, fsyncSync, closeSync, renameSync, fstatSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -82,10 +82,10 @@ export class LabState {
   }
 
   writeMeta(meta: LabMeta): void {
-    writeFileSync(this.metaFile + '.tmp', JSON.stringify(meta, null, 2));
-    // rename is atomic: a reader never sees half a file
-    writeFileSync(this.metaFile, readFileSync(this.metaFile + '.tmp'));
-    rmSync(this.metaFile + '.tmp', { force: true });
+    const tmp = `${this.metaFile}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(meta, null, 2));
+    // rename is atomic: a reader (`lab ls`, `lab clean`) never sees half a file
+    renameSync(tmp, this.metaFile);
   }
 
   setStatus(status: LabMeta['status'], extra: Partial<LabMeta> = {}): void {
@@ -94,11 +94,27 @@ export class LabState {
 
   /** Record a resource durably (fsync) before creating it. */
   record(r: ResourceRecord): void {
-    const line = JSON.stringify({ ...r, t: Date.now() }) + '\n';
+    // a SIGKILL mid-append can leave a torn last line: start on a fresh line so this record
+    // is not glued to it (and lost with it)
+    const line = (this.endsTorn() ? '\n' : '') + JSON.stringify({ ...r, t: Date.now() }) + '\n';
     appendFileSync(this.resourcesFile, line);
     const fd = openSync(this.resourcesFile, 'r');
     try {
       fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private endsTorn(): boolean {
+    if (!existsSync(this.resourcesFile)) return false;
+    const fd = openSync(this.resourcesFile, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size === 0) return false;
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, size - 1);
+      return b[0] !== 0x0a;
     } finally {
       closeSync(fd);
     }

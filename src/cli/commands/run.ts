@@ -1,0 +1,46 @@
+/** `lab run [lab]` — the default verb: up → strategies × drills → report → down. */
+import type { Command } from 'commander';
+import { runLab, type RunSummary } from '../../orchestrator/api.js';
+import { withProgress } from '../progress.js';
+import { addRunFlags, defaultOut, loadSelected, out, printJson, withAbort, type RunFlags } from '../shared.js';
+import { splitList } from '../../model/select.js';
+
+export const DEFAULT_LAB = 'minecraft';
+
+export function registerRun(program: Command): void {
+  const cmd = program
+    .command('run [lab]', { isDefault: true })
+    .description(`bring a lab up, run every strategy × drill, write results.json + reports, tear down (lab: a name under labs/ or a lab file; default ${DEFAULT_LAB})`);
+  addRunFlags(cmd, 'run').action(async (labArg: string | undefined, f: RunFlags) => {
+    await runCommand(labArg ?? DEFAULT_LAB, { ...f, dryRun: Boolean(f.dryRun || f.render) });
+  });
+}
+
+/** shared by `run` and `render` */
+export async function runCommand(labArg: string, f: RunFlags): Promise<void> {
+  const lab = loadSelected(labArg, f);
+  const outDir = f.out ?? defaultOut(lab.name);
+  const title = `${f.dryRun ? 'dry run' : 'run'} ${lab.name} on ${f.provider}`;
+  const summary: RunSummary = await withAbort((signal) =>
+    withProgress(title, (progress) =>
+      runLab(lab, {
+        provider: f.provider,
+        strategies: splitList(f.strategies),
+        drills: splitList(f.drills),
+        quick: Boolean(f.quick),
+        repeat: f.repeat,
+        out: outDir,
+        keep: Boolean(f.keep),
+        json: Boolean(f.json),
+        dryRun: Boolean(f.dryRun),
+        renderDir: f.render,
+        signal,
+        progress,
+      }),
+    ),
+  );
+  if (f.json) return printJson(summary);
+  out(`${summary.dryRun ? 'dry run of' : 'lab'} ${summary.lab} on ${summary.provider}: ${summary.files.length} file(s) in ${summary.out}`);
+  for (const file of summary.files) out(`  ${file}`);
+  if (summary.id && f.keep) out(`lab ${summary.id} is still running; remove it with: npm run cli -- down ${summary.id}`);
+}

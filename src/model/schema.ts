@@ -1,0 +1,214 @@
+/**
+ * Schemas of the RAW files (STYLE lesson 3: parse, then resolve): `labs/<lab>.yaml` and
+ * `topologies/<topology>.yaml`, as people write them. Every object is strict — an unknown key is an
+ * error that names the key and the allowed ones. Defaults filled here are the plain ones; anything
+ * derived (addresses, interfaces, ASNs per host, timers) is resolve.ts's job. Cross-field rules
+ * (VIP inside the LAN, pools not overlapping…) live in resolve.ts too, so every problem can name
+ * the exact file and path.
+ */
+import { z } from 'zod';
+import { isCidr, isIpv4 } from './address.js';
+import { DRILL_KINDS, VICTIM_RULES, TARGETS, parseStrategyId } from './catalog.js';
+import { DEFAULT_TIMERS, type TimerGroup } from './timers.js';
+
+/** z.object(...).strict() whose unknown-key issue carries the allowed keys (see load.ts). */
+function obj<S extends z.ZodRawShape>(shape: S) {
+  return z.object(shape).strict({ message: `allowed keys: ${Object.keys(shape).join(', ')}` });
+}
+
+const ipv4 = z.string().refine(isIpv4, { message: 'expected an IPv4 address such as 10.10.0.10' });
+const cidr = z.string().refine(isCidr, { message: 'expected an IPv4 network in CIDR form with host bits zero, such as 10.10.0.0/24' });
+/** RFC 6793 four-octet ASN; 0 is reserved (RFC 7607). Private ranges 64512–65534, 4200000000–4294967294 are fine. */
+const asn = z.number().int('expected an integer ASN').min(1, 'expected an ASN in 1–4294967295 (0 is reserved, RFC 7607)').max(4294967295, 'expected an ASN in 1–4294967295');
+const port = z.number().int().min(1).max(65535);
+/** host names become parts of namespace, container and interface names: short, lowercase */
+export const HOST_NAME = /^[a-z][a-z0-9-]{0,11}$/;
+const hostName = z.string().regex(HOST_NAME, 'expected a host name: lowercase letters, digits and "-", starting with a letter, at most 12 characters');
+const segmentName = z.string().regex(/^[a-z][a-z0-9]{0,7}$/, 'expected a segment name: lowercase letters and digits, starting with a letter, at most 8 characters');
+const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a Kubernetes name (RFC 1123 label: lowercase letters, digits, "-")');
+const labName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lab name: lowercase letters, digits and "-", starting with a letter');
+const ms = z.number().int('expected whole milliseconds').min(0);
+
+// ---------------------------------------------------------------------------------------------
+// timers: the same shape in both files, every field optional (an override of DEFAULT_TIMERS)
+
+function timersOverrideSchema() {
+  const groups: Record<string, z.ZodTypeAny> = {};
+  for (const [group, fields] of Object.entries(DEFAULT_TIMERS) as [TimerGroup, Record<string, unknown>][]) {
+    const shape: Record<string, z.ZodTypeAny> = {};
+    for (const [k, v] of Object.entries(fields)) {
+      shape[k] = (typeof v === 'boolean' ? z.boolean() : z.number().min(0, 'expected a non-negative number')).optional();
+    }
+    groups[group] = obj(shape).optional();
+  }
+  return obj(groups);
+}
+export const timersOverride = timersOverrideSchema();
+
+// ---------------------------------------------------------------------------------------------
+// topology file
+
+const router = obj({
+  name: hostName,
+  asn: asn.default(64500),
+  /** false: a plain router without bgpd (then no BGP mechanism can run) */
+  bgp: z.boolean().default(true),
+  /** true: the nodes may use the router's own ASN (iBGP) */
+  ibgp: z.boolean().default(false),
+});
+
+const tor = obj({
+  name: hostName,
+  asn,
+  ibgp: z.boolean().default(false),
+});
+
+const rack = obj({
+  name: segmentName,
+  cidr,
+  controlPlanes: z.number().int().min(0).default(0),
+  workers: z.number().int().min(0).default(0),
+  tor,
+  /** the ASN of this rack's node speakers (default cluster.nodeAsn) */
+  nodeAsn: asn.optional(),
+});
+
+const service = obj({
+  name: k8sName,
+  namespace: k8sName.default('default'),
+  /** default: the next free pool address, in order */
+  ip: ipv4.optional(),
+  port: port.default(80),
+  targetPort: port.default(8080),
+  streamPort: port.default(9000),
+  externalTrafficPolicy: z.enum(['Cluster', 'Local']),
+  loadBalancerClass: z.string().min(1).optional(),
+});
+
+export const topologySchema = obj({
+  name: labName.optional(),
+  description: z.string().default(''),
+  talos: obj({
+    version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'expected a Talos version such as v1.11.6').default('v1.11.6'),
+    kubernetesVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'expected a Kubernetes version such as 1.34.1').default('1.34.1'),
+  }).default({}),
+  cluster: obj({
+    /** flat layout only (network.lan); with network.racks the counts are per rack */
+    controlPlanes: z.number().int().min(0).optional(),
+    workers: z.number().int().min(0).optional(),
+    allowSchedulingOnControlPlanes: z.boolean().default(false),
+    /** default: = allowSchedulingOnControlPlanes (the single-node pitfall) */
+    removeExcludeLbLabel: z.boolean().optional(),
+    nodeAsn: asn.default(64600),
+  }),
+  network: obj({
+    /** flat layout: one cluster LAN behind one router */
+    lan: cidr.optional(),
+    /** rack layout: one LAN per rack, each behind its own ToR router */
+    racks: z.array(rack).min(1).optional(),
+    /** rack layout: the segment between the ToRs and the edge router */
+    fabric: cidr.optional(),
+    /** router ↔ client hosts */
+    uplink: cidr,
+    vip: ipv4,
+    apiPort: port.default(6443),
+    kubePrismPort: port.default(7445),
+    /** host number of the first node in each LAN (cp1 = .11 with the default) */
+    firstNodeHost: z.number().int().min(2).max(250).default(11),
+    pool: obj({ name: k8sName.default('lab-pool'), cidr }),
+    resilientEcmp: obj({
+      enabled: z.boolean().default(false),
+      // Linux resilient nexthop groups (ip-nexthop(8), kernel ≥ 5.13): buckets and idle timer
+      buckets: z.number().int().min(2).max(65535).default(128),
+      idleTimerS: z.number().int().min(0).default(120),
+    }).default({}),
+  }),
+  /** flat layout: the one router (LAN + uplink); rack layout: the edge router (fabric + uplink) */
+  router,
+  clients: z.number().int().min(1).max(8).default(1),
+  /** the external load-balancer host (HAProxy for the API); default segment = the control planes' LAN */
+  loadBalancer: obj({ name: hostName.default('lb'), segment: segmentName.optional() }).optional(),
+  /** default: one ETP Cluster and one ETP Local service from the pool */
+  services: z.array(service).min(1).optional(),
+  timers: timersOverride.optional(),
+});
+export type RawTopology = z.infer<typeof topologySchema>;
+export type RawRack = z.infer<typeof rack>;
+export type RawService = z.infer<typeof service>;
+
+// ---------------------------------------------------------------------------------------------
+// lab file
+
+const strategyId = z.string().superRefine((s, ctx) => {
+  const r = parseStrategyId(s);
+  if ('error' in r) ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.error });
+});
+
+const strategy = z.preprocess(
+  (v) => (typeof v === 'string' ? { id: v } : v),
+  obj({
+    id: strategyId,
+    label: z.string().min(1).optional(),
+    recommended: z.boolean().default(false),
+    options: obj({
+      kubeVipLbEnable: z.boolean().optional(),
+      kubeVipServicesElection: z.boolean().optional(),
+      useLoadBalancerClass: z.boolean().optional(),
+      bfd: z.boolean().optional(),
+    }).default({}),
+  }),
+);
+
+const victim = z.union([z.enum(VICTIM_RULES), obj({ node: hostName })], {
+  errorMap: () => ({ message: `expected one of ${VICTIM_RULES.join(', ')} or { node: <host name> }` }),
+});
+
+const drill = z.preprocess(
+  (v) => (typeof v === 'string' ? { kind: v } : v),
+  obj({
+    kind: z.enum(DRILL_KINDS),
+    /** default per kind (resolve.ts) */
+    target: z.enum(TARGETS).optional(),
+    victim: victim.optional(),
+    preMs: ms.optional(),
+    holdMs: ms.optional(),
+    settleMs: ms.optional(),
+    observeMs: ms.optional(),
+  }),
+);
+export type RawDrill = z.infer<typeof drill>;
+
+const traffic = obj({
+  rate: z.number().positive().max(100_000).default(200),
+  connections: z.number().int().min(1).max(1024).default(8),
+  mode: z.enum(['keepalive', 'new-connection']).default('keepalive'),
+  timeoutMs: ms.min(1).default(1000),
+  // DESIGN.md: the outage probe runs at a fixed short interval, ≤ 10 ms
+  probeIntervalMs: z.number().int().min(1).max(10, 'expected ≤ 10 ms: the outage probe must resolve failovers to 10 ms (DESIGN.md)').default(10),
+  probeTimeoutMs: ms.min(1).default(200),
+  recoverSuccesses: z.number().int().min(1).max(1000).default(5),
+  streams: z.number().int().min(0).max(256).default(4),
+});
+
+export const labSchema = obj({
+  name: labName.optional(),
+  description: z.string().default(''),
+  /** a name under topologies/ or a path relative to this lab file */
+  topology: z.string().min(1, 'expected a topology name (under topologies/) or a path relative to the lab file'),
+  strategies: z.array(strategy).min(1, 'expected at least one strategy'),
+  drills: z.array(drill).min(1, 'expected at least one drill'),
+  traffic: traffic.default({}),
+  repeats: z.number().int().min(1).max(100).default(3),
+  thresholds: z.record(z.string(), z.number()).default({}),
+  timers: timersOverride.optional(),
+  /** what `--quick` does for this lab */
+  quick: obj({
+    drills: z.array(z.enum(DRILL_KINDS)).min(1).optional(),
+    repeats: z.number().int().min(1).default(1),
+    preMs: ms.default(1500),
+    settleMs: ms.default(1000),
+    observeMs: ms.default(5000),
+    timers: timersOverride.optional(),
+  }).default({}),
+});
+export type RawLab = z.infer<typeof labSchema>;
