@@ -7,7 +7,6 @@
 import type { Lab } from '../model/types.js';
 import { UsageError } from '../util/errors.js';
 import { stateRoot } from '../state/state.js';
-import { engineRun, engineUp } from './engine.js';
 import { runLoadCommand } from '../traffic/cli-load.js';
 import { cleanAll, listLabStates, type CleanReport, type LabListing } from '../state/clean.js';
 
@@ -84,6 +83,8 @@ export interface LoadOptions {
 }
 
 export async function runLab(lab: Lab, opts: RunOptions): Promise<RunSummary> {
+  // the engine (and every plug-in behind it) loads only when a verb needs it: --help stays fast
+  const { engineRun } = await import('./engine.js');
   const r = await engineRun(lab, {
     provider: opts.provider,
     out: opts.out,
@@ -100,12 +101,13 @@ export async function runLab(lab: Lab, opts: RunOptions): Promise<RunSummary> {
     out: r.out,
     files: r.files,
     dryRun: opts.dryRun,
-    runs: runs.filter((x) => x.supported !== false).length,
-    unsupported: runs.filter((x) => x.supported === false).length,
+    runs: runs.filter((x: { supported?: boolean }) => x.supported !== false).length,
+    unsupported: runs.filter((x: { supported?: boolean }) => x.supported === false).length,
   };
 }
 
 export async function upLab(lab: Lab, opts: UpOptions): Promise<{ id: string; prefix: string }> {
+  const { engineUp } = await import('./engine.js');
   const r = await engineUp(lab, { provider: opts.provider, out: opts.out, signal: opts.signal, progress: opts.progress });
   opts.progress.log(`lab ${r.id} is up in ${Math.round(r.bringUpMs)} ms (prefix ${r.prefix}); remove it with: lab down ${r.id}`);
   return { id: r.id, prefix: r.prefix };
