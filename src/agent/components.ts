@@ -3,19 +3,21 @@
  * implements it (a default export of type ComponentFactory). Add a component here, nowhere else.
  */
 import { registerComponent } from './registry.js';
+import { loadPlugin } from '../util/plugin.js';
+import type { ComponentFactory } from './types.js';
 
-const def = (p: Promise<{ default: unknown }>) => p.then((m) => m.default as never);
+const at = (kind: string, path: string) => registerComponent(kind, () => loadPlugin<ComponentFactory>('agent component', kind, import.meta.url, path));
 
 // control-plane side (issue 4)
-registerComponent('apiserver', () => def(import('../cluster/apiserver.js')));
-registerComponent('kubeprism', () => def(import('../cluster/kubeprism.js')));
-registerComponent('kubelet-client', () => def(import('../cluster/kubelet-client.js')));
-registerComponent('talos-vip', () => def(import('../strategies/cp/talos-vip.agent.js')));
-registerComponent('kube-vip', () => def(import('../strategies/kube-vip.agent.js')));
+at('apiserver', '../cluster/apiserver.js');
+at('kubeprism', '../cluster/kubeprism.js');
+at('kubelet-client', '../cluster/kubelet-client.js');
+at('talos-vip', '../strategies/cp/talos-vip.agent.js');
+at('kube-vip', '../strategies/kube-vip.agent.js');
 // service side (issue 5)
-registerComponent('echo', () => def(import('../cluster/echo.js')));
-registerComponent('kube-proxy', () => def(import('../cluster/kube-proxy.js')));
-registerComponent('metallb', () => def(import('../strategies/svc/metallb.agent.js')));
-registerComponent('cilium', () => def(import('../strategies/svc/cilium.agent.js')));
+at('echo', '../cluster/echo.js');
+at('kube-proxy', '../cluster/kube-proxy.js');
+at('metallb', '../strategies/svc/metallb.agent.js');
+at('cilium', '../strategies/svc/cilium.agent.js');
 // client side (issue 8)
-registerComponent('traffic', () => def(import('../traffic/agent.js')));
+at('traffic', '../traffic/agent.js');

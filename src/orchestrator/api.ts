@@ -7,6 +7,7 @@
 import type { Lab } from '../model/types.js';
 import { UsageError } from '../util/errors.js';
 import { stateRoot } from '../state/state.js';
+import { loadPlugin } from '../util/plugin.js';
 import { runLoadCommand } from '../traffic/cli-load.js';
 import { cleanAll, listLabStates, type CleanReport, type LabListing } from '../state/clean.js';
 
@@ -128,7 +129,7 @@ export async function cleanLabs(opts: { id?: string; all?: boolean }): Promise<C
 }
 
 export async function regenerateReport(dir: string): Promise<string[]> {
-  const { regenerateReports } = await import('../report/writer.js');
+  const regenerateReports = await loadPlugin<(d: string) => Promise<string[]>>('report', 'writer', import.meta.url, '../report/writer.js', 'regenerateReports');
   return regenerateReports(dir);
 }
 

@@ -9,6 +9,7 @@ import type { Lab } from '../model/types.js';
 import type { Provider } from '../providers/types.js';
 import type { Results } from '../results/types.js';
 import { resolveProvider } from '../providers/index.js';
+import { loadPlugin } from '../util/plugin.js';
 import { bringUp, runLabFlow, type Progress } from './run.js';
 
 export interface EngineRunOptions {
@@ -29,10 +30,12 @@ export async function engineRun(lab: Lab, o: EngineRunOptions): Promise<{ result
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   const files = [join(out, 'results.json')];
-  const { validateResults } = await import('../results/validate.js');
+  type Validate = (r: unknown) => { valid: boolean; errors: string[] };
+  const validateResults = await loadPlugin<Validate>('results', 'validator', import.meta.url, '../results/validate.js', 'validateResults');
   const v = validateResults(results);
   if (!v.valid) o.progress.log(`results.json does not validate against results.schema.json:\n${v.errors.join('\n')}`);
-  const { writeReports } = await import('../report/writer.js');
+  type Write = (r: Results, dir: string) => Promise<string[]>;
+  const writeReports = await loadPlugin<Write>('report', 'writer', import.meta.url, '../report/writer.js', 'writeReports');
   files.push(...(await writeReports(results, out)));
   return { results, out, files };
 }
@@ -44,7 +47,7 @@ async function dryRun(lab: Lab, provider: Provider, o: EngineRunOptions): Promis
   for (const s of steps) o.progress.log(s.command ? `${s.what}\n    $ ${s.command}` : s.what);
   const written: string[] = [];
   for (const ref of lab.strategies) {
-    const artifacts = await renderStrategy(lab.topology, composeStrategy(ref));
+    const artifacts = await renderStrategy(lab.topology, await composeStrategy(ref));
     for (const f of artifacts.files) {
       const p = join(renderDir, ref.id, f.path);
       mkdirSync(join(p, '..'), { recursive: true });

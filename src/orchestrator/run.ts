@@ -87,7 +87,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<Results
     let seed = 1;
     for (const ref of lab.strategies) {
       opts.signal?.throwIfAborted();
-      const strategy = composeStrategy(ref);
+      const strategy = await composeStrategy(ref);
       const support = opts.provider.supports(ref, lab);
       const blocking = blockingConflicts(strategy);
       const reason = !support.supported ? support.reason : blocking.length ? blocking.join('; ') : null;

@@ -4,19 +4,18 @@
  */
 import type { Provider, ProviderName } from './types.js';
 import { UsageError } from '../util/errors.js';
+import { loadPlugin } from '../util/plugin.js';
 
 export const PROVIDERS = ['sim', 'docker', 'qemu', 'auto'] as const;
 export type ProviderChoice = (typeof PROVIDERS)[number];
 
 export async function loadProvider(name: ProviderName): Promise<Provider> {
-  switch (name) {
-    case 'sim':
-      return (await import('./sim/index.js')).simProvider;
-    case 'docker':
-      return (await import('./docker/index.js')).dockerProvider;
-    case 'qemu':
-      return (await import('./qemu/index.js')).qemuProvider;
-  }
+  const where: Record<ProviderName, [string, string]> = {
+    sim: ['./sim/index.js', 'simProvider'],
+    docker: ['./docker/index.js', 'dockerProvider'],
+    qemu: ['./qemu/index.js', 'qemuProvider'],
+  };
+  if (name in where) return loadPlugin<Provider>('provider', name, import.meta.url, ...where[name]);
   throw new UsageError(`unknown provider '${name}'; valid: ${PROVIDERS.join(', ')}`);
 }
 

@@ -6,28 +6,44 @@
  *  - pitfall 2: kube-vip and MetalLB without spec.loadBalancerClass both claiming a Service.
  */
 import type { StrategyRef, Topology, CpMechanismId, SvcMechanismId } from '../model/types.js';
-import type { Artifacts, Mechanism, SimPlan, Strategy } from './types.js';
+import type { Artifacts, Mechanism, RenderedFile, SimPlan, Strategy } from './types.js';
 import type { ComponentSpec } from '../agent/types.js';
 import { LabError } from '../util/errors.js';
-import { cpMechanisms } from './cp/index.js';
-import { svcMechanisms } from './svc/index.js';
-import { cpBaseComponents } from '../cluster/base-cp.js';
-import { svcBaseComponents } from '../cluster/base-svc.js';
+import { loadPlugin } from '../util/plugin.js';
+import { CP_MECHANISMS, SVC_MECHANISMS } from '../model/catalog.js';
 
-export const CP_IDS = Object.keys(cpMechanisms) as CpMechanismId[];
-export const SVC_IDS = Object.keys(svcMechanisms) as SvcMechanismId[];
+const CP_IDS: readonly CpMechanismId[] = CP_MECHANISMS;
+const SVC_IDS: readonly SvcMechanismId[] = SVC_MECHANISMS;
+
+/** The mechanism modules: one record per family (src/strategies/cp/index.ts, svc/index.ts). */
+async function mechanisms(): Promise<{ cp: Record<string, Mechanism>; svc: Record<string, Mechanism> }> {
+  const [cp, svc] = await Promise.all([
+    loadPlugin<Record<string, Mechanism>>('mechanism family', 'cp', import.meta.url, './cp/index.js', 'cpMechanisms'),
+    loadPlugin<Record<string, Mechanism>>('mechanism family', 'svc', import.meta.url, './svc/index.js', 'svcMechanisms'),
+  ]);
+  return { cp, svc };
+}
+
+type BaseFn = (t: Topology) => Record<string, ComponentSpec[]>;
+async function baseComponents(): Promise<BaseFn[]> {
+  return Promise.all([
+    loadPlugin<BaseFn>('cluster base', 'cp', import.meta.url, '../cluster/base-cp.js', 'cpBaseComponents'),
+    loadPlugin<BaseFn>('cluster base', 'svc', import.meta.url, '../cluster/base-svc.js', 'svcBaseComponents'),
+  ]);
+}
 
 export function parseStrategyId(id: string): { cp: CpMechanismId; svc: SvcMechanismId } {
   const [cp, svc, extra] = id.split('+');
-  if (!cp || !svc || extra !== undefined || !(cp in cpMechanisms) || !(svc in svcMechanisms)) {
+  if (!cp || !svc || extra !== undefined || !CP_IDS.includes(cp as CpMechanismId) || !SVC_IDS.includes(svc as SvcMechanismId)) {
     throw new LabError(`unknown strategy '${id}': expected <cp>+<svc> with cp ∈ {${CP_IDS.join(', ')}} and svc ∈ {${SVC_IDS.join(', ')}}`);
   }
   return { cp: cp as CpMechanismId, svc: svc as SvcMechanismId };
 }
 
-export function composeStrategy(ref: StrategyRef): Strategy {
-  const cp = (cpMechanisms as Record<string, Mechanism>)[ref.cp];
-  const svc = (svcMechanisms as Record<string, Mechanism>)[ref.svc];
+export async function composeStrategy(ref: StrategyRef): Promise<Strategy> {
+  const all = await mechanisms();
+  const cp = all.cp[ref.cp];
+  const svc = all.svc[ref.svc];
   if (!cp || !svc) parseStrategyId(ref.id); // throws with the valid list
   const conflicts: string[] = [];
   const family = (m: Mechanism) => m.id.split('-').slice(0, 2).join('-'); // kube-vip-arp → kube-vip
@@ -63,9 +79,8 @@ function mergeComponents(into: Record<string, ComponentSpec[]>, add: Record<stri
 export async function renderStrategy(topology: Topology, s: Strategy): Promise<Artifacts> {
   const ctx = { topology, strategy: s.ref };
   const sim: SimPlan = { components: {}, speakers: {} };
-  mergeComponents(sim.components, cpBaseComponents(topology));
-  mergeComponents(sim.components, svcBaseComponents(topology));
-  const files = [];
+  for (const base of await baseComponents()) mergeComponents(sim.components, base(topology));
+  const files: RenderedFile[] = [];
   for (const m of [s.cp, s.svc]) {
     const r = m.render(ctx);
     mergeComponents(sim.components, r.sim?.components);
@@ -78,11 +93,8 @@ export async function renderStrategy(topology: Topology, s: Strategy): Promise<A
     if (r.sim?.haproxy) sim.haproxy = r.sim.haproxy;
     files.push(...(r.files ?? []));
   }
-  try {
-    const { renderStrategyFiles } = await import('../render/files.js');
-    files.push(...renderStrategyFiles(topology, s.ref));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-  }
+  type FilesFn = (t: Topology, ref: StrategyRef) => RenderedFile[];
+  const renderStrategyFiles = await loadPlugin<FilesFn>('renderer', 'real-cluster files', import.meta.url, '../render/files.js', 'renderStrategyFiles');
+  files.push(...renderStrategyFiles(topology, s.ref));
   return { files, sim };
 }

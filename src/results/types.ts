@@ -1,0 +1,71 @@
+/**
+ * Types of results.json: the required fields of ../shared/results.schema.json plus the fields
+ * this toolkit adds (the schema allows additions; required names never change).
+ */
+export interface LatencyStats {
+  p50: number;
+  p90?: number;
+  p99: number;
+  p999?: number;
+  max?: number;
+}
+
+export interface RunRecord {
+  strategy: string;
+  target: 'api' | 'service';
+  drill: string;
+  victim?: string | null;
+  repeat?: number;
+  outageMs: number | null;
+  expectedOutageMs?: { min: number; max: number } | null;
+  phases?: { detectMs?: number | null; announceMs?: number | null; convergeMs?: number | null };
+  errors: number;
+  resets?: number;
+  requests: number;
+  latencyMs: LatencyStats;
+  throughputRps: number;
+  nodeShare?: Record<string, number>;
+  clientIpPreserved?: boolean | null;
+  supported?: boolean;
+  reason?: string;
+  // additions
+  service?: string;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  expectedBasis?: string;
+  withinBand?: boolean | null;
+  errorsByKind?: Record<string, number>;
+  probeFailures?: number;
+  outageBursts?: number;
+  resetsOnVictim?: number;
+  resetsOnSurvivors?: number;
+  streams?: number;
+  latencyByPhaseMs?: { before?: LatencyStats; during?: LatencyStats; after?: LatencyStats };
+  internalOutageMs?: number | null;
+  timeline?: { tMs: number; ok: number; failed: number; p99Ms: number | null }[];
+  samples?: string;
+  notes?: string[];
+}
+
+export interface StrategySummary {
+  id: string;
+  cp: string;
+  svc: string;
+  description?: string;
+  supported: boolean;
+  reason?: string;
+  conflicts?: string[];
+}
+
+export interface Results {
+  lab: string;
+  topology: { name: string; controlPlanes: number; workers: number; racks?: number };
+  provider: { name: 'sim' | 'docker' | 'qemu' | 'existing'; emulated: boolean; components: Record<string, string> };
+  startedAt: string;
+  bringUpMs: number;
+  durationMs?: number;
+  runs: RunRecord[];
+  strategies?: StrategySummary[];
+  network?: { l2: boolean; bgp: boolean };
+  timers?: Record<string, unknown>;
+  notes?: string[];
+}
