@@ -37,7 +37,10 @@ describe('stream probe', () => {
     server.close();
     const byId = r.streams;
     expect(byId.every((s) => s.opened && s.node === 'w1' && s.clientIp === '127.0.0.1')).toBe(true);
-    expect(byId[0]).toMatchObject({ broken: 'reset', reason: 'ECONNRESET' });
+    // a RST is a reset; whether node reports it as ECONNRESET or as an incomplete close of the
+    // chunked response depends on which event wins the race on a loaded machine
+    expect(byId[0]!.broken).toBe('reset');
+    expect(['ECONNRESET', 'closed']).toContain(byId[0]!.reason);
     expect(byId[1].broken).toBe('reset');
     expect(byId[2]).toMatchObject({ broken: 'stall', reason: 'stall', closedAt: null });
     expect(byId[3]).toMatchObject({ broken: null, brokenAt: null });
