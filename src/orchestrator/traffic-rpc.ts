@@ -42,13 +42,7 @@ export interface TrafficStatus {
   lastFailAt: number | null;
 }
 
-export interface LatencyStats {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
+import type { LatencyStats } from '../traffic/histogram.js';
 
 export interface ProbeSample {
   t: number;

@@ -10,17 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from '../../src/model/load.js';
 import { LabState } from '../../src/state/state.js';
+import { useTempDirs } from '../helpers/tmp.js';
 
-const temps: string[] = [];
-/** a temp dir removed after this file's tests */
-function mkTemp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const mkTemp = useTempDirs();
 
 const BIN = resolve(REPO_ROOT, 'scripts/lab.mjs');
 

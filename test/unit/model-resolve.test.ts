@@ -6,17 +6,9 @@ import { loadLab, loadTopology, labNames, REPO_ROOT } from '../../src/model/load
 import * as A from '../../src/model/address.js';
 import type { Lab, Topology } from '../../src/model/types.js';
 import { timerIssues, DEFAULT_TIMERS } from '../../src/model/timers.js';
+import { useTempDirs } from '../helpers/tmp.js';
 
-const temps: string[] = [];
-/** a temp dir removed after this file's tests */
-function mkTemp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const mkTemp = useTempDirs();
 
 function allHosts(t: Topology) {
   return [...t.nodes, ...t.routers, ...t.clients, ...(t.loadBalancer ? [t.loadBalancer] : [])];

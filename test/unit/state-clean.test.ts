@@ -7,17 +7,9 @@ import { LabState, type LabMeta } from '../../src/state/state.js';
 import { cleanAll, cleanLab, killRecordedPid, listLabStates, ownsNamespace, safeToDelete } from '../../src/state/clean.js';
 import { isAlive, pidStartTime, sleep } from '../../src/util/proc.js';
 import { UsageError } from '../../src/util/errors.js';
+import { useTempDirs } from '../helpers/tmp.js';
 
-const temps: string[] = [];
-/** a temp dir removed after this file's tests */
-function mkTemp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const mkTemp = useTempDirs();
 
 const children: ChildProcess[] = [];
 afterEach(() => {

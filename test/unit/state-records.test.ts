@@ -3,17 +3,9 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabState, stateRoot, type LabMeta } from '../../src/state/state.js';
+import { useTempDirs } from '../helpers/tmp.js';
 
-const temps: string[] = [];
-/** a temp dir removed after this file's tests */
-function mkTemp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+const mkTemp = useTempDirs();
 
 const meta = (id: string, extra: Partial<LabMeta> = {}): LabMeta => ({
   id,
