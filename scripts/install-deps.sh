@@ -23,7 +23,7 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
 fi
 
 # --- 2. Debian packages ------------------------------------------------------------------------
-PKGS=(frr haproxy etcd-server etcd-client iproute2 nftables iputils-arping tcpdump openssl wrk chromium)
+PKGS=(frr haproxy etcd-server etcd-client iproute2 nftables iputils-arping iputils-ping tcpdump openssl wrk chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${PKGS[@]}"; do
