@@ -72,7 +72,9 @@ describe('stream probe', () => {
     for (const s of sockets) s.destroy();
     server.close();
     expect(r.streams.every((s) => s.node === 'w2' && s.clientIp === '127.0.0.1')).toBe(true);
-    expect(r.streams[0]).toMatchObject({ broken: 'reset', reason: 'ECONNRESET' });
+    // RST → reset; the errno vs close-event race (see above) decides only the reason's wording
+    expect(r.streams[0]!.broken).toBe('reset');
+    expect(['ECONNRESET', 'closed']).toContain(r.streams[0]!.reason);
     expect(r.streams[1].broken).toBe('stall');
     expect(r.streams[1].resumedAt).not.toBeNull();
     expect(r.streams[2]).toMatchObject({ broken: null });
