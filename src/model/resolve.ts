@@ -452,14 +452,7 @@ const SVC_TITLE: Record<string, string> = {
   'cilium-bgp': 'Cilium BGP',
 };
 
-interface DrillDefaults {
-  target: Target | 'both';
-  victim: VictimRule;
-  preMs: number;
-  holdMs: number;
-  settleMs: number;
-  observeMs: number;
-}
+type DrillDefaults = Omit<DrillSpec, 'kind'>;
 /** Per-kind defaults of a drill's windows (the observe window is extended by the engine to the
  * mechanism's expected band, so these are lower bounds for slow failovers). */
 export const DRILL_DEFAULTS: Record<DrillKind, DrillDefaults> = {

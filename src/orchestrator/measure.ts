@@ -12,6 +12,7 @@ import type { AgentEvent } from '../agent/types.js';
 import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from './traffic-rpc.js';
 import { now, sleep } from '../util/proc.js';
 import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
+import { clientIpPreserved } from '../traffic/stats.js';
 
 export interface MeasureInput {
   lab: RunningLab;
@@ -148,7 +149,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     latencyByPhaseMs: load?.latencyByPhaseMs,
     throughputRps: load?.throughputRps ?? 0,
     nodeShare: load?.nodeShare,
-    clientIpPreserved: target === 'service' && load && load.clientIps.length ? load.clientIps.every((ip) => clientIps.includes(ip)) : null,
+    clientIpPreserved: target === 'service' && load ? clientIpPreserved(load.clientIps, clientIps) : null,
     internalOutageMs: internal.outageMs,
     timeline: bucketTimeline(traffic.probe.samples, injectAt ?? startedAt + spec.preMs, 100),
     supported: true,

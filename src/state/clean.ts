@@ -14,11 +14,11 @@
  * `lab clean` with no id cleans the stale labs (owner process dead and status not `up`); `--all`
  * every lab in the state directory plus `tlab-*` namespaces no lab there owns.
  */
-import { existsSync, rmSync, readFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve, sep } from 'node:path';
 import { LabState, stateRoot, type LabMeta, type ResourceRecord } from './state.js';
-import { isAlive, pidStartTime, run, sleep } from '../util/proc.js';
+import { isAlive, pidStartTime, procStat, run, sleep } from '../util/proc.js';
 import { UsageError } from '../util/errors.js';
 
 /** Every sim/docker object of a lab starts with this (src/orchestrator/ids.ts). */
@@ -100,13 +100,8 @@ export function listLabStates(root = stateRoot()): LabListing[] {
 
 /** The process group of a pid (field 5 of /proc/<pid>/stat), null when gone. */
 export function processGroup(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[2]);
-  } catch {
-    return null;
-  }
+  const f = procStat(pid);
+  return f ? Number(f[2]) : null;
 }
 
 export type KillOutcome = 'killed' | 'gone' | 'start-time-mismatch' | 'no-start-time' | 'survived';

@@ -139,24 +139,27 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== 'Z' && state !== 'X';
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces and parens):
+ * [0] = state, [2] = process group, [19] = start time in clock ticks since boot. null when gone.
+ */
+export function procStat(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return null;
   }
 }
 
 /** Start time of a pid in clock ticks since boot: recorded beside pids so a reused pid is never killed. */
 export function pidStartTime(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
-  } catch {
-    return null;
-  }
+  const f = procStat(pid);
+  return f ? Number(f[19]) : null;
 }
 
 /** Signal a process group we started (negative pid); ignore ESRCH. */

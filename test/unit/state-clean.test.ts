@@ -8,6 +8,7 @@ import { cleanAll, cleanLab, killRecordedPid, listLabStates, ownsNamespace, safe
 import { isAlive, pidStartTime, sleep } from '../../src/util/proc.js';
 import { UsageError } from '../../src/util/errors.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { labMeta } from '../helpers/state.js';
 
 const mkTemp = useTempDirs();
 
@@ -39,17 +40,7 @@ async function deadPid(): Promise<number> {
   return c.pid!;
 }
 
-const meta = (id: string, extra: Partial<LabMeta> = {}): LabMeta => ({
-  id,
-  prefix: `tlab-${id}`,
-  lab: 'smb',
-  labFile: '/x/labs/smb.yaml',
-  provider: 'sim',
-  createdAt: new Date().toISOString(),
-  ownerPid: process.pid,
-  status: 'running',
-  ...extra,
-});
+const meta = (id: string, extra: Partial<LabMeta> = {}): LabMeta => labMeta(id, { status: 'running', ...extra });
 
 describe('killing recorded processes', () => {
   it('never signals a pid whose start time differs from the record (pid reuse)', async () => {

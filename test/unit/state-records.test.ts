@@ -4,20 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabState, stateRoot, type LabMeta } from '../../src/state/state.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { labMeta } from '../helpers/state.js';
 
 const mkTemp = useTempDirs();
 
-const meta = (id: string, extra: Partial<LabMeta> = {}): LabMeta => ({
-  id,
-  prefix: `tlab-${id}`,
-  lab: 'smb',
-  labFile: '/x/labs/smb.yaml',
-  provider: 'sim',
-  createdAt: new Date().toISOString(),
-  ownerPid: process.pid,
-  status: 'starting',
-  ...extra,
-});
+const meta = labMeta;
 
 describe('lab state records', () => {
   it('lives under LAB_STATE_DIR when set', () => {
