@@ -54,7 +54,7 @@ export function renderRouterFrr(r: Router, t: Topology, o: RouterFrrOptions = {}
     for (const s of nodeSegs) L.push(` bgp listen range ${s.cidr} peer-group NODES`);
   }
   for (const p of r.peers) {
-    L.push(` neighbor ${p.ip} remote-as ${p.asn}`, ` neighbor ${p.ip} timers ${timers.keepaliveS} ${timers.holdS}`, ` neighbor ${p.ip} timers connect 5`);
+    L.push(` neighbor ${p.ip} remote-as ${p.asn}`, ` neighbor ${p.ip} timers ${timers.keepaliveS} ${timers.holdS}`, ` neighbor ${p.ip} timers connect 1`);
   }
   L.push(' address-family ipv4 unicast', '  redistribute connected', `  maximum-paths ${o.maximumPaths ?? 64}`, ' exit-address-family', 'exit', '!');
   return L.join('\n') + '\n';

@@ -203,3 +203,40 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 
 /** Shared wall clock with sub-ms resolution, comparable across processes of one host. */
 export const now = () => performance.timeOrigin + performance.now();
+
+export interface LineWatcher {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A long-running observer whose stdout is read line by line in this process (tcpdump, `ip
+ * monitor`): each line is handed over with the time it arrived. It belongs to this process (not
+ * detached): it ends with `stop()` or when this process exits.
+ */
+export function spawnLines(cmd: string, args: string[], opts: { ns?: string; onLine(line: string, t: number): void }): LineWatcher {
+  const [file, argv] = nsWrap(cmd, args, opts.ns);
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'ignore'] });
+  if (child.pid === undefined) throw new ProcessError(quote([file, ...argv]), undefined, undefined, '', 'spawn failed', 0);
+  let buf = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    const t = now();
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) opts.onLine(line, t);
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    pid: child.pid,
+    async stop() {
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(2000)]);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
