@@ -17,5 +17,8 @@ export function registerReport(program: Command): void {
       const files = await regenerateReport(resolve(dir));
       if (f.json) return printJson({ dir: resolve(dir), files });
       for (const file of files) out(file);
+      const { summaryForDir } = await import('../../report/summary.js');
+      const table = summaryForDir(resolve(dir));
+      if (table) out(`\n${table}`);
     });
 }

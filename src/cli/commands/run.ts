@@ -43,4 +43,10 @@ export async function runCommand(labArg: string, f: RunFlags): Promise<void> {
   out(`${summary.dryRun ? 'dry run of' : 'lab'} ${summary.lab} on ${summary.provider}: ${summary.files.length} file(s) in ${summary.out}`);
   for (const file of summary.files) out(`  ${file}`);
   if (summary.id && f.keep) out(`lab ${summary.id} is still running; remove it with: npm run cli -- down ${summary.id}`);
+  if (!summary.dryRun) {
+    // the comparison at a glance, ending with the path of report.html (loaded only here: --help stays fast)
+    const { summaryForDir } = await import('../../report/summary.js');
+    const table = summaryForDir(summary.out);
+    if (table) out(`\n${table}`);
+  }
 }

@@ -1,0 +1,57 @@
+/**
+ * The short table printed at the end of `npm run lab` (human mode): strategy × target × drill →
+ * outage (median), expected band and check, p99, errors; unsupported strategies with their
+ * reason; and the path of report.html. Pure except `summaryForDir`, which reads results.json.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Results } from '../results/types.js';
+import { buildModel, type ReportModel } from './model.js';
+import { DASH, fmtBand, fmtInt, fmtLat, fmtMs } from './format.js';
+
+function pad(s: string, w: number): string {
+  // code points, not UTF-16 units: "—" and "–" are one column each
+  const len = [...s].length;
+  return len >= w ? s : s + ' '.repeat(w - len);
+}
+
+export function renderSummary(m: ReportModel, reportPath: string): string {
+  const r = m.results;
+  const headers = ['strategy', 'target', 'drill', 'outage', 'band', 'check', 'p99 ms', 'errors'];
+  const rows = m.groups.map((g) => [
+    g.strategy,
+    g.service ? `${g.target}:${g.service}` : g.target,
+    g.drill,
+    g.outage ? fmtMs(g.outage.median) : DASH,
+    g.band ? fmtBand(g.band) : DASH,
+    !g.band || !g.judged ? '' : g.outside ? `OUTSIDE ${g.outside}/${g.judged}` : 'ok',
+    fmtLat(g.latency.p99?.median),
+    g.errors ? fmtInt(g.errors.median) : DASH,
+  ]);
+  const widths = headers.map((h, i) => Math.max([...h].length, ...rows.map((row) => [...row[i]!].length)));
+  const line = (cells: string[]) => cells.map((x, i) => pad(x, widths[i]!)).join('  ').trimEnd();
+  const measured = r.runs.filter((x) => x.supported !== false).length;
+  const out = [
+    `lab ${r.lab} on ${r.provider.name}${r.provider.emulated ? ' (emulated Talos control plane)' : ''}: ${measured} runs measured, ${r.runs.length - measured} unsupported; medians over repeats`,
+    line(headers),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+  ];
+  for (const u of m.unsupported) out.push(`unsupported: ${u.strategy} — ${u.reason}`);
+  out.push(`report: ${reportPath}`);
+  return out.join('\n') + '\n';
+}
+
+/** The summary of the run written to `dir` (null when dir has no readable results.json). */
+export function summaryForDir(dir: string): string | null {
+  const file = join(resolve(dir), 'results.json');
+  if (!existsSync(file)) return null;
+  let results: Results;
+  try {
+    results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+    if (!results || !Array.isArray(results.runs) || !results.topology || !results.provider) return null;
+  } catch {
+    return null;
+  }
+  return renderSummary(buildModel(results), join(resolve(dir), 'report.html'));
+}
