@@ -49,8 +49,9 @@ export async function resetKernelState(h: HostBase, ns: string): Promise<void> {
   const own = new Set(h.interfaces.map((i) => `${i.ip}/${i.prefixLen}`));
   const addrs = JSON.parse((await run('ip', ['-j', '-4', 'addr', 'show'], { ns })).stdout || '[]') as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
   const lines: string[] = [];
+  own.add('127.0.0.1/8');
+  // kube-vip BGP mode puts the VIP on `lo`: every link counts, loopback included
   for (const a of addrs) {
-    if (a.ifname === 'lo') continue;
     for (const i of a.addr_info) if (!own.has(`${i.local}/${i.prefixlen}`)) lines.push(`addr del ${i.local}/${i.prefixlen} dev ${a.ifname}`);
   }
   if (lines.length) await run('ip', ['-batch', '-'], { ns, reject: false, input: lines.join('\n') + '\n' });

@@ -1,0 +1,448 @@
+/**
+ * The Talos VIP and kube-vip election logic against a REAL etcd (single member on 127.0.0.1, random
+ * ports, temp dir): three emulated control planes each, with fake agent contexts whose `run` keeps
+ * an in-memory address table instead of touching the network. Proves: one holder at a time,
+ * graceful stop → takeover within the graceful band, crash (no resign/release, lease not kept
+ * alive) → takeover after ≈ TTL / lease duration, inside the bands the mechanisms derive from the
+ * same timers. Short timers: Talos TTL 3 s; kube-vip lease 3 s / renew 2 s / retry 0.5 s.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type { AgentContext, AgentEvent } from '../../src/agent/types.js';
+import type { Node, Topology } from '../../src/model/types.js';
+import { DEFAULT_TIMERS, mergeTimers, timerIssues } from '../../src/model/timers.js';
+import { now, sleep, spawnDaemon, stopProcess, type Daemon, type RunResult } from '../../src/util/proc.js';
+import { TalosVip, labEtcdClient, talosElectionKey } from '../../src/strategies/cp/talos-vip.agent.js';
+import { KubeVip, lbRuleset, type KubeVipConfig, type LeaseRecord } from '../../src/strategies/kube-vip.agent.js';
+import { talosVipBands, ETCD_LESSOR_TICK_MS } from '../../src/strategies/cp/talos-vip.js';
+import { kubeVipLeaseBands } from '../../src/strategies/cp/kube-vip-arp.js';
+import { useTempDirs } from '../helpers/tmp.js';
+
+const mkTemp = useTempDirs();
+const VIP = '10.99.0.10';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function topology(): Topology {
+  const timers = mergeTimers(DEFAULT_TIMERS, {
+    talosVip: { sessionTtlS: 3, campaignRetryS: 1 },
+    kubeVip: { leaseDurationS: 3, renewDeadlineS: 2, retryPeriodS: 0.5, arpRateMs: 3000 },
+  });
+  expect(timerIssues(timers)).toEqual([]);
+  const nodes: Node[] = [1, 2, 3].map((i) => ({
+    kind: 'node',
+    name: `cp${i}`,
+    role: 'controlplane',
+    index: i,
+    rack: 'lan',
+    ip: `10.99.0.1${i}`,
+    asn: 64600,
+    runsWorkloads: false,
+    gateway: '10.99.0.1',
+    interfaces: [{ ifname: 'eth0', segment: 'lan', ip: `10.99.0.1${i}`, prefixLen: 24 }],
+  }));
+  return { name: 'vip-contract', nodes, routers: [], clients: [], segments: [], vip: VIP, apiPort: 6443, timers } as unknown as Topology;
+}
+
+/** A host whose `ip addr` is an in-memory table; every command is recorded. */
+class FakeHost {
+  readonly addrs = new Map<string, Set<string>>();
+  readonly commands: string[] = [];
+  dead = false;
+
+  constructor(
+    readonly name: string,
+    private readonly topo: Topology,
+    private readonly events: AgentEvent[],
+  ) {}
+
+  holds(ip: string): boolean {
+    return [...this.addrs.values()].some((s) => s.has(ip));
+  }
+
+  ctx(): AgentContext {
+    const run = async (cmd: string, args: string[], opts?: { input?: string }): Promise<RunResult> => {
+      const line = [cmd, ...args].join(' ');
+      this.commands.push(opts?.input ? `${line} <<${opts.input}` : line);
+      let stdout = '';
+      if (cmd === 'ip' && args[0] === 'addr') {
+        const [, op, cidr, , dev] = args as [string, string, string, string, string];
+        const set = this.addrs.get(dev) ?? new Set<string>();
+        this.addrs.set(dev, set);
+        if (op === 'replace') set.add(cidr.split('/')[0]!);
+        if (op === 'del') set.delete(cidr.split('/')[0]!);
+      } else if (cmd === 'ip' && args[0] === '-o') {
+        const dev = args[args.length - 1]!;
+        stdout = [...(this.addrs.get(dev) ?? [])].map((ip) => `2: ${dev}    inet ${ip}/32 scope global ${dev}\n`).join('');
+      }
+      return { command: line, stdout, stderr: '', exitCode: 0, durationMs: 0 };
+    };
+    return {
+      host: this.name,
+      topology: this.topo,
+      spec: { host: this.name, ns: `tlx-${this.name}`, stateDir: '/nonexistent', socket: '', eventsFile: '', topology: this.topo, components: [] },
+      signal: new AbortController().signal,
+      emit: (component, type, data = {}) => this.events.push({ t: now(), host: this.name, component, type, ...data }),
+      log: () => undefined,
+      run,
+    };
+  }
+}
+
+/** Samples every 10 ms how many live hosts hold the VIP. */
+function holderSampler(hosts: FakeHost[], ip: string) {
+  let max = 0;
+  const timer = setInterval(() => {
+    const n = hosts.filter((h) => !h.dead && h.holds(ip)).length;
+    max = Math.max(max, n);
+  }, 10);
+  return { stop: () => clearInterval(timer), max: () => max };
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | null | false, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+let etcd: Daemon;
+let url: string;
+
+beforeAll(async () => {
+  const dir = mkTemp('tlx-vip-etcd-');
+  const [client, peer] = [await freePort(), await freePort()];
+  url = `http://127.0.0.1:${client}`;
+  etcd = spawnDaemon({
+    name: 'vip-test/etcd',
+    cmd: 'etcd',
+    args: [
+      '--name', 'vip', '--data-dir', join(dir, 'data'),
+      '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `vip=http://127.0.0.1:${peer}`,
+    ],
+    logFile: join(dir, 'etcd.log'),
+  });
+  const c = labEtcdClient([url], 1000); // one attempt per call: no circuit breaker while etcd starts
+  try {
+    const end = Date.now() + 25_000;
+    for (;;) {
+      try {
+        await c.get('health').options({ deadline: Date.now() + 500 }).exec();
+        break;
+      } catch (e) {
+        if (Date.now() > end || !etcd.isRunning()) throw new Error(`etcd not healthy: ${(e as Error).message}\n${etcd.logTail()}`);
+        await sleep(100);
+      }
+    }
+  } finally {
+    c.close();
+  }
+}, 40_000);
+
+afterAll(async () => {
+  if (etcd) await stopProcess(etcd.pid);
+});
+
+describe('talos-vip election on a real etcd', () => {
+  it('one holder; graceful stop hands over at once; a crash hands over after the session TTL', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const vips = hosts.map((h) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [url], watchApiserver: false }));
+    const sampler = holderSampler(hosts, VIP);
+    const bands = talosVipBands(topo);
+    const acquiredAfter = (t: number, notHost?: string) => events.find((e) => e.type === 'acquired' && e.t >= t && e.host !== notHost);
+    const db = new Etcd3({ hosts: url });
+    try {
+      await Promise.all(vips.map((v) => v.start()));
+      const first = await waitFor('first acquired', () => acquiredAfter(0), 10_000);
+      await sleep(300);
+      expect(hosts.filter((h) => h.holds(VIP)).map((h) => h.name)).toEqual([first.host]);
+      expect(events.filter((e) => e.type === 'campaign')).toHaveLength(3);
+      // the election queue in etcd: three keys under talos:v1:vip:election:<ip>/<lease hex>, the oldest is the holder
+      const keys = await db.getAll().prefix(`${talosElectionKey(VIP)}/`).sort('Create', 'Ascend').exec();
+      expect(keys.kvs).toHaveLength(3);
+      expect(keys.kvs[0]!.value.toString()).toBe(first.host);
+      expect(keys.kvs.every((kv) => /\/[0-9a-f]+$/.test(kv.key.toString()))).toBe(true);
+      // the GARP went out with the address
+      const leaderHost = hosts.find((h) => h.name === first.host)!;
+      expect(leaderHost.commands.some((c) => c.startsWith(`arping -U -c 1`) && c.endsWith(VIP))).toBe(true);
+
+      // graceful: the holder releases + resigns; the next in the queue takes over
+      const leaderIdx = hosts.indexOf(leaderHost);
+      await vips[leaderIdx]!.stop();
+      const released = events.find((e) => e.type === 'released' && e.host === first.host)!;
+      expect(released).toBeDefined();
+      expect(events.some((e) => e.type === 'resigned' && e.host === first.host)).toBe(true);
+      const second = await waitFor('takeover after graceful stop', () => acquiredAfter(released.t, first.host), 5_000);
+      const gracefulMs = second.t - released.t;
+      expect(gracefulMs).toBeGreaterThanOrEqual(bands.graceful.min);
+      expect(gracefulMs).toBeLessThanOrEqual(bands.graceful.max);
+      expect(gracefulMs).toBeLessThan(1500); // the ~instant handover, well inside the 2 s band
+      expect(leaderHost.holds(VIP)).toBe(false);
+      leaderHost.dead = true;
+
+      // crash: no resign, no revoke; the key goes when etcd expires the session lease
+      const secondHost = hosts.find((h) => h.name === second.host)!;
+      await sleep(200);
+      const crashAt = now();
+      vips[hosts.indexOf(secondHost)]!.simulateCrash();
+      secondHost.dead = true;
+      const third = await waitFor('takeover after crash', () => acquiredAfter(crashAt, second.host), 15_000);
+      const crashMs = third.t - crashAt;
+      const T = topo.timers.talosVip.sessionTtlS * 1000;
+      expect(crashMs).toBeGreaterThanOrEqual(bands.crash.min);
+      expect(crashMs).toBeLessThanOrEqual(bands.crash.max);
+      // single etcd member: no leader change, so tighter: [T − T/3, T + lessor tick + margin]
+      expect(crashMs).toBeGreaterThanOrEqual(T - T / 3 - 50);
+      expect(crashMs).toBeLessThanOrEqual(T + ETCD_LESSOR_TICK_MS + 1000);
+      expect(secondHost.holds(VIP)).toBe(true); // a SIGKILLed process leaves its address behind
+      expect(events.some((e) => e.type === 'resigned' && e.host === second.host)).toBe(false);
+
+      expect(sampler.max()).toBe(1);
+      expect(events.filter((e) => e.type === 'acquired').map((e) => e.host)).toEqual([first.host, second.host, third.host]);
+    } finally {
+      sampler.stop();
+      await Promise.all(vips.map((v) => v.stop().catch(() => undefined)));
+      db.close();
+    }
+  }, 45_000);
+});
+
+describe('kube-vip lease election on a real etcd', () => {
+  it('one holder; graceful stop releases the Lease; a crash is taken over after the lease duration', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const backends = topo.nodes.map((n) => ({ name: n.name, ip: n.ip }));
+    const config: KubeVipConfig = {
+      endpoints: [url],
+      api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-test', leaseNamespace: 'kube-system', lbEnable: true, backends, backendCheckIntervalS: 0.2 },
+    };
+    const down = new Set<string>();
+    const kvs = hosts.map((h) => {
+      const k = new KubeVip(h.ctx(), config);
+      k.checkBackend = async (ip) => !down.has(ip);
+      return k;
+    });
+    const sampler = holderSampler(hosts, VIP);
+    const bands = kubeVipLeaseBands(topo, 'kube-system/plndr-cp-lock-test');
+    const acquiredAfter = (t: number, notHost?: string) => events.find((e) => e.type === 'acquired' && e.t >= t && e.host !== notHost);
+    const db = new Etcd3({ hosts: url });
+    const lease = async () => JSON.parse((await db.get('/registry/leases/kube-system/plndr-cp-lock-test').string())!) as LeaseRecord;
+    try {
+      await Promise.all(kvs.map((k) => k.start()));
+      const first = await waitFor('first acquired', () => acquiredAfter(0), 10_000);
+      const h1 = hosts.find((h) => h.name === first.host)!;
+      expect((await lease()).holderIdentity).toBe(first.host);
+      expect((await lease()).leaseDurationSeconds).toBe(3);
+
+      // lb_enable: the holder DNATs round robin over every healthy control plane…
+      const allThree = lbRuleset(VIP, 6443, backends.map((b) => b.ip));
+      await waitFor('nft rules with 3 backends', () => h1.commands.some((c) => c === `nft -f - <<${allThree}`), 3_000);
+      // …and rewrites them when a backend fails its /version check
+      down.add('10.99.0.13');
+      const two = lbRuleset(VIP, 6443, ['10.99.0.11', '10.99.0.12']);
+      await waitFor('backend-down event', () => events.some((e) => e.type === 'backend-down' && e.ip === '10.99.0.13' && e.host === first.host), 3_000);
+      const lastNft = () => h1.commands.filter((c) => c.startsWith('nft -f')).at(-1);
+      await waitFor('nft rules without the failed backend', () => lastNft() === `nft -f - <<${two}`, 3_000);
+      // the backend comes back at its next check
+      down.clear();
+      await waitFor('backend-up event', () => events.some((e) => e.type === 'backend-up' && e.ip === '10.99.0.13'), 3_000);
+      await waitFor('nft rules with the backend back', () => lastNft() === `nft -f - <<${allThree}`, 3_000);
+      // followers run no load balancer
+      for (const h of hosts.filter((x) => x !== h1)) expect(h.commands.some((c) => c.startsWith('nft -f'))).toBe(false);
+
+      // graceful: ReleaseOnCancel empties the holder; a follower takes it at its next retry
+      await kvs[hosts.indexOf(h1)]!.stop();
+      const released = events.find((e) => e.type === 'released' && e.host === first.host)!;
+      expect(released).toBeDefined();
+      expect(h1.commands).toContain('nft delete table ip kube-vip');
+      const second = await waitFor('takeover after graceful stop', () => acquiredAfter(released.t, first.host), 5_000);
+      const gracefulMs = second.t - released.t;
+      expect(gracefulMs).toBeGreaterThanOrEqual(bands.graceful.min);
+      expect(gracefulMs).toBeLessThanOrEqual(bands.graceful.max);
+      h1.dead = true;
+      const afterGraceful = await lease();
+      expect(afterGraceful.holderIdentity).toBe(second.host);
+      expect(afterGraceful.leaseTransitions).toBe(1);
+
+      // crash: no release; followers wait for the lease duration since they last saw a renewal
+      const h2 = hosts.find((h) => h.name === second.host)!;
+      await sleep(300);
+      const crashAt = now();
+      kvs[hosts.indexOf(h2)]!.simulateCrash();
+      h2.dead = true;
+      const third = await waitFor('takeover after crash', () => acquiredAfter(crashAt, second.host), 15_000);
+      const crashMs = third.t - crashAt;
+      expect(crashMs).toBeGreaterThanOrEqual(bands.crash.min);
+      expect(crashMs).toBeLessThanOrEqual(bands.crash.max);
+      const afterCrash = await lease();
+      expect(afterCrash.holderIdentity).toBe(third.host);
+      expect(afterCrash.leaseTransitions).toBe(2);
+      expect(h2.holds(VIP)).toBe(true); // the killed process never removed its address
+
+      expect(sampler.max()).toBe(1);
+      expect(new Set([first.host, second.host, third.host]).size).toBe(3);
+    } finally {
+      sampler.stop();
+      await Promise.all(kvs.map((k) => k.stop().catch(() => undefined)));
+      db.close();
+    }
+  }, 45_000);
+
+  it('per-Service election: ETP Local Services only on nodes with a local endpoint, one holder per Service', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const mk = (local: boolean): KubeVipConfig => ({
+      endpoints: [url],
+      services: {
+        mode: 'arp',
+        election: 'per-service',
+        items: [
+          { name: 'web-t', namespace: 'default', ip: '10.99.0.201', externalTrafficPolicy: 'Cluster', localEndpoint: local },
+          { name: 'web-local-t', namespace: 'default', ip: '10.99.0.202', externalTrafficPolicy: 'Local', localEndpoint: local },
+        ],
+      },
+    });
+    // cp3 has no local endpoint
+    const kvs = hosts.map((h, i) => new KubeVip(h.ctx(), mk(i < 2)));
+    const db = new Etcd3({ hosts: url });
+    try {
+      await Promise.all(kvs.map((k) => k.start()));
+      await waitFor('both Services held', () => hosts.some((h) => h.holds('10.99.0.201')) && hosts.some((h) => h.holds('10.99.0.202')), 10_000);
+      await sleep(1500);
+      for (const ip of ['10.99.0.201', '10.99.0.202']) expect(hosts.filter((h) => h.holds(ip))).toHaveLength(1);
+      expect(hosts[2]!.holds('10.99.0.202')).toBe(false);
+      // cp3 never campaigned for the Local Service's lease
+      const local = JSON.parse((await db.get('/registry/leases/default/kubevip-web-local-t').string())!) as LeaseRecord;
+      expect(['cp1', 'cp2']).toContain(local.holderIdentity);
+      expect(events.some((e) => e.host === 'cp3' && e.type === 'leader' && e.lease === 'default/kubevip-web-local-t')).toBe(false);
+    } finally {
+      await Promise.all(kvs.map((k) => k.stop()));
+      db.close();
+    }
+    // graceful stop of everyone: every address removed
+    for (const h of hosts) expect(h.holds('10.99.0.201') || h.holds('10.99.0.202')).toBe(false);
+  }, 30_000);
+});
+
+/** A TCP proxy to etcd that can black-hole everything (a partition: no RST, calls just hang). */
+class CuttableProxy {
+  private server?: Server;
+  private readonly sockets: Socket[] = [];
+  private cut = false;
+  url = '';
+
+  async start(target: string): Promise<void> {
+    const { hostname, port } = new URL(target);
+    this.server = createServer((c) => {
+      this.sockets.push(c);
+      c.on('error', () => undefined);
+      if (this.cut) return; // accepted, never answered
+      const u = connect({ host: hostname, port: Number(port) });
+      this.sockets.push(u);
+      u.on('error', () => undefined);
+      c.on('data', (d) => void (this.cut || u.write(d)));
+      u.on('data', (d) => void (this.cut || c.write(d)));
+      c.on('close', () => u.destroy());
+      u.on('close', () => c.destroy());
+    });
+    const p = await freePort();
+    await new Promise<void>((resolve) => this.server!.listen(p, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${p}`;
+  }
+
+  blackhole(): void {
+    this.cut = true;
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server?.close();
+  }
+}
+
+describe('partition: the holder is cut off from etcd and must notice by itself', () => {
+  it('talos-vip: the cut-off holder drops the VIP when its session has had no keepalive for a TTL; another takes over on lease expiry', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const proxy = new CuttableProxy();
+    await proxy.start(url);
+    const vips = hosts.map((h, i) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [i === 0 ? proxy.url : url], watchApiserver: false }));
+    const T = topo.timers.talosVip.sessionTtlS * 1000;
+    const bands = talosVipBands(topo);
+    try {
+      await vips[0]!.start();
+      await waitFor('cp1 holds the VIP', () => hosts[0]!.holds(VIP), 10_000);
+      await Promise.all(vips.slice(1).map((v) => v.start()));
+      await sleep(1200);
+      const cutAt = now();
+      proxy.blackhole();
+      const released = await waitFor('cp1 lets go', () => events.find((e) => e.type === 'released' && e.host === 'cp1'), 10_000);
+      // the session ends a TTL after the last answered keepalive (0…TTL/3 before the cut), checked every 500 ms
+      expect(released.t - cutAt).toBeGreaterThanOrEqual(T - T / 3 - 50);
+      expect(released.t - cutAt).toBeLessThanOrEqual(T + 600);
+      expect(String(released.reason)).toMatch(/etcd session closed/);
+      const taken = await waitFor('takeover', () => events.find((e) => e.type === 'acquired' && e.host !== 'cp1'), 10_000);
+      expect(taken.t - cutAt).toBeGreaterThanOrEqual(bands.crash.min);
+      expect(taken.t - cutAt).toBeLessThanOrEqual(bands.crash.max);
+      // while cut off it cannot campaign again: its etcd is unhealthy
+      await waitFor('etcd-unhealthy on cp1', () => events.some((e) => e.type === 'etcd-unhealthy' && e.host === 'cp1'), 5_000);
+      expect(hosts[0]!.holds(VIP)).toBe(false);
+    } finally {
+      await Promise.all(vips.map((v) => v.stop().catch(() => undefined)));
+      proxy.close();
+    }
+  }, 40_000);
+
+  it('kube-vip: the cut-off leader gives up after the renew deadline, drops the VIP and restarts; another takes over after the lease duration', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const proxy = new CuttableProxy();
+    await proxy.start(url);
+    const mk = (i: number) => new KubeVip(hosts[i]!.ctx(), { endpoints: [i === 0 ? proxy.url : url], api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-part' } });
+    const kvs = [0, 1, 2].map(mk);
+    const { renewDeadlineS, retryPeriodS } = topo.timers.kubeVip;
+    const bands = kubeVipLeaseBands(topo, 'kube-system/plndr-cp-lock-part');
+    try {
+      await kvs[0]!.start();
+      await waitFor('cp1 holds the VIP', () => hosts[0]!.holds(VIP), 10_000);
+      await Promise.all(kvs.slice(1).map((k) => k.start()));
+      await sleep(1200);
+      const cutAt = now();
+      proxy.blackhole();
+      const released = await waitFor('cp1 gives up', () => events.find((e) => e.type === 'released' && e.host === 'cp1'), 10_000);
+      const gaveUp = released.t - cutAt;
+      expect(gaveUp).toBeGreaterThanOrEqual((renewDeadlineS - retryPeriodS) * 1000 - 50);
+      expect(gaveUp).toBeLessThanOrEqual((renewDeadlineS + retryPeriodS) * 1000 + 300);
+      expect(events.some((e) => e.type === 'restart' && e.host === 'cp1')).toBe(true);
+      const taken = await waitFor('takeover', () => events.find((e) => e.type === 'acquired' && e.host !== 'cp1'), 10_000);
+      expect(taken.t - cutAt).toBeGreaterThanOrEqual(bands.crash.min);
+      expect(taken.t - cutAt).toBeLessThanOrEqual(bands.crash.max);
+      expect(hosts[0]!.holds(VIP)).toBe(false);
+    } finally {
+      await Promise.all(kvs.map((k) => k.stop().catch(() => undefined)));
+      proxy.close();
+    }
+  }, 40_000);
+});

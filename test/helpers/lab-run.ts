@@ -1,0 +1,36 @@
+/** Run a lab through the CLI a user runs (`scripts/lab.mjs run … --json`) and read what it wrote. */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../src/model/load.js';
+import type { Results, RunRecord } from '../../src/results/types.js';
+
+export interface LabRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  out: string;
+  results: Results;
+}
+
+export function runLabCli(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<LabRun> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'run', labFile, '--out', out, '--json', ...args], { cwd: REPO_ROOT, env: { ...process.env, CI: 'true', ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      let results: Results;
+      try {
+        results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
+      } catch (e) {
+        return reject(new Error(`lab run ${labFile} exited ${code} without results.json: ${(e as Error).message}\n--- stderr ---\n${stderr.slice(-6000)}`));
+      }
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr, out, results });
+    });
+  });
+}
+
+/** the one run of a strategy × target × drill (× service) */
+export function pick(r: Results, strategy: string, target: 'api' | 'service', drill: string, service?: string): RunRecord {
+  const runs = r.runs.filter((x) => x.strategy === strategy && x.target === target && x.drill === drill && (!service || x.service === service));
+  if (runs.length !== 1) throw new Error(`expected one run ${strategy} ${target} ${drill}${service ? ` ${service}` : ''}, found ${runs.length}: ${r.runs.map((x) => `${x.strategy}/${x.target}/${x.drill}/${x.service ?? ''}`).join(', ')}`);
+  return runs[0]!;
+}

@@ -1,0 +1,27 @@
+/** cpBaseComponents: what every strategy runs on the control-plane side, per host and in order. */
+import { describe, expect, it } from 'vitest';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
+import { cpBaseComponents } from '../../src/cluster/base-cp.js';
+
+describe('cpBaseComponents', () => {
+  for (const name of ['minecraft', 'smb', 'enterprise']) {
+    it(`${name}: apiserver on control planes, then kubeprism and kubelet-client on every node`, () => {
+      const t = loadLab(name, { repoRoot: REPO_ROOT }).topology;
+      const frozen = JSON.stringify(t);
+      const plan = cpBaseComponents(t);
+      // exactly the nodes: no router, client or load-balancer host runs these
+      expect(Object.keys(plan).sort()).toEqual(t.nodes.map((n) => n.name).sort());
+      for (const n of t.nodes) {
+        const kinds = plan[n.name]!.map((s) => s.kind);
+        expect(kinds).toEqual(n.role === 'controlplane' ? ['apiserver', 'kubeprism', 'kubelet-client'] : ['kubeprism', 'kubelet-client']);
+        const kp = plan[n.name]!.find((s) => s.kind === 'kubeprism')!;
+        expect(kp.config.port).toBe(t.kubePrismPort);
+        if (n.role === 'controlplane') expect(plan[n.name]![0]!.config.port).toBe(t.apiPort);
+      }
+      expect(Object.values(plan).flat().filter((s) => s.kind === 'apiserver')).toHaveLength(t.nodes.filter((n) => n.role === 'controlplane').length);
+      // pure: same input, same output; the topology is not touched
+      expect(cpBaseComponents(t)).toEqual(plan);
+      expect(JSON.stringify(t)).toBe(frozen);
+    });
+  }
+});

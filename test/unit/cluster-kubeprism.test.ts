@@ -1,0 +1,72 @@
+/** KubePrism's upstream rules, as go-loadbalancer has them (pure parts of src/cluster/kubeprism.ts). */
+import { describe, expect, it } from 'vitest';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
+import { UpstreamList, kubePrismUpstreams, tierFor } from '../../src/cluster/kubeprism.js';
+
+describe('KubePrism upstream list', () => {
+  it('lists the cluster endpoint, localhost on control planes, then every control plane', () => {
+    const t = loadLab('smb', { repoRoot: REPO_ROOT }).topology;
+    const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    const worker = t.nodes.find((n) => n.role === 'worker')!;
+    expect(kubePrismUpstreams(t, worker.name)).toEqual(cps.map((n) => `${n.ip}:6443`));
+    expect(kubePrismUpstreams(t, cps[0]!.name, `${t.loadBalancer!.ip}:6443`)).toEqual([
+      `${t.loadBalancer!.ip}:6443`,
+      '127.0.0.1:6443',
+      ...cps.map((n) => `${n.ip}:6443`),
+    ]);
+  });
+
+  it('scores: start +1, −1 per failure, +1 per success, clamped to [−3, +3]; usable while ≥ 0', () => {
+    const changes: string[] = [];
+    const l = new UpstreamList(['10.0.0.1:6443', '10.0.0.2:6443'], (u, usable, reason) => changes.push(`${u.address} ${usable ? 'up' : 'down'} ${reason}`));
+    const [a, b] = l.nodes as [typeof l.nodes[0], typeof l.nodes[0]];
+    expect(a.score).toBe(1);
+    for (let i = 0; i < 5; i++) l.up(a, 0);
+    expect(a.score).toBe(3); // clamped
+    // a healthy upstream needs four failures before it is avoided
+    for (let i = 0; i < 3; i++) l.down(a, 'dial');
+    expect(a.score).toBe(0);
+    expect(changes).toEqual([]);
+    expect([l.pick(), l.pick()].map((u) => u!.address).sort()).toEqual(['10.0.0.1:6443', '10.0.0.2:6443']);
+    l.down(a, 'dial');
+    expect(changes).toEqual(['10.0.0.1:6443 down dial']);
+    for (let i = 0; i < 4; i++) expect(l.pick()).toBe(b);
+    for (let i = 0; i < 5; i++) l.down(a, 'healthcheck');
+    expect(a.score).toBe(-3);
+    l.up(a, 0);
+    l.up(a, 0);
+    expect(changes).toHaveLength(1); // −1 is still unusable
+    l.up(a, 0);
+    expect(changes).toEqual(['10.0.0.1:6443 down dial', '10.0.0.1:6443 up healthcheck']);
+    l.down(b, 'dial');
+    l.down(b, 'dial');
+    expect(l.pick()).toBe(a);
+    l.down(a, 'dial');
+    expect(l.pick()).toBeNull();
+    expect(l.healthy()).toBe(false);
+  });
+
+  it('prefers the lowest latency tier, round robin inside it', () => {
+    const l = new UpstreamList(['a:1', 'b:1', 'c:1']);
+    const [a, b, c] = l.nodes as [typeof l.nodes[0], typeof l.nodes[0], typeof l.nodes[0]];
+    l.up(a, tierFor(0.2)); // tier 0
+    l.up(b, tierFor(5)); // ≥ 1 ms → tier 2
+    l.up(c, tierFor(0.4)); // tier 0
+    expect(b.tier).toBe(2);
+    const picks = Array.from({ length: 6 }, () => l.pick()!.address);
+    expect(new Set(picks)).toEqual(new Set(['a:1', 'c:1']));
+    expect(picks.filter((p) => p === 'a:1')).toHaveLength(3);
+    // a failed check keeps the tier; when tier 0 is exhausted the next tier is used
+    for (const u of [a, c]) for (let i = 0; i < 3; i++) l.down(u, 'healthcheck');
+    expect(a.tier).toBe(0);
+    expect(l.pick()).toBe(b);
+  });
+
+  it('tiers by dial time: <1 ms 0, ≥1 ms 2, ≥10 ms 3, ≥100 ms 4, ≥1 s capped at 4 when applied', () => {
+    expect([0, 0.9, 1, 9, 10, 99, 100, 999].map(tierFor)).toEqual([0, 0, 2, 2, 3, 3, 4, 4]);
+    expect(tierFor(1000)).toBe(5);
+    const l = new UpstreamList(['x:1']);
+    l.up(l.nodes[0]!, tierFor(1500));
+    expect(l.nodes[0]!.tier).toBe(4);
+  });
+});

@@ -1,0 +1,237 @@
+/**
+ * Talos VIP and kube-vip mechanisms: what they render (sim components, speakers, real-cluster
+ * manifests), which Services kube-vip claims, and the outage bands derived from the timers.
+ */
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { loadLab } from '../../src/model/load.js';
+import { mergeTimers } from '../../src/model/timers.js';
+import type { Lab, StrategyRef, Topology } from '../../src/model/types.js';
+import type { Mechanism, MechanismContext } from '../../src/strategies/types.js';
+import { renderStrategy } from '../../src/strategies/index.js';
+import { talosVipMechanism } from '../../src/strategies/cp/talos-vip.js';
+import { kubeVipArpMechanism, KUBE_VIP_CLASS, claimsService, cpKubeVipServices } from '../../src/strategies/cp/kube-vip-arp.js';
+import { kubeVipBgpMechanism } from '../../src/strategies/cp/kube-vip-bgp.js';
+import { kubeVipArpSvc } from '../../src/strategies/svc/kube-vip-arp.js';
+import { kubeVipBgpSvc } from '../../src/strategies/svc/kube-vip-bgp.js';
+import type { KubeVipConfig } from '../../src/strategies/kube-vip.agent.js';
+import type { TalosVipConfig } from '../../src/strategies/cp/talos-vip.agent.js';
+
+const smb = loadLab('smb');
+const minecraft = loadLab('minecraft');
+const enterprise = loadLab('enterprise');
+
+function ref(lab: Lab, id: string, options: StrategyRef['options'] = {}): StrategyRef {
+  const [cp, svc] = id.split('+') as [StrategyRef['cp'], StrategyRef['svc']];
+  return { id, cp, svc, options };
+}
+const ctx = (lab: Lab, id: string, options: StrategyRef['options'] = {}, topology: Topology = lab.topology): MechanismContext => ({ topology, strategy: ref(lab, id, options) });
+const envOf = (pod: any): Record<string, string> => Object.fromEntries(pod.spec.containers[0].env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
+
+describe('talos-vip render', () => {
+  it('runs the operator on every control plane and puts the VIP among KubePrism upstreams', () => {
+    const t = smb.topology;
+    const r = talosVipMechanism.render(ctx(smb, 'talos-vip+metallb-l2'));
+    const cps = t.nodes.filter((n) => n.role === 'controlplane').map((n) => n.name);
+    for (const n of t.nodes) {
+      const specs = r.sim!.components![n.name]!;
+      const vip = specs.filter((s) => s.kind === 'talos-vip');
+      expect(vip).toHaveLength(cps.includes(n.name) ? 1 : 0);
+      if (vip[0]) expect(vip[0].config as unknown as TalosVipConfig).toEqual({ vip: t.vip, link: 'eth0' });
+      expect(specs.find((s) => s.kind === 'kubeprism')?.config).toEqual({ clusterEndpoint: `${t.vip}:${t.apiPort}` });
+    }
+    expect(r.sim!.speakers).toBeUndefined();
+  });
+});
+
+describe('talos-vip bands (from the configured timers)', () => {
+  const c = ctx(smb, 'talos-vip+metallb-l2');
+  it('graceful: the next candidate takes over at once, ≤ campaign retry + margin', () => {
+    expect(talosVipMechanism.expectedOutage('graceful-shutdown', 'api', c)).toMatchObject({ min: 0, max: 2000 });
+  });
+  it('crash/freeze/partition: the session lease expiry, TTL − TTL/3 … TTL + etcd re-election + retry', () => {
+    // 60 s TTL: ≥ 40 s; ≤ 60 + 3×1 (etcd election) + 0.5 (lessor) + 1 (retry) + 1 (margin)
+    for (const d of ['crash', 'freeze', 'partition', 'vip-loss-internal'] as const) {
+      const b = talosVipMechanism.expectedOutage(d, 'api', c)!;
+      expect([b.min, b.max]).toEqual([40_000, 65_500]);
+      expect(b.basis).toMatch(/TTL 60 s/);
+    }
+  });
+  it('follows the timers: a 15 s TTL gives 10–20.5 s', () => {
+    const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { talosVip: { sessionTtlS: 15 } }) };
+    expect(talosVipMechanism.expectedOutage('crash', 'api', ctx(smb, 'talos-vip+metallb-l2', {}, t))).toMatchObject({ min: 10_000, max: 20_500 });
+  });
+  it('garp-ignored: the later of the lease expiry and the router\'s neighbour entry failing', () => {
+    const b = talosVipMechanism.expectedOutage('garp-ignored', 'api', c)!;
+    expect(b.max).toBe(65_500); // 1.5×30 + 5 + 3×1 = 53 s < lease
+    const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { talosVip: { sessionTtlS: 6 }, etcd: { electionMs: 1000, heartbeatMs: 100 } }) };
+    expect(talosVipMechanism.expectedOutage('garp-ignored', 'api', ctx(smb, 'talos-vip+metallb-l2', {}, t))!.max).toBe(55_000);
+  });
+  it('null for baseline, for Services, and with a single control plane (no peer)', () => {
+    expect(talosVipMechanism.expectedOutage('baseline', 'api', c)).toBeNull();
+    expect(talosVipMechanism.expectedOutage('crash', 'service', c)).toBeNull();
+    expect(talosVipMechanism.expectedOutage('crash', 'api', ctx(minecraft, 'talos-vip+metallb-l2'))).toBeNull();
+  });
+  it('names the drills that do not apply', () => {
+    expect(talosVipMechanism.drillIssue!('node-leave', 'api')).toMatch(/not announced over BGP/);
+    expect(talosVipMechanism.drillIssue!('class-conflict', 'api')).toMatch(/Services/);
+    expect(talosVipMechanism.drillIssue!('crash', 'api')).toBeNull();
+    expect(talosVipMechanism.drillIssue!('garp-ignored', 'api')).toBeNull();
+  });
+});
+
+describe('kube-vip: which Services it takes (lbClassFilterLegacy)', () => {
+  const svc = smb.topology.services[0]!;
+  it('class-less unless lb_class_only; a class only when it is kube-vip\'s', () => {
+    expect(claimsService(svc, false)).toBe(true);
+    expect(claimsService(svc, true)).toBe(false);
+    expect(claimsService({ ...svc, loadBalancerClass: KUBE_VIP_CLASS }, true)).toBe(true);
+    expect(claimsService({ ...svc, loadBalancerClass: 'metallb.io/metallb' }, false)).toBe(false);
+  });
+  it('beside MetalLB: useLoadBalancerClass true → lb_class_only, false → claims the class-less ones (pitfall 2), unset → API only', () => {
+    const t = { ...smb.topology, services: [...smb.topology.services, { ...svc, name: 'kv', ip: '10.32.0.222', loadBalancerClass: KUBE_VIP_CLASS }] };
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: true }))!.services.map((s) => s.name)).toEqual(['kv']);
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: false }))!.services.map((s) => s.name)).toEqual(['web', 'web-local', 'kv']);
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2'))).toBeNull();
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+  });
+});
+
+describe('kube-vip render', () => {
+  it('ARP cp: api config with lb backends on every control plane; static pod with the timers as env', () => {
+    const t = smb.topology;
+    const r = kubeVipArpMechanism.render(ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipLbEnable: true }));
+    const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    for (const n of cps) {
+      const c = r.sim!.components![n.name]!.find((s) => s.kind === 'kube-vip')!.config as unknown as KubeVipConfig;
+      expect(c.api).toMatchObject({ mode: 'arp', vip: t.vip, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock', lbEnable: true });
+      expect(c.api!.backends!.map((b) => b.ip)).toEqual(cps.map((x) => x.ip));
+      expect(c.services).toBeUndefined();
+    }
+    const pod = parse(r.files!.find((f) => f.path === 'kube-vip/kube-vip.static-pod.yaml')!.content);
+    expect(pod.kind).toBe('Pod');
+    expect(envOf(pod)).toMatchObject({
+      address: t.vip,
+      vip_arp: 'true',
+      vip_leaderelection: 'true',
+      vip_leasename: 'plndr-cp-lock',
+      vip_leaseduration: '5',
+      vip_renewdeadline: '3',
+      vip_retryperiod: '1',
+      vip_arpRate: '3000',
+      cp_enable: 'true',
+      svc_enable: 'false',
+      lb_enable: 'true',
+      lb_port: '6443',
+    });
+    const patch = parse(r.files!.find((f) => f.path === 'talos/kube-vip-static-pod.patch.yaml')!.content);
+    expect(patch.machine.pods[0]).toEqual(pod);
+    expect(r.files!.every((f) => f.hosts!.length === cps.length)).toBe(true);
+  });
+
+  it('BGP cp: every control plane announces through a kube-vip-owned speaker; per-node manifests with its peer', () => {
+    const t = smb.topology;
+    const r = kubeVipBgpMechanism.render(ctx(smb, 'kube-vip-bgp+metallb-l2'));
+    const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    expect(Object.keys(r.sim!.speakers!)).toEqual(cps.map((n) => n.name));
+    for (const n of cps) {
+      const sp = r.sim!.speakers![n.name]!;
+      expect(sp).toMatchObject({ owner: 'kube-vip', asn: n.asn, staticPrefixes: [] });
+      expect(sp.frrConf).toContain(`router bgp ${n.asn}`);
+      expect(sp.frrConf).toContain(`timers ${t.timers.bgp.keepaliveS} ${t.timers.bgp.holdS}`);
+      expect((r.sim!.components![n.name]![0]!.config as unknown as KubeVipConfig).api).toMatchObject({ mode: 'bgp', vip: t.vip });
+      const pod = parse(r.files!.find((f) => f.path === `kube-vip/kube-vip.static-pod-${n.name}.yaml`)!.content);
+      expect(envOf(pod)).toMatchObject({ bgp_enable: 'true', vip_arp: 'false', vip_leaderelection: 'false', vip_interface: 'lo', bgp_as: String(n.asn), bgp_peers: `${n.gateway}:${t.routers[0]!.asn}::false` });
+    }
+  });
+
+  it('svc: a DaemonSet on the workload nodes only; global election unless kubeVipServicesElection', () => {
+    const t = smb.topology;
+    const workers = t.nodes.filter((n) => n.runsWorkloads).map((n) => n.name);
+    const r = kubeVipArpSvc.render(ctx(smb, 'kube-vip-arp+kube-vip-arp'));
+    expect(Object.keys(r.sim!.components!).sort()).toEqual([...workers].sort());
+    const c = r.sim!.components![workers[0]!]![0]!.config as unknown as KubeVipConfig;
+    expect(c.services).toMatchObject({ mode: 'arp', election: 'global', leaseName: 'plndr-svcs-lock' });
+    expect(c.services!.items.map((i) => [i.name, i.externalTrafficPolicy, i.localEndpoint])).toEqual([
+      ['web', 'Cluster', true],
+      ['web-local', 'Local', true],
+    ]);
+    expect(c.api).toBeUndefined();
+    const per = kubeVipArpSvc.render(ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipServicesElection: true }));
+    expect((per.sim!.components![workers[0]!]![0]!.config as unknown as KubeVipConfig).services!.election).toBe('per-service');
+    const docs = parseAllDocuments(per.files![0]!.content).map((d) => d.toJS());
+    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']);
+    const ds = docs[3];
+    expect(ds.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values).toEqual(workers);
+    expect(envOf(ds.spec.template)).toMatchObject({ svc_enable: 'true', cp_enable: 'false', svc_election: 'true', vip_leaderelection: 'false' });
+  });
+
+  it('svc BGP on three racks: one DaemonSet per peer group, speakers on every workload node', () => {
+    const t = enterprise.topology;
+    const r = kubeVipBgpSvc.render(ctx(enterprise, 'haproxy+kube-vip-bgp'));
+    const workers = t.nodes.filter((n) => n.runsWorkloads);
+    expect(Object.keys(r.sim!.speakers!)).toHaveLength(workers.length);
+    const ds = parseAllDocuments(r.files![0]!.content).map((d) => d.toJS()).filter((d) => d.kind === 'DaemonSet');
+    expect(ds.length).toBe(new Set(workers.map((n) => n.rack)).size);
+    const peers = new Set(ds.map((d) => envOf(d.spec.template).bgp_peers));
+    expect(peers.size).toBe(ds.length);
+  });
+
+  it('kube-vip alone on one node: cp and svc configs merge into ONE kube-vip process (api + services)', async () => {
+    const t = minecraft.topology;
+    const s = { ref: ref(minecraft, 'kube-vip-arp+kube-vip-arp', { kubeVipLbEnable: true }), cp: kubeVipArpMechanism, svc: kubeVipArpSvc, conflicts: [] };
+    const a = await renderStrategy(t, s);
+    const node = t.nodes[0]!.name;
+    const kv = a.sim.components[node]!.filter((c) => c.kind === 'kube-vip');
+    expect(kv).toHaveLength(1);
+    const c = kv[0]!.config as unknown as KubeVipConfig;
+    expect(c.api?.vip).toBe(t.vip);
+    expect(c.services?.items.map((i) => i.ip)).toEqual(t.services.map((x) => x.ip));
+    // after the API server (base components first): stopped before it on a graceful shutdown
+    const kinds = a.sim.components[node]!.map((c) => c.kind);
+    expect(kinds.indexOf('kube-vip')).toBeGreaterThan(kinds.indexOf('apiserver'));
+    expect(a.sim.components[node]!.find((c) => c.kind === 'kubeprism')!.config).toMatchObject({ clusterEndpoint: `${t.vip}:${t.apiPort}`, port: t.kubePrismPort });
+  });
+});
+
+describe('kube-vip bands', () => {
+  const c = ctx(smb, 'kube-vip-arp+kube-vip-arp');
+  it('ARP graceful: a follower takes the released Lease at its next jittered retry', () => {
+    // retry 1 s × (1 + 1.2) + 1 s margin
+    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', 'api', c)).toMatchObject({ min: 0, max: 3200 });
+  });
+  it('ARP crash: [lease − retry, lease + 2 jittered retries + margin]', () => {
+    for (const d of ['crash', 'freeze', 'partition'] as const) expect(kubeVipArpMechanism.expectedOutage(d, 'api', c)).toMatchObject({ min: 4000, max: 10_400 });
+    const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { kubeVip: { leaseDurationS: 15, renewDeadlineS: 10, retryPeriodS: 2 } }) };
+    expect(kubeVipArpMechanism.expectedOutage('crash', 'api', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject({ min: 13_000, max: 24_800 });
+  });
+  it('ARP garp-ignored: bounded by the router\'s neighbour entry failing (53 s) + a resolution + margin', () => {
+    expect(kubeVipArpMechanism.expectedOutage('garp-ignored', 'api', c)).toMatchObject({ min: 4000, max: 55_000 });
+  });
+  it('the Service side uses the same lease math (global or per-Service lease)', () => {
+    expect(kubeVipArpSvc.expectedOutage('crash', 'service', c)).toMatchObject({ min: 4000, max: 10_400 });
+    expect(kubeVipArpSvc.expectedOutage('crash', 'service', ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipServicesElection: true }))!.basis).toMatch(/kubevip-web/);
+    expect(kubeVipArpSvc.expectedOutage('crash', 'api', c)).toBeNull();
+  });
+  it('BGP: withdraw ≈ 0 on graceful; the router\'s hold time (or BFD) on a crash; min 0 (ECMP)', () => {
+    const b = ctx(smb, 'kube-vip-bgp+metallb-l2');
+    expect(kubeVipBgpMechanism.expectedOutage('graceful-shutdown', 'api', b)).toMatchObject({ min: 0, max: 2000 });
+    expect(kubeVipBgpMechanism.expectedOutage('crash', 'api', b)).toMatchObject({ min: 0, max: 10_000 }); // hold 9 s + margin
+    expect(kubeVipBgpMechanism.expectedOutage('crash', 'api', ctx(smb, 'kube-vip-bgp+metallb-l2', { bfd: true }))).toMatchObject({ min: 0, max: 1900 });
+    expect(kubeVipBgpSvc.expectedOutage('node-leave', 'service', ctx(smb, 'haproxy+kube-vip-bgp'))).toMatchObject({ min: 0, max: 2000 });
+    expect(kubeVipBgpSvc.expectedOutage('crash', 'service', ctx(smb, 'haproxy+kube-vip-bgp'))!.basis).toMatch(/hold time 9 s/);
+  });
+  it('drill issues', () => {
+    const all: Mechanism[] = [kubeVipArpMechanism, kubeVipBgpMechanism];
+    for (const m of all) expect(m.drillIssue!('class-conflict', 'api')).toMatch(/Services/);
+    expect(kubeVipArpMechanism.drillIssue!('node-join', 'api')).toMatch(/not announced over BGP/);
+    expect(kubeVipBgpMechanism.drillIssue!('garp-ignored', 'api')).toMatch(/no gratuitous ARP/);
+    expect(kubeVipArpSvc.drillIssue!('node-leave', 'service')).toMatch(/no ECMP/);
+    expect(kubeVipBgpSvc.drillIssue!('garp-ignored', 'service')).toMatch(/no gratuitous ARP/);
+    expect(kubeVipBgpSvc.drillIssue!('node-leave', 'service')).toBeNull();
+  });
+  it('single node: no peer, no prediction', () => {
+    expect(kubeVipArpMechanism.expectedOutage('crash', 'api', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+    expect(kubeVipArpSvc.expectedOutage('crash', 'service', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+  });
+});
