@@ -6,7 +6,7 @@
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs';
-import { ProcessError, tail } from './errors.js';
+import { LabError, ProcessError, tail } from './errors.js';
 
 export interface RunOptions {
   /** network namespace to run in (`ip netns exec <ns> …`) */
@@ -28,7 +28,13 @@ export interface RunResult {
   durationMs: number;
 }
 
-export function nsWrap(cmd: string, args: string[], ns?: string): [string, string[]] {
+/**
+ * `ip netns exec <ns> cmd …`, or the command itself when no namespace is given. A namespace that
+ * is GIVEN but empty (`{ ns: map[host] }` for an unknown host) is refused: run in the root
+ * namespace by accident, an `nft` or `ip` command of a drill would change the host's networking.
+ */
+export function nsWrap(cmd: string, args: string[], ns?: string, given = ns !== undefined): [string, string[]] {
+  if (given && !ns) throw new LabError(`refusing to run '${cmd} ${args.join(' ')}' with an empty network namespace (it would run in the host's root namespace)`);
   return ns ? ['ip', ['netns', 'exec', ns, cmd, ...args]] : [cmd, args];
 }
 
@@ -37,7 +43,7 @@ export function quote(args: string[]): string {
 }
 
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const [file, argv] = nsWrap(cmd, args, opts.ns);
+  const [file, argv] = nsWrap(cmd, args, opts.ns, 'ns' in opts);
   const command = quote([file, ...argv]);
   const started = performance.now();
   const r = await execa(file, argv, {
@@ -92,7 +98,7 @@ export interface Daemon {
  * lab keeps running, and so group kills reach its children). Output goes to `logFile`.
  */
 export function spawnDaemon(spec: DaemonSpec): Daemon {
-  const [file, argv] = nsWrap(spec.cmd, spec.args, spec.ns);
+  const [file, argv] = nsWrap(spec.cmd, spec.args, spec.ns, 'ns' in spec);
   const fd = openSync(spec.logFile, 'a');
   const child = spawn(file, argv, {
     detached: true,
@@ -220,7 +226,7 @@ export interface LineWatcher {
  * detached): it ends with `stop()` or when this process exits.
  */
 export function spawnLines(cmd: string, args: string[], opts: { ns?: string; onLine(line: string, t: number): void }): LineWatcher {
-  const [file, argv] = nsWrap(cmd, args, opts.ns);
+  const [file, argv] = nsWrap(cmd, args, opts.ns, 'ns' in opts);
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'ignore'] });
   if (child.pid === undefined) throw new ProcessError(quote([file, ...argv]), undefined, undefined, '', 'spawn failed', 0);
   let buf = '';

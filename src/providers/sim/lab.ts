@@ -200,7 +200,11 @@ export class SimLab implements RunningLab {
       this.haproxy = this.sup.start(plan.haproxy.host, 'haproxy', 'haproxy', 'haproxy', ['-db', '-f', cfg], this.ns(plan.haproxy.host));
     }
     const hosts = Object.keys(plan.components).filter((h) => t.nodes.some((n) => n.name === h));
-    await settleAll(hosts.map((h) => this.startAgent(h, plan.components[h]!)));
+    // control planes first: their API servers must listen before any node's KubePrism dials them
+    // (a failed dial costs an upstream its score until the next health check, 20 s in Talos)
+    const isCp = (h: string) => t.nodes.find((n) => n.name === h)?.role === 'controlplane';
+    await settleAll(hosts.filter(isCp).map((h) => this.startAgent(h, plan.components[h]!)));
+    await settleAll(hosts.filter((h) => !isCp(h)).map((h) => this.startAgent(h, plan.components[h]!)));
     // the BGP sessions of the speakers are up
     await settleAll(
       [...this.speakers.entries()].map(([node]) => {
@@ -211,7 +215,12 @@ export class SimLab implements RunningLab {
     // ready = what the drills measure answers from the client: the API endpoint and every Service
     if (!hosts.length) return; // a plan without cluster components (network-only tests)
     const apiIp = ref.cp === 'haproxy' ? t.loadBalancer!.ip : t.vip;
-    await settleAll([`https://${apiIp}:${t.apiPort}/readyz`, ...t.services.map((s) => `http://${s.ip}:${s.port}/`)].map((u) => this.waitReachable(u, 60_000)));
+    const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    await settleAll(
+      [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)].map((u) => this.waitReachable(u, 60_000)),
+    );
+    // every API server ready: HAProxy marks a server up after `rise` good checks
+    if (plan.haproxy) await sleep((t.timers.haproxy.rise + 1) * t.timers.haproxy.checkIntervalMs, signal);
   }
 
   async unapply(_ref: StrategyRef): Promise<void> {

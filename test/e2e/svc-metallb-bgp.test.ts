@@ -1,0 +1,180 @@
+/**
+ * MetalLB BGP on the real kernel and real FRR (root): the ci-smb topology (BGP keepalive 1 s /
+ * hold 3 s) in `tlx-` namespaces, FRR on the router and on the announcing nodes (the speakers
+ * metallb-bgp renders, started the way the sim provider starts them), one real agent per node
+ * with echo, kube-proxy and the `metallb` speaker in BGP mode. The client probes the ETP Local
+ * Service through the router:
+ * - both workers announce the /32, the router installs an ECMP route over them, both pods serve,
+ *   each sees the client's IP;
+ * - graceful stop of one agent: it withdraws, the router keeps one path, no outage to speak of;
+ *   started again, it re-announces;
+ * - crash of a node (traffic dropped, agent and FRR killed): the router drops the path when the
+ *   hold time expires; the client-seen outage lies in the band metallb-bgp predicts.
+ * Namespaces tlx-bgp<pid>-*, FRR run dirs /var/run/frr/tlx-bgp<pid>-*: removed in afterAll.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { LabState } from '../../src/state/state.js';
+import { run, spawnDaemon, stopProcess, signalGroup, sleep, type Daemon } from '../../src/util/proc.js';
+import { call } from '../../src/agent/rpc.js';
+import { svcBaseComponents } from '../../src/cluster/base-svc.js';
+import { metallbBgp } from '../../src/strategies/svc/metallb-bgp.js';
+import { renderRouterFrr } from '../../src/render/frr.js';
+import { startFrr, frrRunDir, type FrrInstance } from '../../src/providers/sim/frr.js';
+import { Supervisor } from '../../src/providers/sim/procs.js';
+import { computeOutage } from '../../src/traffic/outage.js';
+import type { AgentSpec, ComponentSpec } from '../../src/agent/types.js';
+import type { LbService, StrategyRef, Topology } from '../../src/model/types.js';
+import type { SimPlan } from '../../src/strategies/types.js';
+import { useTempDirs } from '../helpers/tmp.js';
+
+const mkTemp = useTempDirs();
+const prefix = `tlx-bgp${process.pid}`;
+let plan: NetworkPlan | undefined;
+let sup: Supervisor | undefined;
+const frr = new Map<string, FrrInstance>();
+const agents = new Map<string, Daemon>();
+let t: Topology;
+let dir: string;
+let svc: LbService;
+let components: Record<string, ComponentSpec[]>;
+let sim: Partial<SimPlan>;
+const strategy: StrategyRef = { id: 'haproxy+metallb-bgp', cp: 'haproxy', svc: 'metallb-bgp', options: {} };
+
+const ns = (host: string) => plan!.hostNs[host]!;
+const nodeIp = (name: string) => t.nodes.find((n) => n.name === name)!.ip;
+
+async function startAgent(host: string): Promise<void> {
+  const socket = join(dir, `${host}.sock`);
+  const specFile = join(dir, `${host}.spec.json`);
+  const spec: AgentSpec = { host, ns: ns(host), stateDir: dir, socket, eventsFile: join(dir, `${host}.events.jsonl`), topology: t, components: components[host]! };
+  writeFileSync(specFile, JSON.stringify(spec));
+  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  agents.set(host, daemon);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await call<{ components: string[] }>(socket, 'ping', undefined, 1000).catch(() => null);
+    if (r && r.components.includes('metallb')) return;
+    if (!daemon.isRunning() || Date.now() > deadline) throw new Error(`agent ${host} did not come up:\n${daemon.logTail(40)}`);
+    await sleep(100);
+  }
+}
+
+/** next hops of the router's kernel route for ip/32 (zebra installs what bgpd chose) */
+async function nextHops(ip: string): Promise<string[]> {
+  const r = await run('ip', ['-4', 'route', 'show', `${ip}/32`], { ns: ns(t.routers[0]!.name) });
+  return [...r.stdout.matchAll(/via (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!).sort();
+}
+
+async function waitHops(ip: string, want: string[], timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const h = await nextHops(ip);
+    if (JSON.stringify(h) === JSON.stringify([...want].sort())) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`route ${ip}/32 via ${h.join(',') || 'nothing'}, expected ${want.join(',')}`);
+    await sleep(50);
+  }
+}
+
+function probe(url: string, durationMs: number): Promise<{ t: number; ok: boolean; node?: string; clientIp?: string }[]> {
+  const script = `
+const http = require('node:http');
+const [url, dur] = [process.argv[1], Number(process.argv[2])];
+const out = []; const t0 = Date.now(); let pending = 0; let done = false;
+const tick = setInterval(() => {
+  if (Date.now() - t0 >= dur) { clearInterval(tick); done = true; if (!pending) finish(); return; }
+  const t = Date.now(); pending++;
+  const req = http.get(url, { agent: false, timeout: 200 }, (res) => {
+    let b = ''; res.on('data', (d) => (b += d));
+    res.on('end', () => { let j = {}; try { j = JSON.parse(b); } catch {} out.push({ t, ok: res.statusCode === 200, node: j.node, clientIp: j.clientIp }); end(); });
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', () => { out.push({ t, ok: false }); end(); });
+}, 10);
+function end() { pending--; if (done && !pending) finish(); }
+function finish() { console.log(JSON.stringify(out)); process.exit(0); }`;
+  return run('node', ['-e', script, url, String(durationMs)], { ns: ns(t.clients[0]!.name), timeoutMs: durationMs + 15_000 }).then((r) => JSON.parse(r.stdout));
+}
+
+beforeAll(async () => {
+  expect(process.getuid?.()).toBe(0);
+  const lab = loadLab(join(REPO_ROOT, 'test/fixtures/labs/ci-smb.yaml'), { repoRoot: REPO_ROOT });
+  t = lab.topology;
+  svc = t.services.find((s) => s.externalTrafficPolicy === 'Local')!;
+  dir = mkTemp('svc-bgp-');
+  plan = renderNetworkPlan(t, prefix);
+  const state = LabState.create({ id: 'svcbgp', prefix, lab: 'ci-smb', labFile: lab.file, provider: 'sim', createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'starting' }, mkTemp('svc-bgp-state-'));
+  await buildNetwork(plan, state);
+  sup = new Supervisor(state, dir);
+  const rtr = t.routers[0]!;
+  frr.set(rtr.name, await startFrr(sup, state, rtr.name, ns(rtr.name), renderRouterFrr(rtr, t)));
+  sim = metallbBgp.render({ topology: t, strategy }).sim!;
+  for (const [node, sp] of Object.entries(sim.speakers!)) frr.set(node, await startFrr(sup, state, node, ns(node), sp.frrConf));
+  const base = svcBaseComponents(t);
+  components = Object.fromEntries(t.nodes.map((n) => [n.name, [...base[n.name]!, ...sim.components![n.name]!]]));
+  await Promise.all(t.nodes.map((n) => startAgent(n.name)));
+}, 120_000);
+
+afterAll(async () => {
+  for (const d of agents.values()) await stopProcess(d.pid, 3000);
+  for (const m of sup?.all() ?? []) await sup!.stop(m, 3000);
+  if (plan) {
+    await destroyNetwork(plan);
+    for (const h of Object.keys(plan.hostNs)) rmSync(frrRunDir(ns(h)), { recursive: true, force: true });
+  }
+  const left = (await run('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(prefix));
+  expect(left).toEqual([]);
+}, 60_000);
+
+describe('MetalLB BGP in real namespaces with FRR (ci-smb timers)', () => {
+  it('both workers announce: the router has an ECMP route over them and both pods serve', async () => {
+    expect(Object.keys(sim.speakers!).sort()).toEqual(['w1', 'w2']);
+    await waitHops(svc.ip, [nodeIp('w1'), nodeIp('w2')], 20_000);
+    const samples = await probe(`http://${svc.ip}:${svc.port}/`, 1500);
+    expect(samples.every((s) => s.ok)).toBe(true);
+    expect(new Set(samples.map((s) => s.node))).toEqual(new Set(['w1', 'w2']));
+    expect(new Set(samples.map((s) => s.clientIp))).toEqual(new Set([t.clients[0]!.interfaces[0]!.ip]));
+  }, 60_000);
+
+  it('graceful stop of w1’s agent withdraws its path at once; restarted, it announces again', async () => {
+    const band = metallbBgp.expectedOutage('graceful-shutdown', 'service', { topology: t, strategy })!;
+    const probing = probe(`http://${svc.ip}:${svc.port}/`, 3000);
+    await sleep(1000);
+    const injectAt = Date.now();
+    await stopProcess(agents.get('w1')!.pid, 5000);
+    await waitHops(svc.ip, [nodeIp('w2')], 5000);
+    const goneAt = Date.now() - injectAt;
+    const o = computeOutage(await probing, { injectAt, recoverSuccesses: 5 });
+    console.info(`metallb-bgp graceful stop of w1: path gone ≤ ${goneAt} ms, client outage ${o.outageMs} ms (band ${band.min}–${band.max} ms)`);
+    expect(goneAt).toBeLessThanOrEqual(band.max);
+    expect(o.outageMs).toBeLessThanOrEqual(band.max);
+    await startAgent('w1');
+    await waitHops(svc.ip, [nodeIp('w1'), nodeIp('w2')], 10_000);
+  }, 60_000);
+
+  it('crash of w2: the router drops its path when the hold time expires, inside the predicted band', async () => {
+    const band = metallbBgp.expectedOutage('crash', 'service', { topology: t, strategy })!;
+    const probing = probe(`http://${svc.ip}:${svc.port}/`, 1000 + band.max + 2000);
+    await sleep(1000);
+    const injectAt = Date.now();
+    await run('nft', ['-f', '-'], {
+      ns: ns('w2'),
+      input: 'table inet tlx-crash {\n chain in { type filter hook prerouting priority -300; policy drop; }\n chain out { type filter hook output priority -300; policy drop; }\n}\n',
+    });
+    signalGroup(agents.get('w2')!.pid, 'SIGKILL');
+    for (const m of sup!.of('w2', 'frr')) sup!.kill(m);
+    await waitHops(svc.ip, [nodeIp('w1')], band.max + 2000);
+    const removedAt = Date.now() - injectAt;
+    const o = computeOutage(await probing, { injectAt, recoverSuccesses: 5 });
+    console.info(`metallb-bgp crash of w2: route gone ≤ ${removedAt} ms, client outage ${o.outageMs} ms (band ${band.min}–${band.max} ms; ${band.basis})`);
+    expect(removedAt).toBeGreaterThanOrEqual(band.min);
+    expect(removedAt).toBeLessThanOrEqual(band.max + 100);
+    expect(o.recovered).toBe(true);
+    expect(o.outageMs).toBeGreaterThanOrEqual(band.min - 1000); // the last failed flow was hashed to w2 shortly before
+    expect(o.outageMs).toBeLessThanOrEqual(band.max);
+    expect(o.nodeAfter).toBe('w1');
+  }, 60_000);
+});

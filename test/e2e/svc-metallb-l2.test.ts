@@ -1,0 +1,212 @@
+/**
+ * MetalLB L2 failover on the real kernel (root): the ci-smb topology (memberlist probes every
+ * 500 ms) in `tlx-` namespaces, one real agent per node (`src/agent/main.ts`) running the base
+ * components (echo, kube-proxy) and the `metallb` speaker exactly as metallb-l2 renders them.
+ * The client probes the ETP Local Service through the router (fresh connection every 10 ms):
+ * - the speakers converge on ONE holder of each Service IP, the first usable candidate in
+ *   sha256(node#ip) order, and the pod sees the client's IP;
+ * - crash of the holder (all its traffic dropped, agent SIGKILLed): another speaker declares it
+ *   dead, takes the IP and sends gratuitous ARP; the client-seen outage lies in the band
+ *   metallb-l2 predicts from the same timers;
+ * - the crashed node comes back (agent restarted), refutes its death and rejoins;
+ * - graceful shutdown of the holder (SIGTERM): memberlist leave, sub-second move.
+ * Namespaces tlx-mlb<pid>-*, removed in afterAll.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { LabState } from '../../src/state/state.js';
+import { run, spawnDaemon, stopProcess, signalGroup, sleep, isAlive, type Daemon } from '../../src/util/proc.js';
+import { call } from '../../src/agent/rpc.js';
+import { svcBaseComponents } from '../../src/cluster/base-svc.js';
+import { l2Announcer, metallbL2 } from '../../src/strategies/svc/metallb-l2.js';
+import { computeOutage } from '../../src/traffic/outage.js';
+import type { AgentEvent, AgentSpec, ComponentSpec } from '../../src/agent/types.js';
+import type { LbService, Topology } from '../../src/model/types.js';
+import { useTempDirs } from '../helpers/tmp.js';
+import { isolate, unisolate } from '../../src/providers/sim/faults.js';
+
+const mkTemp = useTempDirs();
+const prefix = `tlx-mlb${process.pid}`;
+let plan: NetworkPlan | undefined;
+const agents = new Map<string, { daemon: Daemon; socket: string; specFile: string }>();
+let t: Topology;
+let dir: string;
+let svc: LbService;
+let components: Record<string, ComponentSpec[]>;
+
+const ns = (host: string) => plan!.hostNs[host]!;
+const clientIp = () => t.clients[0]!.interfaces[0]!.ip;
+
+async function startAgent(host: string): Promise<void> {
+  const socket = join(dir, `${host}.sock`);
+  const specFile = join(dir, `${host}.spec.json`);
+  const spec: AgentSpec = { host, ns: ns(host), stateDir: dir, socket, eventsFile: join(dir, `${host}.events.jsonl`), topology: t, components: components[host]! };
+  writeFileSync(specFile, JSON.stringify(spec));
+  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  agents.set(host, { daemon, socket, specFile });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await call<{ components: string[] }>(socket, 'ping', undefined, 1000).catch(() => null);
+    if (r && r.components.includes('metallb')) return;
+    if (!daemon.isRunning() || Date.now() > deadline) throw new Error(`agent ${host} did not come up:\n${daemon.logTail(40)}`);
+    await sleep(100);
+  }
+}
+
+/** nodes whose LAN interface holds `ip` right now */
+async function holders(ip: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of t.nodes) {
+    const r = await run('ip', ['-o', '-4', 'addr', 'show', 'dev', 'eth0'], { ns: ns(n.name) });
+    if (r.stdout.includes(` ${ip}/32 `)) out.push(n.name);
+  }
+  return out;
+}
+
+async function waitForSingleHolder(ip: string, notOn: string[] = [], timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = (await holders(ip)).filter((x) => !notOn.includes(x));
+    const all = await holders(ip);
+    if (h.length === 1 && all.length === 1) return h[0]!;
+    if (Date.now() > deadline) throw new Error(`no single holder of ${ip}: ${all.join(', ') || 'none'}`);
+    await sleep(200);
+  }
+}
+
+function events(host: string): AgentEvent[] {
+  const f = join(dir, `${host}.events.jsonl`);
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AgentEvent) : [];
+}
+
+/** open-loop probe from the client: a fresh connection every 10 ms for durationMs */
+function probe(url: string, durationMs: number): Promise<{ t: number; ok: boolean; node?: string; clientIp?: string }[]> {
+  const script = `
+const http = require('node:http');
+const [url, dur] = [process.argv[1], Number(process.argv[2])];
+const out = []; const t0 = Date.now(); let pending = 0; let done = false;
+const tick = setInterval(() => {
+  if (Date.now() - t0 >= dur) { clearInterval(tick); done = true; if (!pending) finish(); return; }
+  const t = Date.now(); pending++;
+  const req = http.get(url, { agent: false, timeout: 200 }, (res) => {
+    let b = ''; res.on('data', (d) => (b += d));
+    res.on('end', () => { let j = {}; try { j = JSON.parse(b); } catch {} out.push({ t, ok: res.statusCode === 200, node: j.node, clientIp: j.clientIp }); end(); });
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', () => { out.push({ t, ok: false }); end(); });
+}, 10);
+function end() { pending--; if (done && !pending) finish(); }
+function finish() { console.log(JSON.stringify(out)); process.exit(0); }`;
+  return run('node', ['-e', script, url, String(durationMs)], { ns: ns(t.clients[0]!.name), timeoutMs: durationMs + 15_000 }).then((r) => JSON.parse(r.stdout));
+}
+
+async function crash(host: string): Promise<void> {
+  // the sim's crash: every packet of the node dropped (ARP too), then SIGKILL (no goodbye)
+  await isolate(t.nodes.find((n) => n.name === host)!, ns(host));
+  const a = agents.get(host)!;
+  signalGroup(a.daemon.pid, 'SIGKILL');
+  for (let i = 0; i < 100 && isAlive(a.daemon.pid); i++) await sleep(10);
+}
+
+async function restore(host: string): Promise<void> {
+  await unisolate(ns(host));
+  await startAgent(host);
+}
+
+beforeAll(async () => {
+  expect(process.getuid?.()).toBe(0);
+  const lab = loadLab(join(REPO_ROOT, 'test/fixtures/labs/ci-smb.yaml'), { repoRoot: REPO_ROOT });
+  t = lab.topology;
+  svc = t.services.find((s) => s.externalTrafficPolicy === 'Local')!;
+  dir = mkTemp('svc-mlb-');
+  plan = renderNetworkPlan(t, prefix);
+  const state = LabState.create({ id: 'svcmlb', prefix, lab: 'ci-smb', labFile: lab.file, provider: 'sim', createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'starting' }, mkTemp('svc-mlb-state-'));
+  await buildNetwork(plan, state);
+  const base = svcBaseComponents(t);
+  const mech = metallbL2.render({ topology: t, strategy: { id: 'talos-vip+metallb-l2', cp: 'talos-vip', svc: 'metallb-l2', options: {} } }).sim!.components!;
+  components = Object.fromEntries(t.nodes.map((n) => [n.name, [...base[n.name]!, ...mech[n.name]!]]));
+  await Promise.all(t.nodes.map((n) => startAgent(n.name)));
+}, 120_000);
+
+afterAll(async () => {
+  for (const { daemon } of agents.values()) await stopProcess(daemon.pid, 3000);
+  if (plan) await destroyNetwork(plan);
+  const left = (await run('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(prefix));
+  expect(left).toEqual([]);
+}, 60_000);
+
+describe('MetalLB L2 in real namespaces (ci-smb timers)', () => {
+  let holder: string;
+
+  it('converges on one holder per Service IP: the first candidate in sha256(node#ip) order', async () => {
+    for (const s of t.services) {
+      const h = await waitForSingleHolder(s.ip);
+      expect(h).toBe(l2Announcer(s.ip, ['w1', 'w2']));
+    }
+    holder = await waitForSingleHolder(svc.ip);
+    const ok = await probe(`http://${svc.ip}:${svc.port}/`, 500);
+    expect(ok.length).toBeGreaterThan(20);
+    expect(ok.every((s) => s.ok && s.node === holder && s.clientIp === clientIp())).toBe(true);
+  });
+
+  it('crash of the holder: the other candidate takes over inside the predicted band', async () => {
+    const band = metallbL2.expectedOutage('crash', 'service', { topology: { ...t, services: [svc] }, strategy: { id: 'x', cp: 'talos-vip', svc: 'metallb-l2', options: {} } })!;
+    const probing = probe(`http://${svc.ip}:${svc.port}/`, 1000 + band.max + 2000);
+    await sleep(1000);
+    const injectAt = Date.now();
+    await crash(holder);
+    const samples = await probing;
+    const o = computeOutage(samples, { injectAt, recoverSuccesses: 5 });
+    const next = (await holders(svc.ip)).filter((h) => h !== holder);
+    const trace = t.nodes
+      .flatMap((n) => events(n.name).filter((e) => e.t >= injectAt && e.type !== 'garp-sent').map((e) => `+${Math.round(e.t - injectAt)} ms ${e.host} ${e.type} ${e.node ?? e.ip ?? ''}`))
+      .sort((a, b) => parseInt(a.slice(1)) - parseInt(b.slice(1)))
+      .join('; ');
+    console.info(`metallb-l2 crash of ${holder}: client outage ${o.outageMs} ms (band ${band.min}–${Math.round(band.max)} ms), now on ${next.join(',')}`);
+    expect(next).toHaveLength(1);
+    expect(o.recovered).toBe(true);
+    expect(o.nodeAfter).toBe(next[0]);
+    expect(o.outageMs, `band ${band.min}–${band.max} ms (${band.basis}); events: ${trace}`).toBeGreaterThanOrEqual(band.min);
+    expect(o.outageMs, `band ${band.min}–${band.max} ms; events: ${trace}`).toBeLessThanOrEqual(band.max);
+    const ev = events(next[0]!).filter((e) => e.t >= injectAt);
+    expect(ev.some((e) => e.type === 'peer-down' && e.node === holder && e.state === 'dead')).toBe(true);
+    expect(ev.some((e) => e.type === 'acquired' && e.ip === svc.ip)).toBe(true);
+    expect(ev.filter((e) => e.type === 'garp-sent' && e.ip === svc.ip).length).toBeGreaterThanOrEqual(1);
+    holder = next[0]!;
+  }, 60_000);
+
+  it('the crashed node comes back, refutes its death and is a member everywhere again', async () => {
+    const crashed = t.nodes.map((n) => n.name).find((n) => n !== holder && ['w1', 'w2'].includes(n))!;
+    await restore(crashed);
+    const deadline = Date.now() + 15_000;
+    let members: Record<string, string> = {};
+    while (Date.now() < deadline) {
+      members = await call<Record<string, string>>(agents.get('cp1')!.socket, 'metallb.members');
+      if (members[crashed] === 'alive') break;
+      await sleep(200);
+    }
+    expect(members[crashed]).toBe('alive');
+    // one holder again (the hash winner takes its IP back)
+    holder = await waitForSingleHolder(svc.ip);
+    expect(holder).toBe(l2Announcer(svc.ip, ['w1', 'w2']));
+  }, 60_000);
+
+  it('graceful shutdown of the holder: memberlist leave, the IP moves in about a second', async () => {
+    const band = metallbL2.expectedOutage('graceful-shutdown', 'service', { topology: t, strategy: { id: 'x', cp: 'talos-vip', svc: 'metallb-l2', options: {} } })!;
+    const probing = probe(`http://${svc.ip}:${svc.port}/`, 4000);
+    await sleep(1000);
+    const injectAt = Date.now();
+    await stopProcess(agents.get(holder)!.daemon.pid, 5000);
+    const samples = await probing;
+    const o = computeOutage(samples, { injectAt, recoverSuccesses: 5 });
+    const next = await waitForSingleHolder(svc.ip);
+    console.info(`metallb-l2 graceful shutdown of ${holder}: client outage ${o.outageMs} ms, band ${band.min}–${band.max} ms, now on ${next}`);
+    expect(next).not.toBe(holder);
+    expect(o.recovered).toBe(true);
+    expect(o.outageMs).toBeLessThanOrEqual(band.max);
+    expect(events(next).some((e) => e.t >= injectAt && e.type === 'peer-down' && e.node === holder && e.state === 'left')).toBe(true);
+  }, 60_000);
+});

@@ -1,0 +1,116 @@
+/**
+ * The qemu provider's rendered commands and decisions (pure): the talosctl command line per Talos
+ * version (≤ 1.11 `--provisioner qemu`, ≥ 1.12 `cluster create qemu` with the renamed patch
+ * flags), the node addresses talosctl hands out, the VIP patch on talosctl's NIC, `--use-vip` only
+ * when talosctl's own VIP address is the topology's, what qemu cannot do and why.
+ */
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { loadLab } from '../../src/model/index.js';
+import type { Lab, Topology } from '../../src/model/types.js';
+import {
+  qemuCreateCommand,
+  qemuDestroyCommand,
+  qemuNodeIps,
+  qemuPatches,
+  qemuPaths,
+  qemuPrimitive,
+  qemuProvider,
+  qemuSupports,
+  qemuUsesTalosctlVip,
+} from '../../src/providers/qemu/index.js';
+import { useTempDirs } from '../helpers/tmp.js';
+
+const tmp = useTempDirs();
+const smb = loadLab('smb');
+const mc = loadLab('minecraft');
+const ent = loadLab('enterprise');
+const p = qemuPaths('/st/qemu');
+const v12 = (l: Lab): Lab => ({ ...l, topology: { ...l.topology, talos: { ...l.topology.talos, version: 'v1.12.11' } } });
+const flagValues = (cmd: string[], flag: string) => cmd.flatMap((a, i) => (a === flag ? [cmd[i + 1]!] : []));
+
+describe('qemu commands', () => {
+  it('Talos ≤ 1.11: talosctl cluster create --provisioner qemu with the lab’s sizes, CIDR, versions and patches', () => {
+    const tv = smb.strategies[0]!;
+    const cmd = qemuCreateCommand(smb, 'tlab-smb-beef', p, tv);
+    expect(cmd.slice(0, 3)).toEqual(['talosctl', '--talosconfig', '/st/qemu/talosconfig']);
+    expect(cmd.slice(3, 7)).toEqual(['cluster', 'create', '--provisioner', 'qemu']);
+    expect(flagValues(cmd, '--controlplanes')).toEqual(['3']);
+    expect(flagValues(cmd, '--workers')).toEqual(['2']);
+    expect(flagValues(cmd, '--cidr')).toEqual(['10.32.0.0/24']);
+    expect(flagValues(cmd, '--talos-version')).toEqual(['v1.11.6']);
+    expect(flagValues(cmd, '--config-patch-control-plane')).toContain('@/st/qemu/patches/native-vip.patch.yaml');
+    expect(flagValues(cmd, '--config-patch')).toContain('@/st/qemu/patches/kubeprism.patch.yaml');
+    expect(cmd).toContain('--skip-kubeconfig'); // never merges into the user's ~/.kube/config
+    expect(cmd).not.toContain('--use-vip'); // the topology VIP .10 is not talosctl's .50
+    expect(qemuDestroyCommand(smb, 'tlab-smb-beef', p)).toEqual(['talosctl', 'cluster', 'destroy', '--name', 'tlab-smb-beef', '--state', '/st/qemu/clusters', '--provisioner', 'qemu']);
+  });
+
+  it('Talos ≥ 1.12: talosctl cluster create qemu with the renamed control-plane patch flag', () => {
+    const l = v12(smb);
+    const cmd = qemuCreateCommand(l, 'tlab-smb-beef', p, l.strategies[0]!);
+    expect(cmd.slice(0, 4)).toEqual(['talosctl', 'cluster', 'create', 'qemu']);
+    expect(cmd).not.toContain('--provisioner');
+    expect(flagValues(cmd, '--config-patch-controlplanes')).toContain('@/st/qemu/patches/native-vip.patch.yaml');
+    expect(cmd).not.toContain('--config-patch-control-plane');
+    expect(flagValues(cmd, '--talosconfig-destination')).toEqual(['/st/qemu/talosconfig']);
+    expect(qemuDestroyCommand(l, 'x', p)).not.toContain('--provisioner');
+  });
+
+  it('talosctl numbers the VMs from the 2nd address, control planes first', () => {
+    expect(qemuNodeIps(smb.topology)).toEqual({ cp1: '10.32.0.2', cp2: '10.32.0.3', cp3: '10.32.0.4', w1: '10.32.0.5', w2: '10.32.0.6' });
+  });
+
+  it('the VIP patch names talosctl’s NIC (deviceSelector ≤ 1.11, the net0 alias ≥ 1.12), and the container-mode patch is left out', () => {
+    const tv = smb.strategies[0]!;
+    const legacy = qemuPatches(smb.topology, tv);
+    expect(legacy.map((x) => x.file)).not.toContain('container-mode.patch.yaml');
+    expect(parse(legacy.find((x) => x.file === 'native-vip.patch.yaml')!.content)).toEqual({ machine: { network: { interfaces: [{ deviceSelector: { driver: 'virtio_net' }, vip: { ip: smb.topology.vip } }] } } });
+    const docs12 = qemuPatches(v12(smb).topology, tv).find((x) => x.file === 'native-vip.patch.yaml')!;
+    expect(parse(docs12.content)).toEqual({ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: smb.topology.vip, link: 'net0' });
+  });
+
+  it('uses --use-vip only when talosctl’s VIP (the 50th address) is the topology’s VIP', () => {
+    const t: Topology = { ...smb.topology, vip: '10.32.0.50' };
+    const tv = smb.strategies[0]!;
+    expect(qemuUsesTalosctlVip(t, tv)).toBe(true);
+    expect(qemuUsesTalosctlVip(smb.topology, tv)).toBe(false);
+    const cmd = qemuCreateCommand({ ...smb, topology: t }, 'x', p, tv);
+    expect(cmd).toContain('--use-vip');
+    expect(qemuPatches(t, tv).map((x) => x.file)).not.toContain('native-vip.patch.yaml'); // not twice
+  });
+});
+
+describe('what qemu can and cannot do', () => {
+  it('runs the L2 strategies; refuses BGP, the external HAProxy and racks, each with its reason', () => {
+    for (const s of mc.strategies) expect(qemuSupports(s, mc)).toEqual({ supported: true });
+    expect(qemuSupports(smb.strategies.find((s) => s.id === 'talos-vip+metallb-l2')!, smb)).toEqual({ supported: true });
+    expect(qemuSupports(smb.strategies.find((s) => s.id === 'haproxy+metallb-bgp')!, smb)).toMatchObject({ supported: false, reason: expect.stringMatching(/BGP router/) });
+    expect(qemuSupports({ ...smb.strategies[0]!, cp: 'haproxy', svc: 'metallb-l2', id: 'haproxy+metallb-l2' }, smb)).toMatchObject({ supported: false, reason: expect.stringMatching(/load-balancer host/) });
+    for (const s of ent.strategies) expect(qemuSupports(s, ent)).toMatchObject({ supported: false, reason: expect.stringMatching(/one bridge network/) });
+  });
+
+  it('refuses a topology whose talosctl-assigned node addresses would take the VIP', () => {
+    const t: Topology = { ...smb.topology, vip: '10.32.0.4' };
+    expect(qemuSupports(smb.strategies[0]!, { ...smb, topology: t })).toMatchObject({ supported: false, reason: expect.stringMatching(/collides/) });
+  });
+
+  it('offers freeze only, and says why the rest cannot be done honestly', () => {
+    expect(qemuPrimitive('freeze')).toMatchObject({ how: expect.stringMatching(/SIGSTOP/) });
+    for (const x of ['shutdown', 'crash', 'partition', 'link-flap', 'leave', 'join'] as const) expect(qemuPrimitive(x)).toHaveProperty('unsupported');
+    expect(qemuProvider.supportsDrill('partition')).toMatchObject({ supported: false, reason: expect.stringMatching(/root namespace/) });
+  });
+
+  it('plan() writes the patches and plan.json, listing unsupported strategies with their reason', async () => {
+    const dir = tmp('tlx-qemu-plan-');
+    const steps = await qemuProvider.plan(smb, { prefix: 'tlab-smb-dryrun', renderDir: dir });
+    expect(steps.some((s) => s.command?.startsWith('talosctl --talosconfig'))).toBe(true);
+    expect(steps.some((s) => /haproxy\+metallb-bgp: unsupported on qemu/.test(s.what))).toBe(true);
+    const plan = JSON.parse(readFileSync(join(dir, 'qemu', 'plan.json'), 'utf8'));
+    expect(plan.strategies['haproxy+metallb-bgp'].supported).toBe(false);
+    for (const x of plan.patches as { file: string }[]) expect(existsSync(join(dir, 'qemu', x.file))).toBe(true);
+    expect(readFileSync(join(dir, 'qemu', 'strategies', 'talos-vip+metallb-l2', 'talos', 'native-vip.patch.yaml'), 'utf8')).toContain('virtio_net');
+  });
+});
