@@ -85,11 +85,15 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       // observe: until recovered (K successes after a failure), or quiet, or the window ends
       const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0);
       const quietMs = Math.min(window, drill.held ? Math.max(spec.holdMs, 3000) : 5000);
+      // Stop observing only once the probe has been clean for a whole second: with ECMP or a dead
+      // endpoint still in rotation failures are partial, and K lucky successes in a row would end
+      // the window in the middle of the outage (the outage itself is computed over every sample).
+      const stableOk = Math.max(tr.recoverSuccesses, Math.ceil(1000 / tr.probeIntervalMs));
       for (;;) {
         await sleep(100, m.signal);
         const elapsed = now() - injectAt;
         const st = await lab.call<TrafficStatus>(client, 'traffic.status', { id, since: injectAt });
-        const recovered = st.firstFailAt !== null && st.consecutiveOk >= tr.recoverSuccesses;
+        const recovered = st.firstFailAt !== null && st.consecutiveOk >= stableOk;
         const quiet = st.firstFailAt === null && elapsed >= quietMs;
         const heldLongEnough = !drill.held || elapsed >= spec.holdMs;
         if (((recovered && elapsed >= 1000) || quiet) && heldLongEnough) break;
@@ -134,7 +138,10 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     outageMs,
     expectedOutageMs: band ? { min: band.min, max: band.max } : null,
     expectedBasis: band?.basis,
-    withinBand: band && outageMs !== null ? outageMs >= band.min && outageMs <= band.max : null,
+    // the band is what the timers predict; the check allows the probe's own resolution (one
+    // probe interval + one probe timeout on each side: a failure is stamped at its send time)
+    withinBand: band && outageMs !== null ? outageMs >= band.min - probeSlack(tr) && outageMs <= band.max + probeSlack(tr) : null,
+    bandSlackMs: band ? probeSlack(tr) : undefined,
     phases: injectAt !== null ? phaseBreakdown(events, injectAt, ep.ip, victim, outage.recoveredAt) : undefined,
     errors: (load?.errors ?? 0) + outage.failedProbes,
     errorsByKind: load?.errorsByKind,
@@ -155,4 +162,9 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     supported: true,
   } as RunRecord;
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };
+}
+
+/** measurement resolution of the outage probe, allowed around a band (see `withinBand`) */
+export function probeSlack(tr: { probeIntervalMs: number; probeTimeoutMs: number }): number {
+  return tr.probeIntervalMs + tr.probeTimeoutMs;
 }

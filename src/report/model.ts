@@ -124,9 +124,10 @@ export function spread(values: (number | null | undefined)[]): Spread | null {
   return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
 }
 
-export function isOutside(outageMs: number | null | undefined, band: { min: number; max: number } | null | undefined): boolean | null {
+/** outside the band, allowing the probe's resolution (`bandSlackMs` of the run, see measure.ts) */
+export function isOutside(outageMs: number | null | undefined, band: { min: number; max: number } | null | undefined, slackMs = 0): boolean | null {
   if (outageMs === null || outageMs === undefined || !band) return null;
-  return outageMs < band.min || outageMs > band.max;
+  return outageMs < band.min - slackMs || outageMs > band.max + slackMs;
 }
 
 function latencySpread(stats: (LatencyStats | undefined)[]): LatencySpread | null {
@@ -170,7 +171,8 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
   const ordered = [...runs].sort((a, b) => (a.repeat ?? 0) - (b.repeat ?? 0));
   const bands = ordered.map((r) => r.expectedOutageMs).filter((b): b is { min: number; max: number } => !!b && Number.isFinite(b.min) && Number.isFinite(b.max));
   const band = bands.length ? { min: Math.min(...bands.map((b) => b.min)), max: Math.max(...bands.map((b) => b.max)) } : null;
-  const verdicts = ordered.map((r) => isOutside(r.outageMs, r.expectedOutageMs ?? band)).filter((x): x is boolean => x !== null);
+  const slack = Math.max(0, ...ordered.map((r) => r.bandSlackMs ?? 0));
+  const verdicts = ordered.map((r) => isOutside(r.outageMs, r.expectedOutageMs ?? band, r.bandSlackMs ?? 0)).filter((x): x is boolean => x !== null);
   const outage = spread(ordered.map((r) => r.outageMs));
   const share = medianShare(ordered);
   const service = r0.target === 'service' ? r0.service : undefined;
@@ -188,7 +190,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     ...(ordered.find((r) => r.expectedBasis)?.expectedBasis ? { bandBasis: ordered.find((r) => r.expectedBasis)!.expectedBasis } : {}),
     judged: verdicts.length,
     outside: verdicts.filter((x) => x).length,
-    medianOutside: outage ? isOutside(outage.median, band) : null,
+    medianOutside: outage ? isOutside(outage.median, band, slack) : null,
     errors: spread(ordered.map((r) => r.errors)),
     probeFailures: spread(ordered.map((r) => r.probeFailures)),
     resets: spread(ordered.map((r) => r.resets)),

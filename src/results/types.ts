@@ -33,6 +33,8 @@ export interface RunRecord {
   externalTrafficPolicy?: 'Cluster' | 'Local';
   expectedBasis?: string;
   withinBand?: boolean | null;
+  /** the probe's resolution allowed around the band when judging withinBand */
+  bandSlackMs?: number;
   errorsByKind?: Record<string, number>;
   probeFailures?: number;
   outageBursts?: number;
