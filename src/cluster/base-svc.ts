@@ -9,7 +9,7 @@
  */
 import type { ComponentSpec } from '../agent/types.js';
 import type { Topology } from '../model/types.js';
-import { kubeProxyService, NODE_MONITOR_GRACE_MS, type KubeProxyConfig } from './kube-proxy.js';
+import { kubeProxyService, type KubeProxyConfig } from './kube-proxy.js';
 import type { EchoConfig } from './echo.js';
 
 /** One echo server per distinct (targetPort, streamPort) of the topology's Services. */
@@ -28,8 +28,8 @@ export function kubeProxyConfig(t: Topology): KubeProxyConfig {
     endpoints: t.nodes.filter((n) => n.runsWorkloads).map((n) => ({ node: n.name, ip: n.ip })),
     peers: t.nodes.map((n) => n.ip),
     heartbeatMs: 1000,
-    // --node-monitor-grace-period, Kubernetes ≥ 1.32 default (kubernetes/kubernetes PR #126287)
-    notReadyAfterMs: NODE_MONITOR_GRACE_MS,
+    // --node-monitor-grace-period (topology timers, default 50 s: src/model/timers.ts)
+    notReadyAfterMs: t.timers.kubernetes.nodeMonitorGraceS * 1000,
   };
 }
 

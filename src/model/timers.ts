@@ -85,6 +85,13 @@ export const DEFAULT_TIMERS: Timers = {
     heartbeatMs: 100,
     electionMs: 1000,
   },
+  kubernetes: {
+    // kube-controller-manager --node-monitor-grace-period: 50 s since Kubernetes 1.32 (kubernetes/
+    // kubernetes PR #126287; 40 s before). A node silent for this long is marked NotReady and its
+    // pods' endpoints stop being ready: until then kube-proxy keeps sending new connections of an
+    // `externalTrafficPolicy: Cluster` Service to the dead node's pods (src/cluster/kube-proxy.ts).
+    nodeMonitorGraceS: 50,
+  },
   arp: {
     // Linux neighbour table defaults (Documentation/networking/ip-sysctl.rst, neigh/default/*):
     // base_reachable_time 30 s, delay_first_probe_time 5 s, ucast_solicit 3, retrans_time 1 s,
@@ -192,6 +199,8 @@ export function timerIssues(t: Timers): TimerIssue[] {
   if (kp.healthTimeoutS > kp.healthIntervalS) {
     add(['kubePrism.healthTimeoutS', 'kubePrism.healthIntervalS'], `expected kubePrism.healthTimeoutS (${kp.healthTimeoutS} s) ≤ kubePrism.healthIntervalS (${kp.healthIntervalS} s)`);
   }
+
+  if (t.kubernetes.nodeMonitorGraceS < 1) add(['kubernetes.nodeMonitorGraceS'], `expected ≥ 1 s, got ${t.kubernetes.nodeMonitorGraceS}`);
 
   const a = t.arp;
   if (a.baseReachableS < 1) add(['arp.baseReachableS'], `expected ≥ 1 s, got ${a.baseReachableS}`);

@@ -105,6 +105,8 @@ export interface Timers {
   haproxy: { checkIntervalMs: number; fall: number; rise: number; checkTimeoutMs: number };
   kubePrism: { healthIntervalS: number; healthTimeoutS: number };
   etcd: { heartbeatMs: number; electionMs: number };
+  /** Kubernetes control loops that decide when a dead node's pods stop receiving Service traffic */
+  kubernetes: { nodeMonitorGraceS: number };
   /** router/client neighbour (ARP) cache, used by garp-ignored (Linux neigh defaults) */
   arp: { baseReachableS: number; delayFirstProbeS: number; ucastSolicit: number; retransMs: number; gcStaleS: number };
 }

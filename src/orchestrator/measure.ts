@@ -13,6 +13,7 @@ import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSamp
 import { now, sleep } from '../util/proc.js';
 import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
 import { clientIpPreserved } from '../traffic/stats.js';
+import { withEndpointTail } from '../cluster/endpoints.js';
 
 export interface MeasureInput {
   lab: RunningLab;
@@ -55,10 +56,11 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const client = clientHost(L);
   const ep = endpointFor(L, strategy, target, m.service);
   const mech = target === 'api' ? strategy.cp : strategy.svc;
-  const band: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, target, { topology: L.topology, strategy: strategy.ref });
   const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
-
   const victim = await drill.pickVictim(ctx);
+  const mechBand: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, target, { topology: L.topology, strategy: strategy.ref });
+  const victimRunsPod = L.topology.nodes.some((n) => n.name === victim && n.runsWorkloads);
+  const band = target === 'service' ? withEndpointTail(mechBand, drill.kind, m.service ?? L.topology.services[0], L.topology, victimRunsPod, spec.holdMs, drill.held) : mechBand;
   if (drill.prepare) {
     await drill.prepare(ctx, victim);
     await sleep(Math.min(spec.settleMs, 3000), m.signal);
@@ -76,14 +78,18 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   let injectAt: number | null = null;
   let restored = false;
   let traffic: TrafficResult | undefined;
+  const holdersSeen: string[] = [];
   try {
     await sleep(spec.preMs, m.signal);
     if (drill.kind !== 'baseline' && drill.kind !== 'class-conflict') {
       m.log(`inject ${drill.kind} on ${victim ?? '-'}`);
       injectAt = now();
       await drill.inject(ctx, victim);
-      // observe: until recovered (K successes after a failure), or quiet, or the window ends
-      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0);
+      // observe: until recovered (clean for a second after a failure), or quiet, or the window ends.
+      // A held fault (freeze, partition) lasts exactly holdMs — it is restored then, inside the
+      // window, and what the client sees afterwards is part of the measurement (holdMs 0 = hold
+      // until the client recovered by itself).
+      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0, drill.held ? spec.holdMs + 5000 : 0);
       const quietMs = Math.min(window, drill.held ? Math.max(spec.holdMs, 3000) : 5000);
       // Stop observing only once the probe has been clean for a whole second: with ECMP or a dead
       // endpoint still in rotation failures are partial, and K lucky successes in a row would end
@@ -95,16 +101,29 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
         const st = await lab.call<TrafficStatus>(client, 'traffic.status', { id, since: injectAt });
         const recovered = st.firstFailAt !== null && st.consecutiveOk >= stableOk;
         const quiet = st.firstFailAt === null && elapsed >= quietMs;
-        const heldLongEnough = !drill.held || elapsed >= spec.holdMs;
-        if (((recovered && elapsed >= 1000) || quiet) && heldLongEnough) break;
+        if (drill.held && !restored && (spec.holdMs > 0 ? elapsed >= spec.holdMs : (recovered && elapsed >= 1000) || quiet)) {
+          m.log(`restore ${victim ?? '-'} after ${Math.round(elapsed)} ms`);
+          await drill.restore(ctx, victim);
+          restored = true;
+          continue;
+        }
+        if (((recovered && elapsed >= 1000) || quiet) && (!drill.held || restored)) break;
         if (elapsed >= window) break;
       }
-      if (drill.held) {
+      if (drill.held && !restored) {
         m.log(`restore ${victim ?? '-'}`);
         await drill.restore(ctx, victim);
         restored = true;
       }
       await sleep(Math.min(spec.settleMs, 3000), m.signal); // the "after" window
+    } else if (drill.kind === 'class-conflict') {
+      // the misconfiguration is the fault: watch who holds the Service address meanwhile
+      const until = now() + Math.max(spec.observeMs, 1000);
+      while (now() < until) {
+        const h = (await lab.holders(target)).join(',');
+        if (h !== holdersSeen.at(-1)) holdersSeen.push(h);
+        await sleep(250, m.signal);
+      }
     } else {
       await sleep(Math.max(spec.observeMs, 1000), m.signal);
     }
@@ -160,6 +179,12 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     internalOutageMs: internal.outageMs,
     timeline: bucketTimeline(traffic.probe.samples, injectAt ?? startedAt + spec.preMs, 100),
     supported: true,
+    ...(drill.kind === 'class-conflict'
+      ? {
+          holdersObserved: [...new Set(holdersSeen.flatMap((h) => h.split(',').filter(Boolean)))].sort(),
+          notes: [`nodes holding ${ep.ip} over the window, in order: ${holdersSeen.map((h) => `[${h}]`).join(' → ') || 'none'} (two controllers announcing one address = a duplicate IP on the LAN: the path follows whichever announced last)`],
+        }
+      : {}),
   } as RunRecord;
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };
 }

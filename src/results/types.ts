@@ -46,6 +46,8 @@ export interface RunRecord {
   timeline?: { tMs: number; ok: number; failed: number; p99Ms: number | null }[];
   samples?: string;
   notes?: string[];
+  /** class-conflict: every node seen holding the Service address during the window */
+  holdersObserved?: string[];
 }
 
 export interface StrategySummary {

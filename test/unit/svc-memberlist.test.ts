@@ -6,18 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import { Memberlist, type MlPacket, type MemberState } from '../../src/strategies/svc/metallb.agent.js';
 import { memberlistDetection, MEMBERLIST_FIXED, METALLB_JOIN_INTERVAL_MS, METALLB_LEAVE_TIMEOUT_MS, type MemberlistTimers } from '../../src/strategies/svc/metallb-l2.js';
+import { seeded } from '../../src/orchestrator/ids.js';
 
-/** mulberry32: a small seeded PRNG */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seeded;
 
 interface Ev {
   t: number;

@@ -39,6 +39,7 @@ import { stateRoot } from '../../state/state.js';
 import { REPO_ROOT } from '../../model/load.js';
 import { LabError, PrerequisiteError, ReadinessError } from '../../util/errors.js';
 import { now, quote, run, sleep, type RunResult } from '../../util/proc.js';
+import { readEvents } from '../../agent/events.js';
 import {
   STRATEGY_SPECIFIC_PATCHES,
   TALOS_PATCH,
@@ -1423,20 +1424,7 @@ class DockerLab implements RunningLab {
   }
 
   async events(sinceT: number): Promise<AgentEvent[]> {
-    if (!existsSync(this.p.events)) return [];
-    const out: AgentEvent[] = [];
-    for (const f of readdirSync(this.p.events).filter((x) => x.endsWith('.jsonl'))) {
-      for (const line of readFileSync(join(this.p.events, f), 'utf8').split('\n')) {
-        if (!line) continue;
-        try {
-          const e = JSON.parse(line) as AgentEvent;
-          if (e.t >= sinceT) out.push(e);
-        } catch {
-          /* torn line */
-        }
-      }
-    }
-    return out.sort((a, b) => a.t - b.t);
+    return readEvents(this.p.events, sinceT);
   }
 
   async exec(host: string, cmd: string, args: string[]): Promise<ExecResult> {

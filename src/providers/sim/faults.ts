@@ -62,25 +62,26 @@ const GARP_TABLE = 'tlab_garp_ignore';
 /**
  * Sticky-ARP gear: ignore gratuitous ARP. Linux updates an existing neighbour entry from any ARP
  * packet naming the IP (arp_accept only governs *creating* entries), so the only way to make a
- * Linux box ignore GARP is to drop it: requests whose sender IP equals their target IP (the
- * gratuitous form iputils `arping -U` and Talos/kube-vip send) and replies nobody asked for
- * (target hardware address broadcast). The cache then heals only through its own timers:
- * REACHABLE → STALE after base_reachable_time, DELAY, PROBE (unicast to the OLD MAC, ucast_solicit
- * times), FAILED → a new broadcast resolution that the new holder answers.
+ * Linux box ignore GARP is to drop it: for each address that can move (the VIP, the pool), ARP
+ * requests whose sender IP and target IP are both that address (the gratuitous form iputils
+ * `arping -U`, Talos and kube-vip send), and replies to it nobody asked for (target hardware
+ * address broadcast). nftables compares a field with constants only, hence one rule per address.
+ * The cache then heals only through its own timers: REACHABLE → STALE after base_reachable_time,
+ * DELAY, PROBE (unicast to the OLD MAC, ucast_solicit times), FAILED → a new broadcast resolution
+ * that the new holder answers.
  */
-export function garpIgnoreRules(): string {
+export function garpIgnoreRules(movable: string[]): string {
   return [
     `table arp ${GARP_TABLE} {`,
     '  chain in {',
     '    type filter hook input priority -300; policy accept;',
-    '    arp operation request arp saddr ip == arp daddr ip drop',
-    '    arp operation reply arp daddr ether ff:ff:ff:ff:ff:ff drop',
+    ...movable.flatMap((ip) => [`    arp operation request arp saddr ip ${ip} arp daddr ip ${ip} drop`, `    arp operation reply arp saddr ip ${ip} arp daddr ether ff:ff:ff:ff:ff:ff drop`]),
     '  }',
     '}',
   ].join('\n');
 }
 
-export async function setGarpIgnore(ns: string, on: boolean): Promise<void> {
-  if (on) await run('nft', ['-f', '-'], { ns, input: garpIgnoreRules() + '\n' });
+export async function setGarpIgnore(ns: string, on: boolean, movable: string[]): Promise<void> {
+  if (on) await run('nft', ['-f', '-'], { ns, input: garpIgnoreRules(movable) + '\n' });
   else await run('nft', ['delete', 'table', 'arp', GARP_TABLE], { ns, reject: false });
 }

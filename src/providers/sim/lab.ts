@@ -8,7 +8,7 @@
  * start time) it is created; `down` is `cleanLab` on that state: the same code `lab clean` runs
  * after a SIGKILL, so the normal path and the recovery path cannot drift apart.
  */
-import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host, Lab, Node, StrategyRef, Target } from '../../model/types.js';
 import type { Artifacts, SimPlan } from '../../strategies/types.js';
@@ -16,6 +16,7 @@ import type { AgentEvent, AgentSpec, ComponentSpec } from '../../agent/types.js'
 import type { Primitive, RunningLab, UpContext } from '../types.js';
 import type { TrafficStart, TrafficStatus } from '../../orchestrator/traffic-rpc.js';
 import { call as rpcCall } from '../../agent/rpc.js';
+import { readEvents } from '../../agent/events.js';
 import { LabError, ReadinessError, settleAll } from '../../util/errors.js';
 import { now, pidStartTime, run, sleep } from '../../util/proc.js';
 import { REPO_ROOT } from '../../model/load.js';
@@ -375,7 +376,8 @@ export class SimLab implements RunningLab {
     const t = this.lab.topology;
     // the routers of the LANs where addresses move, and the LAN's clients (none in the shipped labs)
     const hosts = t.routers.filter((r) => r.interfaces.some((i) => t.segments.find((s) => s.name === i.segment)?.kind === 'lan'));
-    await settleAll(hosts.map((h) => setGarpIgnore(this.ns(h.name), on)));
+    const movable = [t.vip, ...t.pool.addresses];
+    await settleAll(hosts.map((h) => setGarpIgnore(this.ns(h.name), on, movable)));
   }
 
   call<T = unknown>(host: string, method: string, params?: unknown, timeoutMs?: number): Promise<T> {
@@ -385,20 +387,7 @@ export class SimLab implements RunningLab {
   }
 
   async events(sinceT: number): Promise<AgentEvent[]> {
-    const out: AgentEvent[] = [];
-    if (!existsSync(this.eventsDir)) return out;
-    for (const f of readdirSync(this.eventsDir).filter((x) => x.endsWith('.jsonl'))) {
-      for (const line of readFileSync(join(this.eventsDir, f), 'utf8').split('\n')) {
-        if (!line) continue;
-        try {
-          const e = JSON.parse(line) as AgentEvent;
-          if (e.t >= sinceT) out.push(e);
-        } catch {
-          /* a line being written */
-        }
-      }
-    }
-    return out.sort((a, b) => a.t - b.t);
+    return readEvents(this.eventsDir, sinceT);
   }
 
   async exec(host: string, cmd: string, args: string[]) {

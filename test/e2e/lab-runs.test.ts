@@ -1,0 +1,238 @@
+/**
+ * Real sim labs through the CLI a user runs (`lab run <lab> --out DIR --json`), asserting on the
+ * MEASURED figures of results.json. Every expected band below is computed here, from the lab's
+ * configured timers (results.timers) and the mechanism's documented rule — not taken from what the
+ * run printed — and widened only by the probe's resolution (interval + timeout).
+ *
+ * Issues covered: 4 (API endpoint: talos-vip, kube-vip-arp, kube-vip-bgp, haproxy; KubePrism),
+ * 5 (Services: L2 share, BGP spread, ETP Local client IP, failover bands, ECMP resets plain vs
+ * resilient, class conflict), 6 (`lab report` reproduces the reports), 8 (every drill in sim),
+ * 2 (nothing left behind).
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import type { Timers } from '../../src/model/types.js';
+import type { Results, RunRecord } from '../../src/results/types.js';
+import { validateResults } from '../../src/results/validate.js';
+import { REPO_ROOT } from '../../src/model/load.js';
+import { listNetns } from '../../src/state/clean.js';
+import { pick, runLabCli } from '../helpers/lab-run.js';
+import { useTempDirs } from '../helpers/tmp.js';
+
+const mkTemp = useTempDirs();
+const fixture = (name: string) => join(REPO_ROOT, 'test', 'fixtures', 'labs', `${name}.yaml`);
+
+function timersOf(r: Results): Timers {
+  return r.timers as unknown as Timers;
+}
+
+/** probe resolution: a failure is stamped at its send time, a probe can take its timeout */
+const SLACK = 10 + 200;
+
+function expectWithin(run: RunRecord, min: number, max: number, why: string) {
+  expect(run.outageMs, `${run.strategy} ${run.target} ${run.drill}: outage (${why})`).not.toBeNull();
+  expect(run.outageMs!, `${run.strategy} ${run.target} ${run.drill} outage ≥ ${min - SLACK} ms (${why})`).toBeGreaterThanOrEqual(min - SLACK);
+  expect(run.outageMs!, `${run.strategy} ${run.target} ${run.drill} outage ≤ ${max + SLACK} ms (${why})`).toBeLessThanOrEqual(max + SLACK);
+}
+
+function topShare(run: RunRecord): number {
+  return Math.max(...Object.values(run.nodeShare ?? {}));
+}
+
+function baselineClean(run: RunRecord) {
+  expect(run.requests, `${run.strategy} ${run.target} baseline requests`).toBeGreaterThan(50);
+  expect(run.errors, `${run.strategy} ${run.target} baseline errors`).toBeLessThanOrEqual(Math.ceil(run.requests * 0.01));
+}
+
+async function noLeftovers(labName: string) {
+  const short = labName.replace(/[^a-z0-9]/gi, '').slice(0, 8).toLowerCase();
+  expect((await listNetns()).filter((n) => n.startsWith(`tlab-${short}-`))).toEqual([]);
+}
+
+describe('lab ci-minecraft (1 node: talos-vip + metallb-l2)', () => {
+  it('measures baseline and a VIP loss; KubePrism keeps in-cluster clients up; `lab report` reproduces the reports', async () => {
+    const out = mkTemp('lab-mc-');
+    const { code, results: r } = await runLabCli(fixture('ci-minecraft'), out);
+    expect(code).toBe(0);
+    expect(validateResults(r).errors).toEqual([]);
+    expect(r.provider).toMatchObject({ name: 'sim', emulated: true });
+    expect(r.provider.components.frr).toMatch(/^\d+\.\d+/);
+    expect(r.provider.components.etcd).toMatch(/^\d+\.\d+/);
+
+    const api = pick(r, 'talos-vip+metallb-l2', 'api', 'baseline');
+    baselineClean(api);
+    expect(api.nodeShare).toEqual({ cp1: 1 });
+    // the single-node pitfall handled: the control plane serves Services
+    const web = pick(r, 'talos-vip+metallb-l2', 'service', 'baseline', 'web');
+    const local = pick(r, 'talos-vip+metallb-l2', 'service', 'baseline', 'web-local');
+    baselineClean(web);
+    expect(web.nodeShare).toEqual({ cp1: 1 });
+    expect(web.clientIpPreserved).toBe(false); // ETP Cluster: SNAT
+    expect(local.clientIpPreserved).toBe(true); // ETP Local
+
+    // the only node is partitioned for holdMs: no peer can take the VIP, it is back at restore
+    const loss = pick(r, 'talos-vip+metallb-l2', 'api', 'vip-loss-internal');
+    const holdMs = 3000; // ci-minecraft.yaml
+    expectWithin(loss, holdMs, holdMs + 3000, 'external clients lose the VIP for the partition');
+    // in-cluster clients go through KubePrism on localhost:7445 to the node's own API server
+    expect(loss.internalOutageMs).not.toBeNull();
+    expect(loss.internalOutageMs!).toBeLessThanOrEqual(500);
+
+    const files = ['report.md', 'report.html', 'runs.csv'];
+    const before = files.map((f) => readFileSync(join(out, f)));
+    execFileSync(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'report', out], { cwd: REPO_ROOT, env: { ...process.env, CI: 'true' } });
+    files.forEach((f, i) => expect(readFileSync(join(out, f)).equals(before[i]!), `${f} regenerated identically`).toBe(true));
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/emulated Talos control plane/);
+    await noLeftovers(r.lab);
+  });
+});
+
+describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
+  it('failovers of the API and the Services fall inside the bands their timers predict', async () => {
+    const { code, results: r } = await runLabCli(fixture('ci-smb'), mkTemp('lab-smb-'));
+    expect(code).toBe(0);
+    expect(validateResults(r).errors).toEqual([]);
+    const T = timersOf(r);
+    const grace = T.kubernetes.nodeMonitorGraceS * 1000;
+
+    // --- API endpoint
+    const tvBase = pick(r, 'talos-vip+metallb-l2', 'api', 'baseline');
+    baselineClean(tvBase);
+    expect(topShare(tvBase), 'Talos VIP is active-passive').toBeGreaterThanOrEqual(0.95);
+    const hpBase = pick(r, 'haproxy+metallb-bgp', 'api', 'baseline');
+    baselineClean(hpBase);
+    expect(Object.values(hpBase.nodeShare ?? {}).filter((s) => s >= 0.1).length, 'HAProxy spreads over the API servers').toBeGreaterThanOrEqual(2);
+
+    // Talos VIP: graceful = resign, the next campaigner is already waiting (vip.go)
+    expectWithin(pick(r, 'talos-vip+metallb-l2', 'api', 'graceful-shutdown'), 0, T.talosVip.campaignRetryS * 1000 + 1000, 'resign + GARP');
+    // crash = the session lease expires: TTL after the last keepalive (sent every TTL/3); when the
+    // victim led etcd, re-election adds up to 3 election timeouts
+    const ttl = T.talosVip.sessionTtlS * 1000;
+    const tvCrash = pick(r, 'talos-vip+metallb-l2', 'api', 'crash');
+    expectWithin(tvCrash, (ttl * 2) / 3, ttl + 3 * T.etcd.electionMs + T.talosVip.campaignRetryS * 1000 + 1500, 'session TTL');
+    expect(tvCrash.phases?.announceMs, 'the new holder’s GARP was seen on the wire').not.toBeNull();
+    // HAProxy: a stopped API server is refused and re-dispatched; a dead one is marked DOWN after
+    // `fall` failed checks, each bounded by min(timeout connect, inter)
+    const h = T.haproxy;
+    expectWithin(pick(r, 'haproxy+metallb-bgp', 'api', 'graceful-shutdown'), 0, h.fall * h.checkIntervalMs + 500, 'refused + redispatch');
+    expectWithin(pick(r, 'haproxy+metallb-bgp', 'api', 'crash'), 0, h.fall * (2 * h.checkIntervalMs) + 1000, 'fall × check');
+
+    // --- Services
+    for (const s of ['talos-vip+metallb-l2', 'haproxy+metallb-bgp']) {
+      const web = pick(r, s, 'service', 'baseline', 'web');
+      const local = pick(r, s, 'service', 'baseline', 'web-local');
+      baselineClean(web);
+      baselineClean(local);
+      expect(web.clientIpPreserved, `${s}: ETP Cluster loses the client IP`).toBe(false);
+      expect(local.clientIpPreserved, `${s}: ETP Local keeps the client IP`).toBe(true);
+    }
+    // L2: one node takes all the traffic (Local: only its own pod answers)
+    expect(topShare(pick(r, 'talos-vip+metallb-l2', 'service', 'baseline', 'web-local'))).toBeGreaterThanOrEqual(0.95);
+    // BGP: ECMP spreads over both workers
+    const bgpWeb = pick(r, 'haproxy+metallb-bgp', 'service', 'baseline', 'web');
+    expect(Object.keys(bgpWeb.nodeShare ?? {}).length).toBeGreaterThanOrEqual(2);
+    expect(topShare(bgpWeb)).toBeLessThanOrEqual(0.7);
+    const bgpLocal = pick(r, 'haproxy+metallb-bgp', 'service', 'baseline', 'web-local');
+    expect(topShare(bgpLocal), 'BGP + ETP Local: every node with a pod announces').toBeLessThanOrEqual(0.7);
+
+    // MetalLB L2: memberlist leave (graceful), or suspicion (crash): suspicionMult × max(1, log10 n)
+    // × probe interval, up to 6 × that (memberlist suspicionMaxTimeoutMult); plus the ETP Cluster
+    // endpoint tail of the dead node's pod (node-monitor-grace-period ± 1 s)
+    const ml = T.metallb;
+    const suspicionMin = ml.suspicionMult * Math.max(1, Math.log10(5)) * ml.probeIntervalMs;
+    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'graceful-shutdown'), 0, 1500, 'memberlist leave + GARP');
+    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'crash'), Math.max(ml.probeTimeoutMs + suspicionMin, grace - 1000), Math.max(2 * ml.probeIntervalMs + 6 * suspicionMin, grace + 1000) + 1500, 'memberlist + endpoint tail');
+    // MetalLB BGP: withdraw (graceful), hold time (crash) + the endpoint tail
+    const b = T.bgp;
+    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'graceful-shutdown'), 0, 1000, 'BGP withdraw');
+    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'crash'), Math.max((b.holdS - b.keepaliveS) * 1000, grace - 1000), Math.max(b.holdS * 1000, grace + 1000) + 1000, 'hold time + endpoint tail');
+    await noLeftovers(r.lab);
+  });
+});
+
+describe('lab ci-smb-kubevip (kube-vip ARP with lb_enable, kube-vip BGP, class conflict)', () => {
+  it('kube-vip spreads the API, fails over inside its lease/hold bands, and a class-less Service gets two announcers', async () => {
+    const { code, results: r } = await runLabCli(fixture('ci-smb-kubevip'), mkTemp('lab-kv-'));
+    expect(code).toBe(0);
+    expect(validateResults(r).errors).toEqual([]);
+    const T = timersOf(r);
+    const kv = T.kubeVip;
+    const arp = 'kube-vip-arp+kube-vip-arp';
+    const base = pick(r, arp, 'api', 'baseline');
+    baselineClean(base);
+    expect(Object.values(base.nodeShare ?? {}).filter((s) => s >= 0.1).length, 'lb_enable: active-active API').toBeGreaterThanOrEqual(2);
+    // graceful: the leader releases its Lease; a candidate takes it at its next retry (× 1.2 jitter)
+    expectWithin(pick(r, arp, 'api', 'graceful-shutdown'), 0, 1.2 * kv.retryPeriodS * 1000 + 1000, 'lease released');
+    // crash: the Lease expires leaseDuration after the last renewal (every retryPeriod); with
+    // lb_enable the dead API server leaves the new holder's backends at its next check (5 s)
+    expectWithin(pick(r, arp, 'api', 'crash'), (kv.leaseDurationS - kv.retryPeriodS) * 1000, kv.leaseDurationS * 1000 + 2 * 1.2 * kv.retryPeriodS * 1000 + 5000 + 1500, 'lease expiry');
+    // BGP mode: every control plane announces; graceful = withdraw (the UPDATE is immediate, but
+    // connections already on the stopping API server break and the client reconnects: ≤ 2 s),
+    // crash = router hold time
+    const bgp = 'kube-vip-bgp+metallb-l2';
+    expectWithin(pick(r, bgp, 'api', 'graceful-shutdown'), 0, 2000, 'BGP withdraw + reconnect');
+    expectWithin(pick(r, bgp, 'api', 'crash'), 0, T.bgp.holdS * 1000 + 1000, 'BGP hold time');
+    // pitfall 2: without spec.loadBalancerClass kube-vip and MetalLB both announce the Service IP
+    const conflict = pick(r, 'kube-vip-arp+metallb-l2', 'service', 'class-conflict');
+    expect(conflict.holdersObserved?.length ?? 0, `holders seen: ${conflict.notes?.join(' ')}`).toBeGreaterThanOrEqual(2);
+    await noLeftovers(r.lab);
+  });
+});
+
+describe('lab ci-smb-drills (freeze, partition, link flap, sticky ARP, VIP loss)', () => {
+  it('each drill has its observable effect inside the band of its timers', async () => {
+    const { code, results: r } = await runLabCli(fixture('ci-smb-drills'), mkTemp('lab-dr-'));
+    expect(code).toBe(0);
+    expect(validateResults(r).errors).toEqual([]);
+    const T = timersOf(r);
+    const s = 'talos-vip+metallb-l2';
+    const ttl = T.talosVip.sessionTtlS * 1000;
+    const grace = T.kubernetes.nodeMonitorGraceS * 1000;
+    // freeze of the VIP holder: its etcd session is not kept alive → like a crash
+    expectWithin(pick(r, s, 'api', 'freeze'), (ttl * 2) / 3, ttl + 3 * T.etcd.electionMs + 2500, 'session TTL');
+    // partition of the announcer (held 6 s): memberlist failover, and the Cluster endpoint tail
+    const ml = T.metallb;
+    const part = pick(r, s, 'service', 'partition');
+    expectWithin(part, Math.max(ml.probeTimeoutMs + ml.suspicionMult * ml.probeIntervalMs, grace - 1000), 6000 + 3000, 'memberlist + endpoint tail, ends at restore at the latest');
+    // link flap of the announcer for 1.5 s: at most the flap plus re-ARP
+    const flap = pick(r, s, 'service', 'link-flap');
+    expect(flap.outageMs!).toBeGreaterThan(0);
+    expect(flap.outageMs!).toBeLessThanOrEqual(1500 + 3000);
+    // sticky ARP: the router ignores the new announcer's GARP, so the path heals only through
+    // the router's neighbour timers: REACHABLE ≤ 1.5 × base_reachable_time, DELAY, PROBE × ucast_solicit
+    const a = T.arp;
+    const garp = pick(r, s, 'service', 'garp-ignored');
+    const arpHeal = 1.5 * a.baseReachableS * 1000 + a.delayFirstProbeS * 1000 + a.ucastSolicit * a.retransMs + 1000;
+    expectWithin(garp, ml.probeTimeoutMs + ml.suspicionMult * ml.probeIntervalMs, Math.max(6 * ml.suspicionMult * ml.probeIntervalMs, grace + 1000) + arpHeal, 'failover + neighbour timers');
+    // VIP loss (holder partitioned 3 s): external clients wait for the TTL, KubePrism clients go on
+    const loss = pick(r, s, 'api', 'vip-loss-internal');
+    expectWithin(loss, Math.min(3000, (ttl * 2) / 3), 3000 + 3000, 'partitioned until restore or TTL');
+    expect(loss.internalOutageMs, 'in-cluster clients (KubePrism) were observed').not.toBeNull();
+    await noLeftovers(r.lab);
+  });
+});
+
+describe('ECMP churn: node leave under plain vs resilient hashing (4 announcing workers)', () => {
+  it('plain ECMP resets long-lived connections of SURVIVING nodes; node join re-maps too', async () => {
+    const { code, results: r } = await runLabCli(fixture('ci-smb-ecmp'), mkTemp('lab-ecmp-'));
+    expect(code).toBe(0);
+    const leave = pick(r, 'haproxy+metallb-bgp', 'service', 'node-leave');
+    expect(leave.streams!).toBeGreaterThanOrEqual(20);
+    expect(leave.resetsOnSurvivors!, 'flows on nodes that stayed were re-hashed and reset').toBeGreaterThan(0);
+    const join = pick(r, 'haproxy+metallb-bgp', 'service', 'node-join');
+    expect(join.resets!, 'a joining node takes over hash ranges: established flows land on it and reset').toBeGreaterThan(0);
+    await noLeftovers(r.lab);
+  });
+
+  it('resilient ECMP resets only the leaving node’s connections', async () => {
+    const { code, results: r } = await runLabCli(fixture('ci-smb-resilient'), mkTemp('lab-res-'));
+    expect(code).toBe(0);
+    const leave = pick(r, 'haproxy+metallb-bgp', 'service', 'node-leave');
+    expect(leave.streams!).toBeGreaterThanOrEqual(20);
+    expect(leave.resetsOnSurvivors).toBe(0);
+    expect(leave.resetsOnVictim!, 'the leaving node’s flows moved and reset').toBeGreaterThan(0);
+    await noLeftovers(r.lab);
+  });
+});
