@@ -17,9 +17,12 @@ deps:
 lab: deps
 	npm run lab -- $(LAB) --provider $(PROVIDER) $(ARGS)
 
+# e2e runs after the others, alone: its labs measure timings that a concurrent CPU-heavy unit
+# run would disturb on a 2-core machine
 test: deps
 	npx tsc --noEmit
-	npx vitest run
+	npx vitest run --project unit --project contract
+	npx vitest run --project e2e
 
 typecheck: deps
 	npx tsc --noEmit

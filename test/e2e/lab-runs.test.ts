@@ -104,6 +104,7 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
     const hpBase = pick(r, 'haproxy+metallb-bgp', 'api', 'baseline');
     baselineClean(hpBase);
     expect(Object.values(hpBase.nodeShare ?? {}).filter((s) => s >= 0.1).length, 'HAProxy spreads over the API servers').toBeGreaterThanOrEqual(2);
+    expect(topShare(hpBase), 'HAProxy: active-active over 3 control planes').toBeLessThanOrEqual(0.6);
 
     // Talos VIP: graceful = resign, the next campaigner is already waiting (vip.go)
     expectWithin(pick(r, 'talos-vip+metallb-l2', 'api', 'graceful-shutdown'), 0, T.talosVip.campaignRetryS * 1000 + 1000, 'resign + GARP');
@@ -113,6 +114,13 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
     const tvCrash = pick(r, 'talos-vip+metallb-l2', 'api', 'crash');
     expectWithin(tvCrash, (ttl * 2) / 3, ttl + 3 * T.etcd.electionMs + T.talosVip.campaignRetryS * 1000 + 1500, 'session TTL');
     expect(tvCrash.phases?.announceMs, 'the new holder’s GARP was seen on the wire').not.toBeNull();
+    // in-cluster clients (through KubePrism) see no outage longer than its health-check period
+    for (const d of ['graceful-shutdown', 'crash'])
+      for (const s of ['talos-vip+metallb-l2', 'haproxy+metallb-bgp']) {
+        const run = pick(r, s, 'api', d);
+        expect(run.internalOutageMs, `${s} ${d}: KubePrism clients observed`).not.toBeNull();
+        expect(run.internalOutageMs!, `${s} ${d}: KubePrism outage ≤ health-check period`).toBeLessThanOrEqual(T.kubePrism.healthIntervalS * 1000);
+      }
     // HAProxy: a stopped API server is refused and re-dispatched; a dead one is marked DOWN after
     // `fall` failed checks, each bounded by min(timeout connect, inter)
     const h = T.haproxy;
@@ -163,6 +171,8 @@ describe('lab ci-smb-kubevip (kube-vip ARP with lb_enable, kube-vip BGP, class c
     const base = pick(r, arp, 'api', 'baseline');
     baselineClean(base);
     expect(Object.values(base.nodeShare ?? {}).filter((s) => s >= 0.1).length, 'lb_enable: active-active API').toBeGreaterThanOrEqual(2);
+    expect(topShare(pick(r, 'kube-vip-bgp+metallb-l2', 'api', 'baseline')), 'kube-vip BGP: ECMP over 3 control planes').toBeLessThanOrEqual(0.6);
+    expect(topShare(pick(r, 'kube-vip-arp+metallb-l2', 'api', 'baseline')), 'kube-vip ARP without lb_enable: active-passive').toBeGreaterThanOrEqual(0.95);
     // graceful: the leader releases its Lease; a candidate takes it at its next retry (× 1.2 jitter)
     expectWithin(pick(r, arp, 'api', 'graceful-shutdown'), 0, 1.2 * kv.retryPeriodS * 1000 + 1000, 'lease released');
     // crash: the Lease expires leaseDuration after the last renewal (every retryPeriod); with
