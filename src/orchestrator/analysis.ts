@@ -3,6 +3,7 @@ import type { AgentEvent } from '../agent/types.js';
 import type { RunningLab } from '../providers/types.js';
 import type { ProbeSample } from './traffic-rpc.js';
 import { computeOutage } from '../traffic/outage.js';
+import { observerNodes } from '../cluster/base-cp.js';
 
 export interface TimelineBucket {
   tMs: number;
@@ -67,8 +68,7 @@ export async function internalOutage(
   injectAt: number | null,
   recoverSuccesses: number,
 ): Promise<{ outageMs: number | null; samples: Record<string, unknown[]> }> {
-  const hosts = lab.lab.topology.nodes.filter((n) => n.role === 'worker').map((n) => n.name);
-  if (!hosts.length) hosts.push(lab.lab.topology.nodes[0]!.name);
+  const hosts = observerNodes(lab.lab.topology);
   const samples: Record<string, unknown[]> = {};
   let worst: number | null = null;
   for (const h of hosts) {

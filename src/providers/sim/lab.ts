@@ -34,6 +34,8 @@ import { ResilientEcmp, routeGateways } from './ecmp.js';
 type Fault = 'shutdown' | 'crash' | 'freeze' | 'partition' | 'leave';
 
 const AGENT_MAIN = join(REPO_ROOT, 'src', 'agent', 'main.ts');
+/** agents started at once (see apply) */
+const AGENT_STARTS = 6;
 
 export class SimLab implements RunningLab {
   readonly provider = 'sim' as const;
@@ -204,8 +206,9 @@ export class SimLab implements RunningLab {
     // control planes first: their API servers must listen before any node's KubePrism dials them
     // (a failed dial costs an upstream its score until the next health check, 20 s in Talos)
     const isCp = (h: string) => t.nodes.find((n) => n.name === h)?.role === 'controlplane';
-    await settleAll(hosts.filter(isCp).map((h) => this.startAgent(h, plan.components[h]!)));
-    await settleAll(hosts.filter((h) => !isCp(h)).map((h) => this.startAgent(h, plan.components[h]!)));
+    // a few at a time: each agent compiles its TypeScript at start, 35 at once starve 2 cores
+    await mapLimit(hosts.filter(isCp), AGENT_STARTS, (h) => this.startAgent(h, plan.components[h]!));
+    await mapLimit(hosts.filter((h) => !isCp(h)), AGENT_STARTS, (h) => this.startAgent(h, plan.components[h]!));
     // the BGP sessions of the speakers are up
     await settleAll(
       [...this.speakers.entries()].map(([node]) => {
@@ -217,9 +220,10 @@ export class SimLab implements RunningLab {
     if (!hosts.length) return; // a plan without cluster components (network-only tests)
     const apiIp = ref.cp === 'haproxy' ? t.loadBalancer!.ip : t.vip;
     const cps = t.nodes.filter((n) => n.role === 'controlplane');
-    await settleAll(
-      [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)].map((u) => this.waitReachable(u, 60_000)),
-    );
+    // one after the other: on a big lab the client shares 2 cores with every agent
+    for (const u of [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)]) {
+      await this.waitReachable(u, 120_000);
+    }
     // every API server ready: HAProxy marks a server up after `rise` good checks
     if (plan.haproxy) await sleep((t.timers.haproxy.rise + 1) * t.timers.haproxy.checkIntervalMs, signal);
   }
@@ -402,10 +406,10 @@ export class SimLab implements RunningLab {
   async waitReachable(url: string, timeoutMs = 30_000, successes = 5): Promise<void> {
     const client = this.lab.topology.clients[0]!.name;
     const id = `ready/${url}/${Math.round(now())}`;
-    const start: TrafficStart = { id, probe: { url, intervalMs: 50, timeoutMs: 500 } };
-    await this.call(client, 'traffic.start', start);
+    const start: TrafficStart = { id, probe: { url, intervalMs: 50, timeoutMs: 1000 } };
+    await this.call(client, 'traffic.start', start, 30_000);
     try {
-      await waitFor('forReachable', `${url} from ${client}`, async () => (await this.call<TrafficStatus>(client, 'traffic.status', { id })).consecutiveOk >= successes, { timeoutMs, intervalMs: 100, signal: this.ctx.signal });
+      await waitFor('forReachable', `${url} from ${client}`, async () => (await this.call<TrafficStatus>(client, 'traffic.status', { id }, 30_000)).consecutiveOk >= successes, { timeoutMs, intervalMs: 100, signal: this.ctx.signal });
     } finally {
       await this.call(client, 'traffic.stop', { id, injectAt: null, recoverSuccesses: 1 }).catch(() => undefined);
     }
@@ -422,6 +426,16 @@ export class SimLab implements RunningLab {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.down();
   }
+}
+
+/** run fn over items with at most `limit` in flight; every failure is kept (settleAll) */
+async function mapLimit<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await settleAll(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+    }),
+  );
 }
 
 function sameSubnet(a: string, b: string, len: number): boolean {
