@@ -107,7 +107,9 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
           restored = true;
           continue;
         }
-        if (((recovered && elapsed >= 1000) || quiet) && (!drill.held || restored)) break;
+        // never before the band's minimum: a tail of rare partial failures (one dead pod among
+        // thirty endpoints) can look clean for a second long before it really ends
+        if (((recovered && elapsed >= Math.max(1000, band?.min ?? 0)) || quiet) && (!drill.held || restored)) break;
         if (elapsed >= window) break;
       }
       if (drill.held && !restored) {
