@@ -32,7 +32,7 @@ function targetsOf(spec: DrillSpec): Target[] {
   return spec.target === 'both' ? ['api', 'service'] : [spec.target];
 }
 
-function unsupportedRecord(strategy: string, target: Target, drill: string, reason: string): RunRecord {
+export function unsupportedRecord(strategy: string, target: Target, drill: string, reason: string): RunRecord {
   return {
     strategy,
     target,
