@@ -145,8 +145,11 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const outageMs = injectAt === null ? (drill.kind === 'class-conflict' ? outage.outageMs : null) : outage.outageMs;
   const load = traffic.load;
   const streams = traffic.streams ?? [];
-  const victimIp = victim ? L.topology.nodes.find((n) => n.name === victim)?.ip : undefined;
-  const resetsOnVictim = streams.filter((s) => s.broken && (s.clientIp === victimIp || s.node === victim)).length;
+  // which node a stream ENTERED through: under ETP Cluster the pod sees the ingress node's address
+  // (SNAT) and may run elsewhere; under Local the pod's node is the ingress and sees the client
+  const nodeByIp = new Map(L.topology.nodes.map((n) => [n.ip, n.name]));
+  const ingressOf = (s: { clientIp: string | null; node: string | null }) => (s.clientIp ? nodeByIp.get(s.clientIp) : undefined) ?? s.node;
+  const resetsOnVictim = streams.filter((s) => s.broken && ingressOf(s) === victim).length;
   const clientIps = L.topology.clients.flatMap((c) => c.interfaces.map((i) => i.ip));
 
   const record: RunRecord = {

@@ -111,9 +111,8 @@ describe('sim provider (smb, network-only plan)', () => {
   it('graceful shutdown withdraws in well under the hold time; restore brings the node back', async () => {
     const t0 = now();
     await l.inject('shutdown', 'w2');
-    const ms = await waitUntil('w2 withdrawn', async () => !(await l.holders('service')).includes('w2'), 3000);
+    await waitUntil('w2 withdrawn', async () => !(await l.holders('service')).includes('w2'), 3000);
     expect(now() - t0).toBeLessThan(l.lab.topology.timers.bgp.holdS * 1000);
-    expect(ms).toBeGreaterThanOrEqual(0);
     await l.restore('w2');
     await waitUntil('w2 back', async () => (await l.holders('service')).includes('w2'), 10_000);
   });
@@ -138,7 +137,7 @@ describe('sim provider (smb, network-only plan)', () => {
     await l.inject('partition', 'cp2');
     expect(await ping(l, 'rtr', '10.32.0.12')).toBe(false);
     expect(await ping(l, 'cp2', '10.32.0.11')).toBe(false);
-    const etcd = (await l.exec('cp2', 'sh', ['-c', 'ls /proc/*/comm | head -0; for p in $(ip netns pids ' + l.ns('cp2') + '); do cat /proc/$p/comm; done'])).stdout;
+    const etcd = (await l.exec('cp2', 'sh', ['-c', `for p in $(ip netns pids ${l.ns('cp2')}); do cat /proc/$p/comm; done`])).stdout;
     expect(etcd).toContain('etcd');
     await l.restore('cp2');
     expect(await ping(l, 'rtr', '10.32.0.12')).toBe(true);

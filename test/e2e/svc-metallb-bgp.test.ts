@@ -30,6 +30,7 @@ import type { AgentSpec, ComponentSpec } from '../../src/agent/types.js';
 import type { LbService, StrategyRef, Topology } from '../../src/model/types.js';
 import type { SimPlan } from '../../src/strategies/types.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { probePods } from '../helpers/pod-probe.js';
 
 const mkTemp = useTempDirs();
 const prefix = `tlx-bgp${process.pid}`;
@@ -79,25 +80,7 @@ async function waitHops(ip: string, want: string[], timeoutMs: number): Promise<
   }
 }
 
-function probe(url: string, durationMs: number): Promise<{ t: number; ok: boolean; node?: string; clientIp?: string }[]> {
-  const script = `
-const http = require('node:http');
-const [url, dur] = [process.argv[1], Number(process.argv[2])];
-const out = []; const t0 = Date.now(); let pending = 0; let done = false;
-const tick = setInterval(() => {
-  if (Date.now() - t0 >= dur) { clearInterval(tick); done = true; if (!pending) finish(); return; }
-  const t = Date.now(); pending++;
-  const req = http.get(url, { agent: false, timeout: 200 }, (res) => {
-    let b = ''; res.on('data', (d) => (b += d));
-    res.on('end', () => { let j = {}; try { j = JSON.parse(b); } catch {} out.push({ t, ok: res.statusCode === 200, node: j.node, clientIp: j.clientIp }); end(); });
-  });
-  req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', () => { out.push({ t, ok: false }); end(); });
-}, 10);
-function end() { pending--; if (done && !pending) finish(); }
-function finish() { console.log(JSON.stringify(out)); process.exit(0); }`;
-  return run('node', ['-e', script, url, String(durationMs)], { ns: ns(t.clients[0]!.name), timeoutMs: durationMs + 15_000 }).then((r) => JSON.parse(r.stdout));
-}
+const probe = (url: string, durationMs: number) => probePods(ns(t.clients[0]!.name), url, durationMs);
 
 beforeAll(async () => {
   expect(process.getuid?.()).toBe(0);

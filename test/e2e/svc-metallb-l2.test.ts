@@ -26,6 +26,7 @@ import { computeOutage } from '../../src/traffic/outage.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../src/agent/types.js';
 import type { LbService, Topology } from '../../src/model/types.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { probePods } from '../helpers/pod-probe.js';
 import { isolate, unisolate } from '../../src/providers/sim/faults.js';
 
 const mkTemp = useTempDirs();
@@ -83,25 +84,7 @@ function events(host: string): AgentEvent[] {
 }
 
 /** open-loop probe from the client: a fresh connection every 10 ms for durationMs */
-function probe(url: string, durationMs: number): Promise<{ t: number; ok: boolean; node?: string; clientIp?: string }[]> {
-  const script = `
-const http = require('node:http');
-const [url, dur] = [process.argv[1], Number(process.argv[2])];
-const out = []; const t0 = Date.now(); let pending = 0; let done = false;
-const tick = setInterval(() => {
-  if (Date.now() - t0 >= dur) { clearInterval(tick); done = true; if (!pending) finish(); return; }
-  const t = Date.now(); pending++;
-  const req = http.get(url, { agent: false, timeout: 200 }, (res) => {
-    let b = ''; res.on('data', (d) => (b += d));
-    res.on('end', () => { let j = {}; try { j = JSON.parse(b); } catch {} out.push({ t, ok: res.statusCode === 200, node: j.node, clientIp: j.clientIp }); end(); });
-  });
-  req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', () => { out.push({ t, ok: false }); end(); });
-}, 10);
-function end() { pending--; if (done && !pending) finish(); }
-function finish() { console.log(JSON.stringify(out)); process.exit(0); }`;
-  return run('node', ['-e', script, url, String(durationMs)], { ns: ns(t.clients[0]!.name), timeoutMs: durationMs + 15_000 }).then((r) => JSON.parse(r.stdout));
-}
+const probe = (url: string, durationMs: number) => probePods(ns(t.clients[0]!.name), url, durationMs);
 
 async function crash(host: string): Promise<void> {
   // the sim's crash: every packet of the node dropped (ARP too), then SIGKILL (no goodbye)

@@ -32,6 +32,7 @@ interface RouteJson {
 
 export class ResilientEcmp {
   private readonly groupIds = new Map<string, number>(); // prefix → group id
+  private readonly members = new Map<string, string>(); // prefix → gateways last installed
   private readonly memberIds = new Map<string, number>(); // gateway → nexthop id
   private nextId = 7000;
   private ruled = false;
@@ -50,15 +51,25 @@ export class ResilientEcmp {
     return this.chain;
   }
 
+  /** zebra may change a route's nexthop group in place (a nexthop event, no route event) */
+  syncAll(): Promise<void> {
+    for (const p of this.groupIds.keys()) void this.sync(p);
+    return this.chain;
+  }
+
   private async syncNow(prefix: string): Promise<void> {
     const gws = await routeGateways(this.ns, prefix);
     const gid = this.groupIds.get(prefix);
+    // nothing changed (also what stops our own nexthop updates from echoing back here)
+    if (gid !== undefined && this.members.get(prefix) === gws.join(',')) return;
+    this.members.set(prefix, gws.join(','));
     if (!gws.length) {
       if (gid !== undefined) {
         await run('ip', ['route', 'del', prefix, 'table', String(RESILIENT_TABLE)], { ns: this.ns, reject: false });
         await run('ip', ['nexthop', 'del', 'id', String(gid)], { ns: this.ns, reject: false });
         this.groupIds.delete(prefix);
       }
+      this.members.delete(prefix);
       return;
     }
     const lines: string[] = [];

@@ -133,7 +133,7 @@ export class SimLab implements RunningLab {
         shim = new ResilientEcmp(this.ns(r.name), re.buckets, re.idleTimerS, devOf);
         this.ecmp.set(r.name, shim);
       }
-      this.watchers.routes(r.name, this.ns(r.name), rec(`ip monitor ${r.name}`), shim ? (e: WireEvent) => void (/proto bgp/.test(String(e.detail)) ? shim!.sync(String(e.prefix)) : undefined) : undefined);
+      this.watchers.routes(r.name, this.ns(r.name), rec(`ip monitor ${r.name}`), shim ? (e: WireEvent) => void (/proto bgp/.test(String(e.detail)) ? shim!.sync(String(e.prefix)) : undefined) : undefined, shim ? () => void shim!.syncAll() : undefined);
     }
   }
 

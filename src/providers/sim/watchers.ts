@@ -60,10 +60,12 @@ export class Watchers {
     this.list.push(w);
   }
 
-  routes(router: string, ns: string, onPid: (pid: number) => void, onChange?: (e: WireEvent) => void): void {
-    const w = spawnLines('ip', ['-4', 'monitor', 'route'], {
+  routes(router: string, ns: string, onPid: (pid: number) => void, onChange?: (e: WireEvent) => void, onNexthop?: () => void): void {
+    const w = spawnLines('ip', ['monitor', 'route', 'nexthop'], {
       ns,
       onLine: (line, t) => {
+        // zebra's nexthop objects change in place too (`id N group …`, `Deleted id N …`)
+        if (/^(Deleted )?id \d+ .*proto zebra/.test(line)) return onNexthop?.();
         const e = parseRouteLine(line, router);
         if (!e) return;
         e.t = t;

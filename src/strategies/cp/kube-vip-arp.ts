@@ -52,7 +52,7 @@ import {
   type KubeVipServiceItem,
   type KubeVipServicesConfig,
 } from '../kube-vip.agent.js';
-import { garpIgnoredBand, noPeerReason, VIP_MARGIN_MS } from './talos-vip.js';
+import { l2ElectionBand, noPeerReason, VIP_MARGIN_MS } from './talos-vip.js';
 
 export const KUBE_VIP_VERSION = 'v0.8.9';
 export const KUBE_VIP_IMAGE = `ghcr.io/kube-vip/kube-vip:${KUBE_VIP_VERSION}`;
@@ -396,20 +396,7 @@ export function kubeVipLeaseBands(t: Topology, lease: string): { graceful: Band;
 }
 
 export function l2LeaseBand(drill: DrillKind, t: Topology, lease: string): Band | null {
-  const b = kubeVipLeaseBands(t, lease);
-  switch (drill) {
-    case 'graceful-shutdown':
-      return b.graceful;
-    case 'crash':
-    case 'freeze':
-    case 'partition':
-    case 'vip-loss-internal':
-      return b.crash;
-    case 'garp-ignored':
-      return garpIgnoredBand(b.crash, t.timers.arp);
-    default:
-      return null;
-  }
+  return l2ElectionBand(drill, kubeVipLeaseBands(t, lease), t.timers.arp);
 }
 
 export const KUBE_VIP_SOURCES = [

@@ -56,6 +56,27 @@ export function garpIgnoredBand(crash: Band, arp: Timers['arp']): Band {
   };
 }
 
+/**
+ * The drill → band rule of every address-moving (L2) election: a graceful stop gives the address
+ * away; a crash, a freeze, a partition and the VIP loss all wait for the holder's lease to lapse;
+ * garp-ignored adds the router's neighbour timers. Link flaps depend on how long the link is down.
+ */
+export function l2ElectionBand(drill: DrillKind, bands: { graceful: Band; crash: Band }, arp: Timers['arp']): Band | null {
+  switch (drill) {
+    case 'graceful-shutdown':
+      return bands.graceful;
+    case 'crash':
+    case 'freeze':
+    case 'partition':
+    case 'vip-loss-internal':
+      return bands.crash;
+    case 'garp-ignored':
+      return garpIgnoredBand(bands.crash, arp);
+    default:
+      return null;
+  }
+}
+
 /** Why no takeover can be predicted (a single control plane: nobody can take the address over), or null. */
 export function noPeerReason(t: Topology, id: string): string | null {
   return controlPlanes(t).length < 2 ? `${id}: a single control plane has no peer to take the address over; the outage lasts until the node is back` : null;
@@ -118,21 +139,7 @@ export const talosVipMechanism: Mechanism = {
   expectedOutage(drill: DrillKind, target: Target, ctx: MechanismContext): Band | null {
     if (target !== 'api' || drill === 'baseline') return null;
     if (noPeerReason(ctx.topology, 'talos-vip')) return null;
-    const b = talosVipBands(ctx.topology);
-    switch (drill) {
-      case 'graceful-shutdown':
-        return b.graceful;
-      case 'crash':
-      case 'freeze':
-      case 'partition':
-      case 'vip-loss-internal':
-        return b.crash;
-      case 'garp-ignored':
-        return garpIgnoredBand(b.crash, ctx.topology.timers.arp);
-      default:
-        // link-flap: depends on how long the link stays down (not predicted); BGP/class drills do not apply
-        return null;
-    }
+    return l2ElectionBand(drill, talosVipBands(ctx.topology), ctx.topology.timers.arp);
   },
 
   drillIssue(drill: DrillKind, target: Target): string | null {
