@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../src/model/load.js';
-import { simProvider } from '../src/providers/sim/index.js';
+import { simProvider } from '../src/providers/kinds/emulated/provider.js';
 import { LabState } from '../src/state/state.js';
 import { run, now } from '../src/util/proc.js';
 

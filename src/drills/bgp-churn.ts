@@ -10,7 +10,7 @@ import { pickVictim } from './victims.js';
 
 function needsBgpService(strategy: Strategy, target: Target): string | null {
   if (target !== 'service') return 'node leave/join churn is measured on the service address';
-  return strategy.svc.uses.bgp ? null : `${strategy.svc.id} does not announce over BGP: no ECMP to churn`;
+  return strategy.svc.traits.bgp ? null : `${strategy.svc.id} does not announce over BGP: no ECMP to churn`;
 }
 
 export const nodeLeave: Drill = {

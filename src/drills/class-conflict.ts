@@ -1,6 +1,6 @@
 /**
- * Pitfall 2: kube-vip and MetalLB both claiming one class-less Service make its IP flap between
- * their announcers. No fault is injected: the misconfiguration IS the fault; the run observes
+ * Pitfall 2: two controllers (e.g. kube-vip for the API and MetalLB for Services) both claiming
+ * one class-less Service make its IP flap between their announcers. No fault is injected: the misconfiguration IS the fault; the run observes
  * the service over the window and counts the flaps (GARPs from alternating MACs, errors).
  */
 import type { Drill } from './types.js';
@@ -11,9 +11,8 @@ export const classConflict: Drill = {
   held: false,
   applicable: (strategy, target) => {
     if (target !== 'service') return 'the conflict is about Service IPs';
-    const two = strategy.ref.cp.startsWith('kube-vip') && strategy.ref.svc.startsWith('metallb');
-    if (!two) return 'needs kube-vip (API) and MetalLB (services) in one cluster';
-    return strategy.ref.options.useLoadBalancerClass === false ? null : 'the strategy uses spec.loadBalancerClass, so there is no conflict to show (set useLoadBalancerClass: false)';
+    if (strategy.conflicts.some((c) => c.startsWith('pitfall 2'))) return null;
+    return `${strategy.cp.id} and ${strategy.svc.id} do not both claim class-less Services (they use spec.loadBalancerClass, or only one is a Service controller): no conflict to show`;
   },
   pickVictim: async () => null,
   inject: async () => {},

@@ -14,7 +14,7 @@ export const garpIgnored: Drill = {
   held: false,
   applicable: (strategy, target) => {
     const m = target === 'api' ? strategy.cp : strategy.svc;
-    return m.uses.l2 ? null : `${m.id} does not move an address over L2 (no GARP involved)`;
+    return m.traits.l2 ? null : `${m.id} does not move an address over L2 (no GARP involved)`;
   },
   prepare: async (ctx) => {
     await ctx.lab.setGarpIgnored(true);

@@ -5,6 +5,8 @@
 export type * from './types.js';
 export { loadLab, loadTopology, labFile, labNames, REPO_ROOT, type LoadOptions } from './load.js';
 export { selectLab, splitList, type Selection } from './select.js';
-export { DEFAULT_TIMERS, mergeTimers, timerIssues } from './timers.js';
-export { CP_MECHANISMS, SVC_MECHANISMS, DRILL_KINDS, CP_TRAITS, SVC_TRAITS, parseStrategyId } from './catalog.js';
+export { mergeTimers } from './timers.js';
+export { DEFAULT_TIMERS, timerIssues } from './timer-groups.js';
+export { DRILL_KINDS } from './catalog.js';
+export { CP_IDS, SVC_IDS, parseStrategyId } from '../strategies/registry.js';
 export { DRILL_DEFAULTS } from './resolve.js';

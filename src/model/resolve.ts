@@ -34,8 +34,10 @@ import type {
 } from './types.js';
 import type { RawDrill, RawLab, RawTopology } from './schema.js';
 import * as A from './address.js';
-import { CP_TRAITS, SVC_TRAITS, parseStrategyId, CP_MECHANISMS, SVC_MECHANISMS } from './catalog.js';
-import { DEFAULT_TIMERS, mergeTimers, timerIssues, type TimersOverride } from './timers.js';
+import { parseStrategyId, roles } from '../strategies/registry.js';
+import { strategyConflicts } from '../strategies/compose.js';
+import { mergeTimers, type TimersOverride } from './timers.js';
+import { DEFAULT_TIMERS, timerIssues } from './timer-groups.js';
 
 export type PathPart = string | number;
 
@@ -438,20 +440,6 @@ export function resolveTopology(raw: RawTopology, src: SourceFile, issues: Issue
 // ---------------------------------------------------------------------------------------------
 // lab
 
-const CP_TITLE: Record<string, string> = {
-  'talos-vip': 'Talos VIP',
-  'kube-vip-arp': 'kube-vip ARP',
-  'kube-vip-bgp': 'kube-vip BGP',
-  haproxy: 'external HAProxy',
-};
-const SVC_TITLE: Record<string, string> = {
-  'metallb-l2': 'MetalLB L2',
-  'metallb-bgp': 'MetalLB BGP',
-  'kube-vip-arp': 'kube-vip ARP',
-  'kube-vip-bgp': 'kube-vip BGP',
-  'cilium-bgp': 'Cilium BGP',
-};
-
 type DrillDefaults = Omit<DrillSpec, 'kind'>;
 /** Per-kind defaults of a drill's windows (the observe window is extended by the engine to the
  * mechanism's expected band, so these are lower bounds for slow failovers). */
@@ -494,40 +482,45 @@ export function resolveLab(raw: RawLab, src: SourceFile, rt: ResolvedTopology, i
     if ('error' in parsed) return; // the schema already reported it
     if (seen.has(s.id)) add([...p, 'id'], `strategy '${s.id}' is listed twice (strategies[${seen.get(s.id)}]); each strategy runs once`);
     seen.set(s.id, i);
-    const cpT = CP_TRAITS[parsed.cp];
-    const svcT = SVC_TRAITS[parsed.svc];
-    if (cpT.lbHost && !topo.loadBalancer) {
-      add([...p, 'id'], `${parsed.cp} needs a load-balancer host in the topology: add \`loadBalancer: {}\` to ${topoFile}`);
+    const { cp, svc } = parsed;
+    if (cp.traits.endpoint === 'lb-host' && !topo.loadBalancer) {
+      add([...p, 'id'], `${cp.id} needs a load-balancer host in the topology: add \`loadBalancer: {}\` to ${topoFile}`);
     }
-    const bgpUsers = [cpT.bgp ? parsed.cp : null, svcT.bgp ? parsed.svc : null].filter(Boolean);
+    const bgpUsers = [cp.traits.bgp ? cp.id : null, svc.traits.bgp ? svc.id : null].filter(Boolean);
     if (bgpUsers.length && bgpRouters.length === 0) {
       add([...p, 'id'], `${bgpUsers.join(' and ')} announce over BGP, but ${topoFile} has no router with BGP (router '${topo.routers[0]?.name}' has bgp: false)`);
     }
-    if (cpT.l2 && cpSegments.length > 1) {
-      add([...p, 'id'], `${parsed.cp} moves the VIP on one L2 segment, but the control planes of ${topoFile} span ${cpSegments.join(', ')}; put them in one rack or use haproxy/kube-vip-bgp`);
+    if (cp.traits.l2 && cpSegments.length > 1) {
+      const routed = CP_ROUTED().join('/');
+      add([...p, 'id'], `${cp.id} moves the VIP on one L2 segment, but the control planes of ${topoFile} span ${cpSegments.join(', ')}; put them in one rack or use ${routed}`);
     }
-    if (svcT.l2) {
+    if (svc.traits.l2) {
       const seg = topo.pool.segment;
-      if (!seg) add([...p, 'id'], `${parsed.svc} answers ARP for Service IPs on a LAN, but the pool ${topo.pool.cidr} of ${topoFile} is outside every LAN; put network.pool inside a cluster LAN`);
+      if (!seg) add([...p, 'id'], `${svc.id} answers ARP for Service IPs on a LAN, but the pool ${topo.pool.cidr} of ${topoFile} is outside every LAN; put network.pool inside a cluster LAN`);
       else if (!topo.nodes.some((n) => n.rack === seg && n.runsWorkloads)) {
-        add([...p, 'id'], `${parsed.svc} needs nodes that run workloads on the pool's LAN '${seg}' to answer ARP there; ${topoFile} has none`);
+        add([...p, 'id'], `${svc.id} needs nodes that run workloads on the pool's LAN '${seg}' to answer ARP there; ${topoFile} has none`);
       }
     }
-    const o = s.options;
-    const kubeVipCp = parsed.cp.startsWith('kube-vip');
-    const kubeVipSvc = parsed.svc.startsWith('kube-vip');
-    if (o.kubeVipLbEnable !== undefined && !kubeVipCp) add([...p, 'options', 'kubeVipLbEnable'], `only meaningful with a kube-vip control-plane mechanism, not ${parsed.cp}`);
-    if (o.kubeVipServicesElection !== undefined && !kubeVipSvc) add([...p, 'options', 'kubeVipServicesElection'], `only meaningful with a kube-vip service mechanism, not ${parsed.svc}`);
-    if (o.useLoadBalancerClass !== undefined && !(kubeVipCp && !kubeVipSvc)) {
-      add([...p, 'options', 'useLoadBalancerClass'], `only meaningful when kube-vip (API) runs beside another Service controller (pitfall 2), not for ${s.id}`);
+    // an option is meaningful when one of the strategy's roles declares it (and, if it says so, beside the other role)
+    for (const [name, value] of Object.entries(s.options)) {
+      if (value === undefined || name === 'bfd') continue;
+      const pairs: [typeof cp | typeof svc, typeof cp | typeof svc][] = [[cp, svc], [svc, cp]];
+      const owners = pairs.filter(([r]) => r.options?.[name]);
+      const why = owners.map(([r, other]) => r.options![name]!.meaningful?.(other) ?? null);
+      if (!owners.length) {
+        const declaring = roles().filter((r) => r.options?.[name]).map((r) => `${r.id} (${r.kind === 'cp' ? 'API' : 'Services'})`);
+        add([...p, 'options', name], `only meaningful with ${[...new Set(declaring)].join(' or ')}, not for ${s.id}`);
+      } else if (why.every((w) => w !== null)) {
+        add([...p, 'options', name], `${why.find((w) => w)} (${s.id})`);
+      }
     }
-    if (o.bfd && !bgpUsers.length) add([...p, 'options', 'bfd'], `BFD speeds up BGP failure detection; ${s.id} uses no BGP`);
+    if (s.options.bfd && !bgpUsers.length) add([...p, 'options', 'bfd'], `BFD speeds up BGP failure detection; ${s.id} uses no BGP`);
     strategies.push({
       id: s.id,
-      cp: parsed.cp,
-      svc: parsed.svc,
-      options: { ...o },
-      label: s.label ?? `${CP_TITLE[parsed.cp]} + ${SVC_TITLE[parsed.svc]}`,
+      cp: cp.id,
+      svc: svc.id,
+      options: { ...s.options },
+      label: s.label ?? `${cp.title} + ${svc.title}`,
       recommended: s.recommended,
     });
   });
@@ -641,28 +634,32 @@ function checkTimers(
   }
 }
 
+/** the cp mechanisms that route the VIP instead of moving it over L2 */
+const CP_ROUTED = () => roles().filter((r) => r.kind === 'cp' && !r.traits.l2).map((r) => r.id);
+
 /** null when at least one of the lab's strategies gives the drill something to measure, else why not */
 function drillNeed(kind: DrillKind, targets: Target[], strategies: StrategyRef[]): string | null {
   if (!strategies.length) return null; // strategies already reported
   const ids = strategies.map((s) => s.id).join(', ');
+  const parsed = strategies.map((s) => ({ ref: s, p: parseStrategyId(s.id) })).flatMap(({ ref, p }) => ('error' in p ? [] : [{ ref, ...p }]));
+  const names = (f: (r: ReturnType<typeof roles>[number]) => boolean, kind: 'cp' | 'svc') => [...new Set(roles().filter((r) => r.kind === kind && f(r)).map((r) => r.id))].join(', ');
   switch (kind) {
     case 'node-leave':
     case 'node-join': {
-      if (strategies.some((s) => SVC_TRAITS[s.svc].bgp)) return null;
-      const bgp = SVC_MECHANISMS.filter((m) => SVC_TRAITS[m].bgp).join(', ');
-      return `${kind} is only meaningful with a BGP service mechanism (${bgp}): it measures how ECMP re-hashing breaks flows when an announcing node leaves or joins, and none of this lab's strategies (${ids}) announces over BGP`;
+      if (parsed.some((s) => s.svc.traits.bgp)) return null;
+      return `${kind} is only meaningful with a BGP service mechanism (${names((r) => r.traits.bgp, 'svc')}): it measures how ECMP re-hashing breaks flows when an announcing node leaves or joins, and none of this lab's strategies (${ids}) announces over BGP`;
     }
     case 'garp-ignored': {
-      const l2 = strategies.some((s) => (targets.includes('api') && CP_TRAITS[s.cp].l2) || (targets.includes('service') && SVC_TRAITS[s.svc].l2));
-      if (l2) return null;
-      return `garp-ignored needs a mechanism that moves an address over L2 with gratuitous ARP (talos-vip, kube-vip-arp, metallb-l2) on the drill's target; none of this lab's strategies (${ids}) does`;
+      if (parsed.some((s) => (targets.includes('api') && s.cp.traits.l2) || (targets.includes('service') && s.svc.traits.l2))) return null;
+      const l2 = [...new Set([names((r) => r.traits.l2, 'cp'), names((r) => r.traits.l2, 'svc')].join(', ').split(', ').filter(Boolean))].join(', ');
+      return `garp-ignored needs a mechanism that moves an address over L2 with gratuitous ARP (${l2}) on the drill's target; none of this lab's strategies (${ids}) does`;
     }
     case 'vip-loss-internal':
-      if (strategies.some((s) => CP_TRAITS[s.cp].vip)) return null;
-      return `vip-loss-internal needs a VIP for the API (${CP_MECHANISMS.filter((m) => CP_TRAITS[m].vip).join(', ')}); this lab's strategies (${ids}) use none`;
+      if (parsed.some((s) => s.cp.traits.endpoint === 'vip')) return null;
+      return `vip-loss-internal needs a VIP for the API (${names((r) => (r as { traits: { endpoint?: string } }).traits.endpoint === 'vip', 'cp')}); this lab's strategies (${ids}) use none`;
     case 'class-conflict':
-      if (strategies.some((s) => s.cp.startsWith('kube-vip') && s.svc.startsWith('metallb') && s.options.useLoadBalancerClass === false)) return null;
-      return `class-conflict needs a strategy with kube-vip (API) + MetalLB (services) and options.useLoadBalancerClass: false (pitfall 2: both controllers claim the Service); none of this lab's strategies (${ids}) is one`;
+      if (parsed.some((s) => strategyConflicts(s.ref, s.cp, s.svc).some((c) => c.startsWith('pitfall 2')))) return null;
+      return `class-conflict needs a strategy whose API mechanism also takes class-less Services beside another Service controller (e.g. kube-vip for the API + MetalLB with options.useLoadBalancerClass: false: both controllers claim the Service, pitfall 2); none of this lab's strategies (${ids}) is one`;
     default:
       return null;
   }

@@ -8,8 +8,10 @@
  */
 import { z } from 'zod';
 import { isCidr, isIpv4 } from './address.js';
-import { DRILL_KINDS, VICTIM_RULES, TARGETS, parseStrategyId } from './catalog.js';
-import { DEFAULT_TIMERS, type TimerGroup } from './timers.js';
+import { DRILL_KINDS, VICTIM_RULES, TARGETS } from './catalog.js';
+import { parseStrategyId, roles } from '../strategies/registry.js';
+import type { TimerGroup } from './timers.js';
+import { DEFAULT_TIMERS } from './timer-groups.js';
 
 /** z.object(...).strict() whose unknown-key issue carries the allowed keys (see load.ts). */
 function obj<S extends z.ZodRawShape>(shape: S) {
@@ -144,18 +146,23 @@ const strategyId = z.string().superRefine((s, ctx) => {
   if ('error' in r) ctx.addIssue({ code: z.ZodIssueCode.custom, message: r.error });
 });
 
+/**
+ * `options`: `bfd` (BFD on the BGP sessions of any BGP mechanism) and every option a registered
+ * mechanism declares (Role.options); whether an option means something for the strategy it is set
+ * on is resolve.ts's check.
+ */
+const strategyOptions = obj({
+  bfd: z.boolean().optional(),
+  ...Object.fromEntries(roles().flatMap((r) => Object.keys(r.options ?? {})).map((k) => [k, z.boolean().optional()])),
+});
+
 const strategy = z.preprocess(
   (v) => (typeof v === 'string' ? { id: v } : v),
   obj({
     id: strategyId,
     label: z.string().min(1).optional(),
     recommended: z.boolean().default(false),
-    options: obj({
-      kubeVipLbEnable: z.boolean().optional(),
-      kubeVipServicesElection: z.boolean().optional(),
-      useLoadBalancerClass: z.boolean().optional(),
-      bfd: z.boolean().optional(),
-    }).default({}),
+    options: strategyOptions.default({}),
   }),
 );
 

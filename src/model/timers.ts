@@ -1,46 +1,18 @@
 /**
- * Every timer a mechanism uses, with its documented upstream default and where that number comes
- * from. A lab's effective timers = these defaults ⊕ the topology's `timers:` ⊕ the lab's `timers:`
+ * The timers of the lab's own network and of Kubernetes itself (etcd, BGP/BFD on the routers,
+ * KubePrism, node lifecycle, neighbour caches), with their documented upstream defaults and where
+ * each number comes from. Each mechanism defines its own group in its folder (src/strategies/<id>/
+ * timers.ts); ./timer-groups.ts puts them together. A lab's effective timers = these defaults ⊕ the topology's `timers:` ⊕ the lab's `timers:`
  * (later wins, field by field). `timerIssues` rejects combinations the real component would reject
  * or silently change, so a lab never measures a configuration that cannot exist.
  */
-import type { Timers } from './types.js';
+import type { CoreTimers, Timers } from './types.js';
 
 export type TimerGroup = keyof Timers;
 /** A partial override as written in a lab or topology file. */
 export type TimersOverride = { [G in TimerGroup]?: Partial<Timers[G]> };
 
-export const DEFAULT_TIMERS: Timers = {
-  talosVip: {
-    // Talos creates its election session with concurrency.NewSession(client) and no WithTTL, so the
-    // etcd client default applies: defaultSessionTTL = 60 s (go.etcd.io/etcd/client/v3/concurrency/
-    // session.go, etcd v3.5). Used by siderolabs/talos internal/app/machined/pkg/controllers/network/
-    // operator/vip.go (Talos v1.11): a crashed holder keeps the VIP key until this lease expires.
-    sessionTtlS: 60,
-    // campaignRetryInterval = time.Second in the same vip.go: pause before re-campaigning after a failure.
-    campaignRetryS: 1,
-  },
-  kubeVip: {
-    // The manifests kube-vip generates (`kube-vip manifest pod|daemonset`, kube-vip.io/docs/
-    // installation/static/, kube-vip v0.8/v0.9) set vip_leaseduration=5, vip_renewdeadline=3,
-    // vip_retryperiod=1. (client-go's own leader-election defaults are 15/10/2 s,
-    // k8s.io/client-go/tools/leaderelection; kube-vip overrides them with the values above.)
-    leaseDurationS: 5,
-    renewDeadlineS: 3,
-    retryPeriodS: 1,
-    // vip_arpRate default 3000 ms (kube-vip pkg/kubevip/config_environment.go); pkg/arp/manager.go
-    // resets any rate below 500 ms to 3000 ms.
-    arpRateMs: 3000,
-  },
-  metallb: {
-    // MetalLB's speaker builds its memberlist from memberlist.DefaultLANConfig() (metallb
-    // internal/speakerlist, v0.14/v0.15); hashicorp/memberlist config.go DefaultLANConfig:
-    // ProbeInterval 1 s, ProbeTimeout 500 ms, SuspicionMult 4, GossipInterval 200 ms.
-    probeIntervalMs: 1000,
-    probeTimeoutMs: 500,
-    suspicionMult: 4,
-    gossipMs: 200,
-  },
+export const CORE_TIMERS: CoreTimers = {
   bgp: {
     // MetalLB BGPPeer.spec.holdTime default 90 s, keepalive = hold/3 = 30 s (metallb.io BGPPeer CRD
     // docs, v0.14). FRR's own neighbor defaults are 60/180 s; MetalLB always renders its values.
@@ -58,21 +30,6 @@ export const DEFAULT_TIMERS: Timers = {
     receiveMs: 300,
     detectMultiplier: 3,
   },
-  cilium: {
-    // cilium pkg/k8s/apis/cilium.io/v2alpha1 (bgp peer types, Cilium 1.14+): DefaultBGPKeepAliveTimeSeconds
-    // = 30, DefaultBGPHoldTimeSeconds = 90, DefaultBGPConnectRetryTimeSeconds = 120.
-    keepaliveS: 30,
-    holdS: 90,
-    connectRetryS: 120,
-  },
-  haproxy: {
-    // HAProxy 2.6 configuration manual, section 5.2 server options: `inter` default 2000 ms,
-    // `fall` default 3, `rise` default 2; without `timeout check`, `inter` bounds the whole check.
-    checkIntervalMs: 2000,
-    fall: 3,
-    rise: 2,
-    checkTimeoutMs: 2000,
-  },
   kubePrism: {
     // siderolabs/talos pkg/machinery/constants/constants.go (v1.11): KubePrismHealthCheckInterval
     // = 20 s, KubePrismHealthCheckTimeout = 15 s (go-loadbalancer upstream.WithHealthcheck*).
@@ -89,7 +46,7 @@ export const DEFAULT_TIMERS: Timers = {
     // kube-controller-manager --node-monitor-grace-period: 50 s since Kubernetes 1.32 (kubernetes/
     // kubernetes PR #126287; 40 s before). A node silent for this long is marked NotReady and its
     // pods' endpoints stop being ready: until then kube-proxy keeps sending new connections of an
-    // `externalTrafficPolicy: Cluster` Service to the dead node's pods (src/cluster/kube-proxy.ts).
+    // `externalTrafficPolicy: Cluster` Service to the dead node's pods (src/emulation/kube-proxy.ts).
     nodeMonitorGraceS: 50,
   },
   arp: {
@@ -103,8 +60,6 @@ export const DEFAULT_TIMERS: Timers = {
     gcStaleS: 60,
   },
 };
-
-export const TIMER_GROUPS = Object.keys(DEFAULT_TIMERS) as TimerGroup[];
 
 /** defaults ⊕ overrides…, field by field (later layers win). */
 export function mergeTimers(base: Timers, ...layers: (TimersOverride | undefined)[]): Timers {
@@ -124,11 +79,22 @@ export interface TimerIssue {
   message: string;
 }
 
+/** RFC 4271 §4.2/§10: hold time 0 or ≥ 3 s; keepalive one third of the hold time. For any BGP timer group. */
+export function bgpTimerIssues(g: string, b: { holdS: number; keepaliveS: number; connectRetryS: number }): TimerIssue[] {
+  const issues: TimerIssue[] = [];
+  if (b.holdS !== 0 && b.holdS < 3) issues.push({ fields: [`${g}.holdS`], message: `expected 0 or ≥ 3 s (RFC 4271 §4.2), got ${b.holdS} s` });
+  if (b.holdS !== 0 && b.holdS < 3 * b.keepaliveS) {
+    issues.push({ fields: [`${g}.holdS`, `${g}.keepaliveS`], message: `expected ${g}.holdS (${b.holdS} s) = 0 or ≥ 3 × ${g}.keepaliveS (${b.keepaliveS} s)` });
+  }
+  if (b.connectRetryS < 1) issues.push({ fields: [`${g}.connectRetryS`], message: `expected ≥ 1 s, got ${b.connectRetryS} s` });
+  return issues;
+}
+
 /**
- * Combinations the real components reject or silently rewrite. Each rule names its source.
- * Structural checks (non-negative numbers, integers) are the schema's job; this is cross-field.
+ * Combinations the real components reject or silently rewrite, for the core groups. Each rule
+ * names its source. Structural checks (non-negative numbers, integers) are the schema's job.
  */
-export function timerIssues(t: Timers): TimerIssue[] {
+export function coreTimerIssues(t: Timers): TimerIssue[] {
   const issues: TimerIssue[] = [];
   const add = (fields: string[], message: string) => issues.push({ fields, message });
 
@@ -137,46 +103,8 @@ export function timerIssues(t: Timers): TimerIssue[] {
   if (t.etcd.electionMs < 5 * t.etcd.heartbeatMs) {
     add(['etcd.electionMs', 'etcd.heartbeatMs'], `expected etcd.electionMs (${t.etcd.electionMs} ms) ≥ 5 × etcd.heartbeatMs (${t.etcd.heartbeatMs} ms); etcd refuses to start otherwise`);
   }
-  // etcd raises any lease TTL below minTTL = 1.5 × election timeout (etcd server.go: minTTL =
-  // (3*ElectionTicks)/2 heartbeats): a shorter Talos session TTL would not be what is measured.
-  const minTtlS = Math.ceil((1.5 * t.etcd.electionMs) / 1000);
-  if (t.talosVip.sessionTtlS < minTtlS) {
-    add(['talosVip.sessionTtlS', 'etcd.electionMs'], `expected talosVip.sessionTtlS ≥ ${minTtlS} s (etcd raises any lease TTL below 1.5 × etcd.electionMs = ${t.etcd.electionMs} ms), got ${t.talosVip.sessionTtlS} s`);
-  }
-  if (t.talosVip.campaignRetryS >= t.talosVip.sessionTtlS) {
-    add(['talosVip.campaignRetryS', 'talosVip.sessionTtlS'], `expected talosVip.campaignRetryS (${t.talosVip.campaignRetryS} s) < talosVip.sessionTtlS (${t.talosVip.sessionTtlS} s)`);
-  }
 
-  // client-go NewLeaderElector (k8s.io/client-go/tools/leaderelection/leaderelection.go):
-  // leaseDuration > renewDeadline, renewDeadline > JitterFactor(1.2) × retryPeriod.
-  const kv = t.kubeVip;
-  if (!(kv.renewDeadlineS < kv.leaseDurationS)) {
-    add(['kubeVip.renewDeadlineS', 'kubeVip.leaseDurationS'], `expected kubeVip.renewDeadlineS (${kv.renewDeadlineS} s) < kubeVip.leaseDurationS (${kv.leaseDurationS} s); client-go's leader election refuses it otherwise`);
-  }
-  if (!(kv.renewDeadlineS > 1.2 * kv.retryPeriodS)) {
-    add(['kubeVip.retryPeriodS', 'kubeVip.renewDeadlineS'], `expected 1.2 × kubeVip.retryPeriodS (${kv.retryPeriodS} s) < kubeVip.renewDeadlineS (${kv.renewDeadlineS} s); client-go's leader election refuses it otherwise`);
-  }
-  if (kv.retryPeriodS <= 0) add(['kubeVip.retryPeriodS'], `expected > 0, got ${kv.retryPeriodS}`);
-  if (kv.arpRateMs < 500) {
-    add(['kubeVip.arpRateMs'], `expected ≥ 500 ms (kube-vip pkg/arp resets lower rates to 3000 ms), got ${kv.arpRateMs} ms`);
-  }
-
-  // memberlist: a probe must time out before the next one is due (memberlist state.go probeNode).
-  const ml = t.metallb;
-  if (ml.probeTimeoutMs >= ml.probeIntervalMs) {
-    add(['metallb.probeTimeoutMs', 'metallb.probeIntervalMs'], `expected metallb.probeTimeoutMs (${ml.probeTimeoutMs} ms) < metallb.probeIntervalMs (${ml.probeIntervalMs} ms)`);
-  }
-  if (ml.suspicionMult < 1) add(['metallb.suspicionMult'], `expected ≥ 1, got ${ml.suspicionMult}`);
-
-  // RFC 4271 §4.2/§10: hold time 0 or ≥ 3 s; keepalive one third of the hold time.
-  for (const g of ['bgp', 'cilium'] as const) {
-    const b = t[g];
-    if (b.holdS !== 0 && b.holdS < 3) add([`${g}.holdS`], `expected 0 or ≥ 3 s (RFC 4271 §4.2), got ${b.holdS} s`);
-    if (b.holdS !== 0 && b.holdS < 3 * b.keepaliveS) {
-      add([`${g}.holdS`, `${g}.keepaliveS`], `expected ${g}.holdS (${b.holdS} s) = 0 or ≥ 3 × ${g}.keepaliveS (${b.keepaliveS} s)`);
-    }
-    if (b.connectRetryS < 1) add([`${g}.connectRetryS`], `expected ≥ 1 s, got ${b.connectRetryS} s`);
-  }
+  issues.push(...bgpTimerIssues('bgp', t.bgp));
 
   // FRR bfdd accepts intervals 10–60000 ms and a detect multiplier 2–255 (FRR docs bfd.rst).
   for (const k of ['transmitMs', 'receiveMs'] as const) {
@@ -185,14 +113,6 @@ export function timerIssues(t: Timers): TimerIssue[] {
   }
   if (t.bfd.detectMultiplier < 2 || t.bfd.detectMultiplier > 255) {
     add(['bfd.detectMultiplier'], `expected 2–255 (FRR bfdd range), got ${t.bfd.detectMultiplier}`);
-  }
-
-  const h = t.haproxy;
-  if (h.checkIntervalMs < 1) add(['haproxy.checkIntervalMs'], `expected ≥ 1 ms, got ${h.checkIntervalMs}`);
-  if (h.fall < 1) add(['haproxy.fall'], `expected ≥ 1, got ${h.fall}`);
-  if (h.rise < 1) add(['haproxy.rise'], `expected ≥ 1, got ${h.rise}`);
-  if (h.checkTimeoutMs > h.checkIntervalMs) {
-    add(['haproxy.checkTimeoutMs', 'haproxy.checkIntervalMs'], `expected haproxy.checkTimeoutMs (${h.checkTimeoutMs} ms) ≤ haproxy.checkIntervalMs (${h.checkIntervalMs} ms): a check must end before the next starts`);
   }
 
   const kp = t.kubePrism;

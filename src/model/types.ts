@@ -6,8 +6,9 @@
  */
 
 export type Role = 'controlplane' | 'worker';
-export type CpMechanismId = 'talos-vip' | 'kube-vip-arp' | 'kube-vip-bgp' | 'haproxy';
-export type SvcMechanismId = 'metallb-l2' | 'metallb-bgp' | 'kube-vip-arp' | 'kube-vip-bgp' | 'cilium-bgp';
+/** A mechanism id known to the registry (src/strategies/registry.ts), checked when a lab loads. */
+export type CpMechanismId = string;
+export type SvcMechanismId = string;
 export type DrillKind =
   | 'baseline'
   | 'graceful-shutdown'
@@ -94,15 +95,15 @@ export interface LbService {
   loadBalancerClass?: string;
 }
 
-/** Every timer a mechanism uses, with its documented default (sources in src/model/timers.ts). */
-export interface Timers {
-  talosVip: { sessionTtlS: number; campaignRetryS: number };
-  kubeVip: { leaseDurationS: number; renewDeadlineS: number; retryPeriodS: number; arpRateMs: number };
-  metallb: { probeIntervalMs: number; probeTimeoutMs: number; suspicionMult: number; gossipMs: number };
+/**
+ * The timers of the lab's network and of Kubernetes itself, with their documented defaults
+ * (sources in src/model/timers.ts). Each mechanism adds its own group to this interface from its
+ * folder (`declare module` in src/strategies/<id>/timers.ts), so `Timers` always has every group
+ * of every registered mechanism.
+ */
+export interface CoreTimers {
   bgp: { keepaliveS: number; holdS: number; connectRetryS: number };
   bfd: { enabled: boolean; transmitMs: number; receiveMs: number; detectMultiplier: number };
-  cilium: { keepaliveS: number; holdS: number; connectRetryS: number };
-  haproxy: { checkIntervalMs: number; fall: number; rise: number; checkTimeoutMs: number };
   kubePrism: { healthIntervalS: number; healthTimeoutS: number };
   etcd: { heartbeatMs: number; electionMs: number };
   /** Kubernetes control loops that decide when a dead node's pods stop receiving Service traffic */
@@ -110,6 +111,9 @@ export interface Timers {
   /** router/client neighbour (ARP) cache, used by garp-ignored (Linux neigh defaults) */
   arp: { baseReachableS: number; delayFirstProbeS: number; ucastSolicit: number; retransMs: number; gcStaleS: number };
 }
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- mechanisms augment it
+export interface Timers extends CoreTimers {}
 
 export interface Topology {
   name: string;
@@ -145,13 +149,11 @@ export interface StrategyRef {
   id: string; // '<cp>+<svc>', e.g. 'talos-vip+metallb-l2'
   cp: CpMechanismId;
   svc: SvcMechanismId;
-  /** mechanism options (kube-vip lb_enable, loadBalancerClass use, per-service election…) */
-  options: {
-    kubeVipLbEnable?: boolean; // kube-vip `lb_enable`: spread API traffic across all control planes
-    kubeVipServicesElection?: boolean; // kube-vip per-service leader election
-    useLoadBalancerClass?: boolean; // false = the misconfigured two-controllers case (pitfall 2)
-    bfd?: boolean;
-  };
+  /**
+   * Options of the strategy's mechanisms (each mechanism declares the ones it reads, see
+   * Role.options), plus `bfd` (BFD on the BGP sessions of any BGP mechanism).
+   */
+  options: { bfd?: boolean } & Record<string, boolean | undefined>;
   label?: string;
   /** the article's recommendation for this lab's cluster size */
   recommended?: boolean;

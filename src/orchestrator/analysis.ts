@@ -1,9 +1,9 @@
 /** Pure analysis of what probes and watchers observed: timelines, phase breakdown, internal outage. */
-import type { AgentEvent } from '../agent/types.js';
+import type { AgentEvent } from '../emulation/agent/types.js';
 import type { RunningLab } from '../providers/types.js';
-import type { ProbeSample } from './traffic-rpc.js';
+import type { ProbeSample } from '../traffic/rpc.js';
 import { computeOutage } from '../traffic/outage.js';
-import { observerNodes } from '../cluster/base-cp.js';
+import { observerNodes } from '../emulation/base-cp.js';
 
 export interface TimelineBucket {
   tMs: number;

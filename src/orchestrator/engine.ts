@@ -41,14 +41,15 @@ export async function engineRun(lab: Lab, o: EngineRunOptions): Promise<{ result
 }
 
 async function dryRun(lab: Lab, provider: Provider, o: EngineRunOptions): Promise<string[]> {
-  const { composeStrategy, renderStrategy } = await import('../strategies/index.js');
+  const { talosStrategyFiles } = await import('../providers/kinds/talos/files.js');
   const renderDir = resolve(o.renderDir ?? join(o.out, 'render'));
   const steps = await provider.plan(lab, { prefix: `tlab-${lab.name}-dryrun`, renderDir });
   for (const s of steps) o.progress.log(s.command ? `${s.what}\n    $ ${s.command}` : s.what);
   const written: string[] = [];
   for (const ref of lab.strategies) {
-    const artifacts = await renderStrategy(lab.topology, await composeStrategy(ref));
-    for (const f of artifacts.files) {
+    // what a real cluster gets for the strategy: the roles' manifests and Talos patches, the Talos
+    // kind's patches, the routers' frr.conf; the sim runs the same roles emulated
+    for (const f of talosStrategyFiles(lab.topology, ref)) {
       const p = join(renderDir, ref.id, f.path);
       mkdirSync(join(p, '..'), { recursive: true });
       writeFileSync(p, f.content);

@@ -8,12 +8,13 @@ import type { RunningLab } from '../providers/types.js';
 import type { Strategy, Band } from '../strategies/types.js';
 import type { Drill, DrillContext } from '../drills/types.js';
 import type { RunRecord } from '../results/types.js';
-import type { AgentEvent } from '../agent/types.js';
-import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from './traffic-rpc.js';
+import type { AgentEvent } from '../emulation/agent/types.js';
+import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from '../traffic/rpc.js';
 import { now, sleep } from '../util/proc.js';
 import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
 import { clientIpPreserved } from '../traffic/stats.js';
-import { withEndpointTail } from '../cluster/endpoints.js';
+import { withEndpointTail } from '../emulation/endpoints.js';
+import { apiEndpoint } from '../strategies/compose.js';
 
 export interface MeasureInput {
   lab: RunningLab;
@@ -42,7 +43,7 @@ export function clientHost(lab: Lab): string {
 export function endpointFor(lab: Lab, strategy: Strategy, target: Target, service?: LbService) {
   const t = lab.topology;
   if (target === 'api') {
-    const ip = strategy.ref.cp === 'haproxy' ? t.loadBalancer!.ip : t.vip;
+    const ip = apiEndpoint(t, strategy.cp);
     return { ip, probeUrl: `https://${ip}:${t.apiPort}/readyz`, loadUrl: `https://${ip}:${t.apiPort}/version`, streamUrl: undefined };
   }
   const s = service ?? t.services[0]!;
@@ -58,7 +59,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const mech = target === 'api' ? strategy.cp : strategy.svc;
   const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
   const victim = await drill.pickVictim(ctx);
-  const mechBand: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, target, { topology: L.topology, strategy: strategy.ref });
+  const mechBand: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, { topology: L.topology, strategy: strategy.ref, roles: { cp: strategy.cp, svc: strategy.svc } });
   const victimRunsPod = L.topology.nodes.some((n) => n.name === victim && n.runsWorkloads);
   const band = target === 'service' ? withEndpointTail(mechBand, drill.kind, m.service ?? L.topology.services[0], L.topology, victimRunsPod, spec.holdMs, drill.held) : mechBand;
   if (drill.prepare) {

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { DrillSpec, Lab, Target } from '../model/types.js';
 import type { Provider, RunningLab } from '../providers/types.js';
 import type { Results, RunRecord } from '../results/types.js';
-import { composeStrategy, renderStrategy, blockingConflicts } from '../strategies/index.js';
+import { composeStrategy, renderStrategy, blockingConflicts } from '../strategies/compose.js';
 import { drill as drillFor } from '../drills/index.js';
 import { measureDrill } from './measure.js';
 import { LabState } from '../state/state.js';
@@ -104,7 +104,8 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<Results
         for (const spec of lab.drills) {
           const d = drillFor(spec.kind);
           for (const target of targetsOf(spec)) {
-            const why = d.applicable(strategy, target);
+            const role = target === 'api' ? strategy.cp : strategy.svc;
+            const why = d.applicable(strategy, target) ?? role.drillIssue?.(spec.kind) ?? null;
             if (why) {
               opts.progress.log(`${ref.id} ${target} ${spec.kind}: skipped — ${why}`);
               continue;

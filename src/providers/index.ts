@@ -11,9 +11,9 @@ export type ProviderChoice = (typeof PROVIDERS)[number];
 
 export async function loadProvider(name: ProviderName): Promise<Provider> {
   const where: Record<ProviderName, [string, string]> = {
-    sim: ['./sim/index.js', 'simProvider'],
-    docker: ['./docker/index.js', 'dockerProvider'],
-    qemu: ['./qemu/index.js', 'qemuProvider'],
+    sim: ['./kinds/emulated/provider.js', 'simProvider'],
+    docker: ['./runtimes/docker/talos.js', 'dockerProvider'],
+    qemu: ['./runtimes/qemu/index.js', 'qemuProvider'],
   };
   if (name in where) return loadPlugin<Provider>('provider', name, import.meta.url, ...where[name]);
   throw new UsageError(`unknown provider '${name}'; valid: ${PROVIDERS.join(', ')}`);

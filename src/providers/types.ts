@@ -6,7 +6,7 @@
 import type { Lab, StrategyRef, Target } from '../model/types.js';
 import type { Artifacts } from '../strategies/types.js';
 import type { LabState } from '../state/state.js';
-import type { AgentEvent } from '../agent/types.js';
+import type { AgentEvent } from '../emulation/agent/types.js';
 
 export type ProviderName = 'sim' | 'docker' | 'qemu';
 

@@ -3,6 +3,7 @@
  * figure as median and min–max over the repeats. Pure: every renderer (Markdown, HTML, charts,
  * terminal summary) reads this and nothing else, so they all show the same numbers.
  */
+import { rolesOf } from '../strategies/registry.js';
 import type { LatencyStats, Results, RunRecord } from '../results/types.js';
 import { byString } from './format.js';
 
@@ -224,10 +225,10 @@ export function strategyParts(id: string): { cp: string; svc: string } {
   return i < 0 ? { cp: id, svc: '' } : { cp: id.slice(0, i), svc: id.slice(i + 1) };
 }
 
-const BGP_MECHANISMS = new Set(['kube-vip-bgp', 'metallb-bgp', 'cilium-bgp']);
+/** does the strategy announce anything over BGP (asked of its mechanisms' traits)? */
 export function usesBgp(strategy: string): boolean {
-  const { cp, svc } = strategyParts(strategy);
-  return BGP_MECHANISMS.has(cp) || BGP_MECHANISMS.has(svc);
+  const { cp, svc } = rolesOf(strategy);
+  return Boolean(cp?.traits.bgp || svc?.traits.bgp);
 }
 
 /** Order of first appearance, with baseline first. */

@@ -7,6 +7,8 @@
  */
 import type { Group, ReportModel, SizeClass, Target } from './model.js';
 import { groupLabel, groupsOf, sizeClass, strategyParts, usesBgp } from './model.js';
+import { ARTICLE_PRESETS, rolesOf, type ArticlePreset } from '../strategies/registry.js';
+import type { ArticleClaim } from '../strategies/types.js';
 import { fmtMs, fmtPct, fmtSpread, fmtBand, fmtLat, fmtInt, plural } from './format.js';
 
 /** "near-instant" (Talos VIP on graceful shutdown) read as at most this */
@@ -54,27 +56,18 @@ export interface Recommendation {
   caveat?: string;
 }
 
-interface ArticleRow {
-  title: string;
-  complexity: string;
-  api: string;
-  services: string;
-  recommendedFor: string;
-  /** the row's Service side is BGP only */
-  needsBgp?: boolean;
-  match(cp: string, svc: string): boolean;
+type ArticleRow = ArticlePreset;
+const ARTICLE_ROWS = ARTICLE_PRESETS;
+const matches = (row: ArticleRow, cp: string, svc: string) => row.cp.includes(cp) && row.svc.includes(svc);
+
+/** does the article say `claim` about this strategy's API (cp) or Service (svc) mechanism? */
+function claims(strategy: string, side: 'cp' | 'svc', claim: ArticleClaim): boolean {
+  return rolesOf(strategy)[side]?.articleClaims?.includes(claim) ?? false;
 }
-
-// BRIEF.md, "The three strategies from the article, plus the external load balancer"
-const ARTICLE_ROWS: ArticleRow[] = [
-  { title: 'Talos VIP + MetalLB', complexity: 'low', api: 'active-passive', services: 'high (L2 or BGP)', recommendedFor: 'homelab / small business', match: (cp, svc) => cp === 'talos-vip' && svc.startsWith('metallb-') },
-  { title: 'kube-vip alone', complexity: 'medium', api: 'active-active (IPVS)', services: 'medium', recommendedFor: 'minimal systems', match: (cp, svc) => cp.startsWith('kube-vip-') && svc.startsWith('kube-vip-') },
-  { title: 'kube-vip (API) + MetalLB (services)', complexity: 'high', api: 'active-active (IPVS)', services: 'high (L2 or BGP)', recommendedFor: 'high-load clusters', match: (cp, svc) => cp.startsWith('kube-vip-') && svc.startsWith('metallb-') },
-  { title: 'external HAProxy (API) + MetalLB/Cilium BGP (services)', complexity: 'high (extra box)', api: 'active-active', services: 'high (BGP, ECMP)', recommendedFor: 'enterprise, >100 nodes', needsBgp: true, match: (cp, svc) => cp === 'haproxy' && (svc === 'metallb-bgp' || svc === 'cilium-bgp') },
-];
-
-const L2_SVC = new Set(['metallb-l2', 'kube-vip-arp']);
-const BGP_SVC = new Set(['metallb-bgp', 'kube-vip-bgp', 'cilium-bgp']);
+/** the mechanisms the article's claim is about, as the report names them (their titles) */
+function claimTitles(gs: Group[], side: 'cp' | 'svc'): string {
+  return [...new Set(gs.map((g) => rolesOf(g.strategy)[side]?.title).filter(Boolean))].join(', ');
+}
 
 function combine(vs: Verdict[]): Verdict {
   const judged = vs.filter((v) => v !== 'does not apply');
@@ -103,26 +96,26 @@ function drillGroup(m: ReportModel, target: Target, strategy: string, drill: str
 // ---------------------------------------------------------------------------------------------
 // the article's claims, one function each
 
-function talosGraceful(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'api', 'graceful-shutdown').filter((g) => strategyParts(g.strategy).cp === 'talos-vip' && g.outage);
+function gracefulNearInstant(m: ReportModel): Finding | null {
+  const gs = groupsOf(m, 'api', 'graceful-shutdown').filter((g) => claims(g.strategy, 'cp', 'graceful-near-instant') && g.outage);
   if (!gs.length) return null;
   const verdicts = gs.map((g): Verdict => (g.outage!.median <= NEAR_INSTANT_MS ? 'agrees' : 'disagrees'));
   return {
-    topic: 'Talos VIP, graceful shutdown',
+    topic: `${claimTitles(gs, 'cp')}, graceful shutdown`,
     article: `near-instant failover: the holder resigns (read here as at most ${fmtMs(NEAR_INSTANT_MS)})`,
     measured: gs.map((g) => `${g.strategy}: API outage ${outageText(g)}`),
     verdict: combine(verdicts),
   };
 }
 
-function talosCrash(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'api', 'crash').filter((g) => strategyParts(g.strategy).cp === 'talos-vip' && g.outage);
+function crashAboutAMinute(m: ReportModel): Finding | null {
+  const gs = groupsOf(m, 'api', 'crash').filter((g) => claims(g.strategy, 'cp', 'crash-about-a-minute') && g.outage);
   if (!gs.length) return null;
   const ttl = (m.results.timers as { talosVip?: { sessionTtlS?: unknown } } | undefined)?.talosVip?.sessionTtlS;
   const ttlText = typeof ttl === 'number' ? ` (etcd session TTL in this run: ${ttl} s)` : '';
   if (m.results.topology.controlPlanes <= 1) {
     return {
-      topic: 'Talos VIP, crash',
+      topic: `${claimTitles(gs, 'cp')}, crash`,
       article: 'up to about a minute: the others wait for the holder’s etcd lease to expire',
       measured: gs.map((g) => `${g.strategy}: one control plane, so no peer can take the VIP over; the API was gone for ${outageText(g)}`),
       verdict: 'does not apply',
@@ -130,7 +123,7 @@ function talosCrash(m: ReportModel): Finding | null {
   }
   const verdicts = gs.map((g): Verdict => (g.outage!.median >= ABOUT_A_MINUTE_MS.min && g.outage!.median <= ABOUT_A_MINUTE_MS.max ? 'agrees' : 'disagrees'));
   return {
-    topic: 'Talos VIP, crash',
+    topic: `${claimTitles(gs, 'cp')}, crash`,
     article: `up to about a minute: the others wait for the holder’s etcd lease to expire (read here as ${fmtBand(ABOUT_A_MINUTE_MS)})`,
     measured: gs.map((g) => {
       const dir = g.outage!.median < ABOUT_A_MINUTE_MS.min ? ' — faster than the article says' : g.outage!.median > ABOUT_A_MINUTE_MS.max ? ' — slower than the article says' : '';
@@ -141,10 +134,10 @@ function talosCrash(m: ReportModel): Finding | null {
 }
 
 function activePassiveApi(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'api', 'baseline').filter((g) => strategyParts(g.strategy).cp === 'talos-vip' && g.nodeShare.length);
+  const gs = groupsOf(m, 'api', 'baseline').filter((g) => claims(g.strategy, 'cp', 'api-active-passive') && g.nodeShare.length);
   if (!gs.length) return null;
   return {
-    topic: 'Talos VIP, API traffic',
+    topic: `${claimTitles(gs, 'cp')}, API traffic`,
     article: 'active-passive: only the VIP holder takes API traffic',
     measured: gs.map((g) => `${g.strategy}: ${shareText(g)}${g.shareMode === 'single-node' ? ' (one node: nothing to spread over)' : ''}`),
     verdict: combine(gs.map((g) => (g.shareMode === 'single-node' || g.shareMode === 'unknown' ? 'does not apply' : g.shareMode === 'active-passive' ? 'agrees' : 'disagrees'))),
@@ -152,13 +145,10 @@ function activePassiveApi(m: ReportModel): Finding | null {
 }
 
 function activeActiveApi(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'api', 'baseline').filter((g) => {
-    const cp = strategyParts(g.strategy).cp;
-    return (cp.startsWith('kube-vip-') || cp === 'haproxy') && g.nodeShare.length;
-  });
+  const gs = groupsOf(m, 'api', 'baseline').filter((g) => claims(g.strategy, 'cp', 'api-active-active') && g.nodeShare.length);
   if (!gs.length) return null;
   return {
-    topic: 'kube-vip (IPVS) / external load balancer, API traffic',
+    topic: `${claimTitles(gs, 'cp')}, API traffic`,
     article: 'active-active: API requests spread over all control planes',
     measured: gs.map((g) => `${g.strategy}: ${shareText(g)}${g.shareMode === 'single-node' ? ' (one node: nothing to spread over)' : ''}`),
     verdict: combine(gs.map((g) => (g.shareMode === 'single-node' || g.shareMode === 'unknown' ? 'does not apply' : g.shareMode === 'active-active' ? 'agrees' : 'disagrees'))),
@@ -166,10 +156,10 @@ function activeActiveApi(m: ReportModel): Finding | null {
 }
 
 function l2Bottleneck(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'service', 'baseline').filter((g) => L2_SVC.has(strategyParts(g.strategy).svc) && g.externalTrafficPolicy === 'Local' && g.nodeShare.length);
+  const gs = groupsOf(m, 'service', 'baseline').filter((g) => claims(g.strategy, 'svc', 'l2-single-entry') && g.externalTrafficPolicy === 'Local' && g.nodeShare.length);
   if (!gs.length) return null;
   return {
-    topic: 'L2 mode (MetalLB L2, kube-vip ARP), Service traffic',
+    topic: `L2 mode (${claimTitles(gs, 'svc')}), Service traffic`,
     article: 'one node answers ARP for the Service IP and all its traffic enters there (bottleneck)',
     measured: gs.map((g) => `${groupLabel(g)}: ${shareText(g)}${g.shareMode === 'single-node' ? ' (one node: nothing to spread over)' : ''}`),
     verdict: combine(gs.map((g) => (g.shareMode === 'single-node' || g.shareMode === 'unknown' ? 'does not apply' : g.shareMode === 'active-passive' ? 'agrees' : 'disagrees'))),
@@ -177,7 +167,7 @@ function l2Bottleneck(m: ReportModel): Finding | null {
 }
 
 function bgpSpread(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'service', 'baseline').filter((g) => BGP_SVC.has(strategyParts(g.strategy).svc) && g.externalTrafficPolicy === 'Local' && g.nodeShare.length);
+  const gs = groupsOf(m, 'service', 'baseline').filter((g) => claims(g.strategy, 'svc', 'bgp-ecmp-spread') && g.externalTrafficPolicy === 'Local' && g.nodeShare.length);
   if (!gs.length) return null;
   return {
     topic: 'BGP mode (ECMP), Service traffic',
@@ -188,7 +178,7 @@ function bgpSpread(m: ReportModel): Finding | null {
 }
 
 function bgpResets(m: ReportModel): Finding | null {
-  const gs = groupsOf(m, 'service').filter((g) => (g.drill === 'node-leave' || g.drill === 'node-join') && BGP_SVC.has(strategyParts(g.strategy).svc) && g.resets);
+  const gs = groupsOf(m, 'service').filter((g) => (g.drill === 'node-leave' || g.drill === 'node-join') && claims(g.strategy, 'svc', 'bgp-churn-resets') && g.resets);
   if (!gs.length) return null;
   return {
     topic: 'BGP mode, node leave / join',
@@ -284,7 +274,7 @@ function figures(m: ReportModel, strategy: string): string {
 }
 
 function rowFor(m: ReportModel, row: ArticleRow, chosen: boolean, bgp: boolean): DecisionRow {
-  const matching = m.strategies.filter((s) => row.match(s.cp || strategyParts(s.id).cp, s.svc || strategyParts(s.id).svc));
+  const matching = m.strategies.filter((s) => matches(row, s.cp || strategyParts(s.id).cp, s.svc || strategyParts(s.id).svc));
   const ran = matching.filter((s) => m.groups.some((g) => g.strategy === s.id));
   const refused = matching.filter((s) => !ran.includes(s));
   const inThisRun = matching.length
@@ -340,7 +330,7 @@ export function recommend(m: ReportModel): Recommendation {
   const measured: string[] = [];
   for (const i of advice.chosen) {
     const row = ARTICLE_ROWS[i]!;
-    const ran = m.strategies.filter((s) => row.match(s.cp || strategyParts(s.id).cp, s.svc || strategyParts(s.id).svc) && m.groups.some((g) => g.strategy === s.id));
+    const ran = m.strategies.filter((s) => matches(row, s.cp || strategyParts(s.id).cp, s.svc || strategyParts(s.id).svc) && m.groups.some((g) => g.strategy === s.id));
     const usable = ran.filter((s) => bgp || !usesBgp(s.id));
     if (!usable.length) {
       measured.push(`${row.title} (the article’s choice here) was not measured in this run.`);
@@ -351,10 +341,10 @@ export function recommend(m: ReportModel): Recommendation {
   measured.push(...rankings(m).map((s) => `${s}.`));
 
   const claims: [(m: ReportModel) => Finding | null, string][] = [
-    [talosGraceful, 'Talos VIP graceful failover (graceful-shutdown drill on the API)'],
-    [talosCrash, 'Talos VIP crash failover (crash drill on the API)'],
-    [activePassiveApi, 'Talos VIP active-passive API (API baseline with node share)'],
-    [activeActiveApi, 'kube-vip / HAProxy active-active API (API baseline with node share)'],
+    [gracefulNearInstant, 'near-instant graceful failover of the API VIP (graceful-shutdown drill on the API)'],
+    [crashAboutAMinute, 'about a minute of API outage after a crash (crash drill on the API)'],
+    [activePassiveApi, 'active-passive API (API baseline with node share)'],
+    [activeActiveApi, 'active-active API (API baseline with node share)'],
     [l2Bottleneck, 'L2 single entry node (Service baseline, ETP Local, L2 strategy)'],
     [bgpSpread, 'BGP ECMP spreading (Service baseline, ETP Local, BGP strategy)'],
     [bgpResets, 'BGP resets on node leave/join (node-leave / node-join drills)'],

@@ -2,13 +2,13 @@
  * The `traffic` agent component: hosts the load generator, the outage probe and the stream probe
  * inside a client host's network namespace (so everything measured crossed the lab's router, as
  * in real life) and answers the orchestrator over the agent RPC. The contract is
- * src/orchestrator/traffic-rpc.ts: `traffic.start` → `traffic.status` (polled) → `traffic.stop`.
+ * src/traffic/rpc.ts: `traffic.start` → `traffic.status` (polled) → `traffic.stop`.
  *
  * Component config (from the provider): `{ caFile?, ca?, insecure?, localAddress? }` — the lab CA
  * for the https API endpoint, and the source address to bind when the client has several.
  */
-import type { AgentComponent, AgentContext, ComponentFactory } from '../agent/types.js';
-import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop } from '../orchestrator/traffic-rpc.js';
+import type { AgentComponent, AgentContext, ComponentFactory } from '../emulation/agent/types.js';
+import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop } from './rpc.js';
 import { epochNow } from './clock.js';
 import type { LatencyStats } from './histogram.js';
 import { startLoad, type LoadGenerator } from './loadgen.js';

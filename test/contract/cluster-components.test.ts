@@ -14,12 +14,12 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { Node, Topology } from '../../src/model/types.js';
-import type { AgentComponent, AgentContext, AgentEvent } from '../../src/agent/types.js';
-import type { ProbeSample } from '../../src/orchestrator/traffic-rpc.js';
-import { makePki, pkiPaths } from '../../src/cluster/pki.js';
-import apiserverFactory from '../../src/cluster/apiserver.js';
-import kubeprismFactory from '../../src/cluster/kubeprism.js';
-import kubeletClientFactory from '../../src/cluster/kubelet-client.js';
+import type { AgentComponent, AgentContext, AgentEvent } from '../../src/emulation/agent/types.js';
+import type { ProbeSample } from '../../src/traffic/rpc.js';
+import { makePki, pkiPaths } from '../../src/emulation/pki.js';
+import apiserverFactory from '../../src/emulation/apiserver.js';
+import kubeprismFactory from '../../src/emulation/kubeprism.js';
+import kubeletClientFactory from '../../src/emulation/kubelet-client.js';
 import { now, run, sleep, spawnDaemon, stopProcess, type Daemon } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
 

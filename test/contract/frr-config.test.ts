@@ -7,7 +7,7 @@
  * its own daemon's commands, so it is not a usable check.) It is a grammar check: semantic limits
  * such as hold ≥ 3 × keepalive are the model's job (src/model/timers.ts).
  *
- * Checked: the routers' frr.conf (src/render/files.ts) of every strategy of every lab in labs/ and
+ * Checked: the routers' frr.conf (src/providers/kinds/talos/files.ts) of every strategy of every lab in labs/ and
  * test/fixtures/labs/, with BFD on and off; the node speakers (renderSpeakerFrr) of every node;
  * and whatever the mechanisms render for FRR (files of kind 'frr', the sim plan's speakers).
  */
@@ -19,7 +19,7 @@ import { afterAll } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/index.js';
 import type { Lab, StrategyRef } from '../../src/model/types.js';
 import { renderRouterFrr, renderSpeakerFrr } from '../../src/render/frr.js';
-import { renderStrategyFiles } from '../../src/render/files.js';
+import { talosStrategyFiles as renderStrategyFiles } from '../../src/providers/kinds/talos/files.js';
 import { run } from '../../src/util/proc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tlx-frr-'));
@@ -57,7 +57,7 @@ async function collect(): Promise<{ configs: Map<string, string>; pending: strin
     configs.set(label, conf);
   };
   const pending: string[] = [];
-  const { composeStrategy, renderStrategy } = await import('../../src/strategies/index.js');
+  const { composeStrategy, renderStrategy } = await import('../../src/strategies/compose.js');
   for (const lab of labs) {
     const t = lab.topology;
     for (const ref of lab.strategies) {

@@ -1,12 +1,12 @@
 /**
  * The rendered HAProxy config, run for real (HAProxy 2.6 in the foreground) in front of three
- * kube-apiserver stand-ins, each hosted by the real agent (`src/agent/main.ts`, one process per
+ * kube-apiserver stand-ins, each hosted by the real agent (`src/emulation/agent/main.ts`, one process per
  * control plane, as the sim runs them) on loopback addresses, with one real etcd. The outage probe
  * of src/traffic (20 ms, fresh TLS connection each, lab CA) measures what a client sees when
  *  - a control plane shuts down gracefully (SIGTERM → the API server closes its listener): the
  *    refused connects are re-dispatched (`retries 3`, `option redispatch 1`) → no outage;
  *  - a control plane freezes (SIGSTOP: the kernel still completes TCP handshakes): the outage lasts
- *    until HAProxy marks it DOWN, inside the band `haproxyMechanism.expectedOutage('freeze')` gives.
+ *    until HAProxy marks it DOWN, inside the band the haproxy role's `expectedOutage('freeze')` gives.
  * No root needed: everything binds to 127.0.0.x.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,10 +15,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { Topology } from '../../src/model/types.js';
-import type { AgentSpec } from '../../src/agent/types.js';
-import { makePki, pkiPaths } from '../../src/cluster/pki.js';
-import { HAPROXY_CONNECT_TIMEOUT_MS, renderHaproxyCfg } from '../../src/render/haproxy.js';
-import { haproxyMechanism } from '../../src/strategies/cp/haproxy.js';
+import type { AgentSpec } from '../../src/emulation/agent/types.js';
+import { makePki, pkiPaths } from '../../src/emulation/pki.js';
+import { HAPROXY_CONNECT_TIMEOUT_MS, renderHaproxyCfg } from '../../src/strategies/haproxy/config.js';
+import { cpOf, ctxOf } from '../helpers/roles.js';
 import { startOutageProbe, computeOutage } from '../../src/traffic/outage.js';
 import { isAlive, now, run, sleep, spawnDaemon, stopProcess, type Daemon } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
@@ -70,7 +70,7 @@ function startAgent(host: string): Daemon {
   };
   const file = join(dir, `${host}.spec.json`);
   writeFileSync(file, JSON.stringify(spec));
-  const d = spawnDaemon({ name: `${host}/agent`, cmd: process.execPath, args: ['--import', 'tsx', join(REPO_ROOT, 'src/agent/main.ts'), file], logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  const d = spawnDaemon({ name: `${host}/agent`, cmd: process.execPath, args: ['--import', 'tsx', join(REPO_ROOT, 'src/emulation/agent/main.ts'), file], logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
   agents.set(host, d);
   daemons.push(d);
   return d;
@@ -159,7 +159,7 @@ describe('HAProxy in front of the API server stand-ins', () => {
     expect(m.pre.length).toBeGreaterThan(15);
     expect(m.pre.every((s) => s.ok)).toBe(true);
     await until('cp1 agent gone', async () => !isAlive(victim.pid), 5000);
-    const band = haproxyMechanism.expectedOutage('graceful-shutdown', 'api', { topology: topo, strategy: { id: 'haproxy+metallb-bgp', cp: 'haproxy', svc: 'metallb-bgp', options: {} } })!;
+    const band = cpOf('haproxy').expectedOutage('graceful-shutdown', ctxOf(topo, 'haproxy+metallb-bgp'))!;
     expect(m.outage.outageMs).toBeGreaterThanOrEqual(band.min);
     expect(m.outage.outageMs).toBeLessThanOrEqual(50);
     expect(haproxyLog()).toMatch(/server kube-apiservers\/cp1 failed, reason: Layer4 connection problem, info: "Connection refused"[^\n]*\n(.*\n)*.*Server kube-apiservers\/cp1 is DOWN/);
@@ -171,7 +171,7 @@ describe('HAProxy in front of the API server stand-ins', () => {
 
   it('freeze of a control plane: outage until HAProxy marks it DOWN, inside the expected band', async () => {
     const victim = agents.get('cp2')!;
-    const band = haproxyMechanism.expectedOutage('freeze', 'api', { topology: topo, strategy: { id: 'haproxy+metallb-bgp', cp: 'haproxy', svc: 'metallb-bgp', options: {} } })!;
+    const band = cpOf('haproxy').expectedOutage('freeze', ctxOf(topo, 'haproxy+metallb-bgp'))!;
     let m: Awaited<ReturnType<typeof measure>>;
     try {
       m = await measure(() => process.kill(victim.pid, 'SIGSTOP'), 500, 500 + band.max + 1500);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { renderHaproxyCfg } from '../../src/render/haproxy.js';
+import { renderHaproxyCfg } from '../../src/strategies/haproxy/config.js';
 import { run } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
 

@@ -193,7 +193,7 @@ interface Rendered {
 }
 
 async function renderAll(): Promise<Rendered[]> {
-  const { composeStrategy, renderStrategy } = await import('../../src/strategies/index.js');
+  const { composeStrategy, renderStrategy } = await import('../../src/strategies/compose.js');
   const out: Rendered[] = [];
   for (const file of labFiles()) {
     const lab = loadLab(file);

@@ -4,6 +4,7 @@
  * v0.16.1 CRDs), and every node-speaker frr.conf with FRR's own parser (`vtysh -C -f`).
  */
 import { describe, expect, it } from 'vitest';
+import { ctxOf } from '../helpers/roles.js';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
@@ -11,9 +12,9 @@ import AjvMod from 'ajv';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { StrategyRef, Topology } from '../../src/model/types.js';
 import type { Mechanism } from '../../src/strategies/types.js';
-import { metallbL2 } from '../../src/strategies/svc/metallb-l2.js';
-import { metallbBgp } from '../../src/strategies/svc/metallb-bgp.js';
-import { ciliumBgp } from '../../src/strategies/svc/cilium-bgp.js';
+import { metallbL2 } from '../../src/strategies/metallb-l2/index.js';
+import { metallbBgp } from '../../src/strategies/metallb-bgp/index.js';
+import { ciliumBgp } from '../../src/strategies/cilium-bgp/index.js';
 import { run } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
@@ -56,7 +57,7 @@ describe.skipIf(!existsSync(SCHEMAS))('MetalLB manifests validate against the Me
   const validators = crdValidators();
   for (const [lab, m, svc, options] of cases) {
     it(`${m.id} on ${lab}${options.bfd ? ' with BFD' : ''}`, () => {
-      const files = m.render({ topology: topo(lab), strategy: ref(svc, options) }).files ?? [];
+      const files = m.svc!.render(ctxOf(topo(lab), ref(svc, options))).files ?? [];
       const docs = files.filter((f) => f.kind === 'k8s-manifest').flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as { apiVersion: string; kind: string }));
       expect(docs.length).toBeGreaterThanOrEqual(2);
       for (const d of docs) {
@@ -81,7 +82,7 @@ describe('node speaker frr.conf passes FRR’s own check', () => {
   ];
   for (const [lab, m, svc, options] of speakerCases) {
     it(`${m.id} on ${lab}${options.bfd ? ' with BFD' : ''}`, async () => {
-      const speakers = m.render({ topology: topo(lab), strategy: ref(svc, options) }).sim?.speakers ?? {};
+      const speakers = m.svc!.render(ctxOf(topo(lab), ref(svc, options))).sim?.speakers ?? {};
       const names = Object.keys(speakers);
       expect(names.length).toBeGreaterThan(0);
       const dir = mkTemp('svc-frr-');

@@ -2,7 +2,7 @@
  * Every Talos machine-config patch the toolkit renders, applied to a generated-like base machine
  * config with Talos' own merge rules, validates against the real Talos JSON schema of its version
  * (../shared/schemas/talos, ajv's draft 2020-12 build): the whole-cluster patches
- * (src/render/files.ts), the mechanisms' patches (renderStrategy), the docker provider's per-node
+ * (src/providers/kinds/talos/files.ts), the mechanisms' patches (renderStrategy), the docker provider's per-node
  * patches and the qemu provider's variants — for every strategy of every lab in labs/ and
  * test/fixtures/labs/, once with the topology's Talos version (≤ 1.11 shape) and once forced to
  * 1.12 (document shape: Layer2VIPConfig, LinkConfig), checked against the 1.12 and 1.13 schemas.
@@ -23,9 +23,16 @@ import { parseAllDocuments } from 'yaml';
 import { loadLab, REPO_ROOT } from '../../src/model/index.js';
 import type { Lab, StrategyRef, Topology } from '../../src/model/types.js';
 import type { RenderedFile } from '../../src/strategies/types.js';
-import { TALOS_PATCH, apiEndpointUrl, patchScope, renderStrategyFiles, toYamlDocs, vipPatchDocs, vipRemovalDocs } from '../../src/render/files.js';
-import { buildDockerPlan, dockerPaths, kubeconfigFilesPatch, reversePatchDocs, staticPodKubeconfigPaths } from '../../src/providers/docker/index.js';
-import { qemuPatches } from '../../src/providers/qemu/index.js';
+import { TALOS_PATCH, talosStrategyFiles } from '../../src/providers/kinds/talos/files.js';
+const renderStrategyFiles = talosStrategyFiles;
+import { patchScope, toYamlDocs } from '../../src/providers/kinds/talos/machine-config.js';
+import { vipPatchDocs, vipRemovalDocs } from '../../src/strategies/talos-vip/talos-patch.js';
+import { apiEndpointUrl as apiUrl, composeStrategy } from '../../src/strategies/compose.js';
+
+const apiEndpointUrl = (t: Topology, r: StrategyRef) => apiUrl(t, composeStrategy(r).cp);
+import { buildDockerPlan, dockerPaths, kubeconfigFilesPatch, reversePatchDocs, staticPodKubeconfigPaths } from '../../src/providers/runtimes/docker/talos.js';
+import { qemuPatches, writeQemuStrategyFiles } from '../../src/providers/runtimes/qemu/index.js';
+import { VIP_PATCH } from '../../src/strategies/talos-vip/talos-patch.js';
 
 // CJS modules under NodeNext: the class / function is on `.default` when run by plain Node
 type Ajv2020Class = typeof Ajv2020Mod.default;
@@ -233,10 +240,12 @@ function cases(): Case[] {
 
 async function mechanismPatches(t: Topology, ref: StrategyRef): Promise<{ files: RenderedFile[]; pending?: string }> {
   try {
-    const { composeStrategy, renderStrategy } = await import('../../src/strategies/index.js');
+    const { composeStrategy, renderStrategy } = await import('../../src/strategies/compose.js');
     const a = await renderStrategy(t, await composeStrategy(ref));
     const mine = new Set<string>(Object.values(TALOS_PATCH));
-    return { files: a.files.filter((f) => f.kind === 'talos-patch' && !mine.has(f.path)) };
+    // what applying the strategy patches; the patches that take it away again (`talos/unapply/`)
+    // only make sense against a config that has it, and are checked as a sequence
+    return { files: a.files.filter((f) => f.kind === 'talos-patch' && !mine.has(f.path) && !f.path.includes('/unapply/')) };
   } catch (e) {
     if (/not available in this build/.test((e as Error).message)) return { files: [], pending: (e as Error).message };
     throw e;
@@ -289,10 +298,11 @@ describe('Talos machine-config patches against the real Talos schemas', () => {
     expect(all.length).toBeGreaterThanOrEqual(2 * 9);
   });
 
-  it('every whole-cluster patch (src/render/files.ts) validates once merged, with the intended effect', () => {
+  it('every patch a strategy gives a real cluster (Talos kind and roles) validates once merged, with the intended effect', () => {
     const errs: string[] = [];
     for (const c of all) {
-      const files = renderStrategyFiles(c.t, c.ref).filter((f) => f.kind === 'talos-patch');
+      // the patches that take the strategy away again are checked with the sequence below
+      const files = renderStrategyFiles(c.t, c.ref).filter((f) => f.kind === 'talos-patch' && !f.path.includes('/unapply/'));
       expect(files.length).toBeGreaterThanOrEqual(4);
       for (const f of files) errs.push(...check(c, f));
       // the effect, on a control plane with every cluster-wide patch applied
@@ -389,8 +399,11 @@ describe('Talos machine-config patches against the real Talos schemas', () => {
     // and merges into talosctl's own qemu interface entry instead of adding a second one (≤ 1.11)
     const qemuBase = mergeTalos([baseConfig('controlplane', 'v1.11.6', '1.34.1')], [{ machine: { network: { interfaces: [{ deviceSelector: { driver: 'virtio_net' }, dhcp: true }] } } }]);
     const lab = loadLab('smb');
-    const vip = qemuPatches(lab.topology, lab.strategies.find((s) => s.cp === 'talos-vip')!).find((x) => x.file === 'native-vip.patch.yaml')!;
-    const merged = mergeTalos(qemuBase, parsePatch({ path: vip.file, content: vip.content }));
+    const dir = mkdtempSync(join(tmpdir(), 'tlx-qemu-'));
+    const tv = lab.strategies.find((s) => s.cp === 'talos-vip')!;
+    const vip = writeQemuStrategyFiles(lab.topology, dir, talosStrategyFiles(lab.topology, tv)).find((x) => x.path === VIP_PATCH)!;
+    rmSync(dir, { recursive: true, force: true });
+    const merged = mergeTalos(qemuBase, parsePatch({ path: vip.path, content: vip.content }));
     const ifs = (merged[0] as { machine: { network: { interfaces: Doc[] } } }).machine.network.interfaces;
     expect(ifs).toHaveLength(1);
     expect(ifs[0]).toMatchObject({ dhcp: true, vip: { ip: lab.topology.vip } });
@@ -412,8 +425,7 @@ describe('Talos machine-config patches against the real Talos schemas', () => {
           // which config each file belongs to, from what the renderers and the plans say
           const scopeOf = new Map<string, 'all' | 'controlplane' | 'worker'>();
           for (const ref of lab.strategies) {
-            const { composeStrategy, renderStrategy } = await import('../../src/strategies/index.js');
-            for (const f of (await renderStrategy(lab.topology, await composeStrategy(ref))).files) {
+            for (const f of talosStrategyFiles(lab.topology, ref)) {
               scopeOf.set(join(ref.id, f.path), patchScope(lab.topology, f));
               scopeOf.set(join(provider, 'strategies', ref.id, f.path), patchScope(lab.topology, f));
             }
@@ -429,7 +441,11 @@ describe('Talos machine-config patches against the real Talos schemas', () => {
             expect(scope, `${provider} ${rel}: no renderer claims this file`).toBeDefined();
             const roles = scope === 'all' ? (['controlplane', 'worker'] as const) : [scope!];
             for (const role of roles) {
-              const merged = mergeTalos([baseConfig(role, lab.topology.talos.version, lab.topology.talos.kubernetesVersion)], parsePatch({ path: f, content: readFileSync(f, 'utf8') }));
+              // a patch that takes a strategy away is applied to a config that has it
+              const base = [baseConfig(role, lab.topology.talos.version, lab.topology.talos.kubernetesVersion)];
+              const undoes = rel.includes(`${sep}unapply${sep}`) ? readFileSync(f.replace(`${sep}unapply${sep}`, sep), 'utf8') : null;
+              const before = undoes ? mergeTalos(base, parsePatch({ path: f, content: undoes })) : base;
+              const merged = mergeTalos(before, parsePatch({ path: f, content: readFileSync(f, 'utf8') }));
               for (const s of SCHEMA_FOR[lab.topology.talos.version]!) for (const e of validateDocs(merged, s)) errs.push(`${provider} ${rel} (${role}): ${e}`);
             }
           }

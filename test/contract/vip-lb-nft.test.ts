@@ -1,12 +1,12 @@
 /**
  * kube-vip lb_enable as the sim does it (IPVS round robin → nftables `numgen inc` DNAT +
- * masquerade, ../../src/strategies/kube-vip.agent.ts lbRuleset), checked with the real kernel in
+ * masquerade, ../../src/strategies/kube-vip/agent.ts lbRuleset), checked with the real kernel in
  * throwaway `tlx-kvlb-*` namespaces (needs root, like every namespace test): a client behind the
  * VIP holder, three API-server stand-ins (the holder itself + two peers) that answer with their
  * name and the source address they see.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lbRuleset } from '../../src/strategies/kube-vip.agent.js';
+import { lbRuleset } from '../../src/strategies/kube-vip/agent.js';
 import { run, spawnDaemon, stopProcess, sleep, type Daemon } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
 import { join } from 'node:path';

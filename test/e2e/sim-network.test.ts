@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/runtimes/netns/network.js';
 import { LabState } from '../../src/state/state.js';
 import { run } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';

@@ -9,8 +9,8 @@ import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { Lab, StrategyRef } from '../../src/model/types.js';
 import type { SimPlan } from '../../src/strategies/types.js';
 import { renderSpeakerFrr } from '../../src/render/frr.js';
-import { simProvider } from '../../src/providers/sim/index.js';
-import { SimLab } from '../../src/providers/sim/lab.js';
+import { simProvider } from '../../src/providers/kinds/emulated/provider.js';
+import { SimLab } from '../../src/providers/kinds/emulated/lab.js';
 import { LabState } from '../../src/state/state.js';
 import { listNetns } from '../../src/state/clean.js';
 import { run, sleep, now } from '../../src/util/proc.js';
@@ -40,7 +40,7 @@ function speakerPlan(lab: Lab, nodes: string[], prefix: string): SimPlan {
     const n = t.nodes.find((x) => x.name === name)!;
     speakers[name] = { owner: 'test', asn: n.asn, frrConf: renderSpeakerFrr(n, t, { timers: t.timers.bgp, owner: 'test', prefixes: [prefix] }), staticPrefixes: [prefix] };
   }
-  return { components: {}, speakers };
+  return { components: {}, speakers, daemons: [] };
 }
 
 const ref = (id: string): StrategyRef => {

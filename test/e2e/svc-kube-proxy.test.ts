@@ -1,6 +1,6 @@
 /**
  * kube-proxy + echo on the real kernel (root): the smb topology's network in `tlx-` namespaces,
- * the real agent entry (`node --import tsx src/agent/main.ts spec.json` inside each node's
+ * the real agent entry (`node --import tsx src/emulation/agent/main.ts spec.json` inside each node's
  * namespace) hosting the components svcBaseComponents renders, and a client on the uplink whose
  * requests cross the router, as in a lab:
  * - ETP Cluster to a node that holds the Service IP (L2 announcer) → answered by some node's echo,
@@ -18,12 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/runtimes/netns/network.js';
 import { LabState } from '../../src/state/state.js';
 import { run, spawnDaemon, stopProcess, sleep, type Daemon } from '../../src/util/proc.js';
-import { call } from '../../src/agent/rpc.js';
-import { svcBaseComponents } from '../../src/cluster/base-svc.js';
-import type { AgentSpec } from '../../src/agent/types.js';
+import { call } from '../../src/emulation/agent/rpc.js';
+import { svcBaseComponents } from '../../src/emulation/base-svc.js';
+import type { AgentSpec } from '../../src/emulation/agent/types.js';
 import type { Topology } from '../../src/model/types.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
@@ -57,7 +57,7 @@ async function startAgent(host: string): Promise<void> {
   };
   const specFile = join(dir, `${host}.spec.json`);
   writeFileSync(specFile, JSON.stringify(spec));
-  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/emulation/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
   agents.set(host, { daemon, socket });
   const want = spec.components.map((c) => c.name ?? c.kind);
   const deadline = Date.now() + 30_000;

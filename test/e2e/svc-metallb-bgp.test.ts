@@ -13,20 +13,21 @@
  * Namespaces tlx-bgp<pid>-*, FRR run dirs /var/run/frr/tlx-bgp<pid>-*: removed in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ctxOf } from '../helpers/roles.js';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/runtimes/netns/network.js';
 import { LabState } from '../../src/state/state.js';
 import { run, spawnDaemon, stopProcess, signalGroup, sleep, type Daemon } from '../../src/util/proc.js';
-import { call } from '../../src/agent/rpc.js';
-import { svcBaseComponents } from '../../src/cluster/base-svc.js';
-import { metallbBgp } from '../../src/strategies/svc/metallb-bgp.js';
+import { call } from '../../src/emulation/agent/rpc.js';
+import { svcBaseComponents } from '../../src/emulation/base-svc.js';
+import { metallbBgp } from '../../src/strategies/metallb-bgp/index.js';
 import { renderRouterFrr } from '../../src/render/frr.js';
-import { startFrr, frrRunDir, type FrrInstance } from '../../src/providers/sim/frr.js';
-import { Supervisor } from '../../src/providers/sim/procs.js';
+import { startFrr, frrRunDir, type FrrInstance } from '../../src/providers/runtimes/netns/frr.js';
+import { Supervisor } from '../../src/providers/runtimes/netns/procs.js';
 import { computeOutage } from '../../src/traffic/outage.js';
-import type { AgentSpec, ComponentSpec } from '../../src/agent/types.js';
+import type { AgentSpec, ComponentSpec } from '../../src/emulation/agent/types.js';
 import type { LbService, StrategyRef, Topology } from '../../src/model/types.js';
 import type { SimPlan } from '../../src/strategies/types.js';
 import { useTempDirs } from '../helpers/tmp.js';
@@ -53,7 +54,7 @@ async function startAgent(host: string): Promise<void> {
   const specFile = join(dir, `${host}.spec.json`);
   const spec: AgentSpec = { host, ns: ns(host), stateDir: dir, socket, eventsFile: join(dir, `${host}.events.jsonl`), topology: t, components: components[host]! };
   writeFileSync(specFile, JSON.stringify(spec));
-  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/emulation/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
   agents.set(host, daemon);
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -94,7 +95,7 @@ beforeAll(async () => {
   sup = new Supervisor(state, dir);
   const rtr = t.routers[0]!;
   frr.set(rtr.name, await startFrr(sup, state, rtr.name, ns(rtr.name), renderRouterFrr(rtr, t)));
-  sim = metallbBgp.render({ topology: t, strategy }).sim!;
+  sim = metallbBgp.svc!.render(ctxOf(t, strategy)).sim!;
   for (const [node, sp] of Object.entries(sim.speakers!)) frr.set(node, await startFrr(sup, state, node, ns(node), sp.frrConf));
   const base = svcBaseComponents(t);
   components = Object.fromEntries(t.nodes.map((n) => [n.name, [...base[n.name]!, ...sim.components![n.name]!]]));
@@ -123,7 +124,7 @@ describe('MetalLB BGP in real namespaces with FRR (ci-smb timers)', () => {
   }, 60_000);
 
   it('graceful stop of w1’s agent withdraws its path at once; restarted, it announces again', async () => {
-    const band = metallbBgp.expectedOutage('graceful-shutdown', 'service', { topology: t, strategy })!;
+    const band = metallbBgp.svc!.expectedOutage('graceful-shutdown', ctxOf(t, strategy))!;
     const probing = probe(`http://${svc.ip}:${svc.port}/`, 3000);
     await sleep(1000);
     const injectAt = Date.now();
@@ -139,7 +140,7 @@ describe('MetalLB BGP in real namespaces with FRR (ci-smb timers)', () => {
   }, 60_000);
 
   it('crash of w2: the router drops its path when the hold time expires, inside the predicted band', async () => {
-    const band = metallbBgp.expectedOutage('crash', 'service', { topology: t, strategy })!;
+    const band = metallbBgp.svc!.expectedOutage('crash', ctxOf(t, strategy))!;
     const probing = probe(`http://${svc.ip}:${svc.port}/`, 1000 + band.max + 2000);
     await sleep(1000);
     const injectAt = Date.now();

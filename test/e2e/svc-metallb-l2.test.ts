@@ -1,6 +1,6 @@
 /**
  * MetalLB L2 failover on the real kernel (root): the ci-smb topology (memberlist probes every
- * 500 ms) in `tlx-` namespaces, one real agent per node (`src/agent/main.ts`) running the base
+ * 500 ms) in `tlx-` namespaces, one real agent per node (`src/emulation/agent/main.ts`) running the base
  * components (echo, kube-proxy) and the `metallb` speaker exactly as metallb-l2 renders them.
  * The client probes the ETP Local Service through the router (fresh connection every 10 ms):
  * - the speakers converge on ONE holder of each Service IP, the first usable candidate in
@@ -13,21 +13,22 @@
  * Namespaces tlx-mlb<pid>-*, removed in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ctxOf } from '../helpers/roles.js';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/sim/network.js';
+import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/runtimes/netns/network.js';
 import { LabState } from '../../src/state/state.js';
 import { run, spawnDaemon, stopProcess, signalGroup, sleep, isAlive, type Daemon } from '../../src/util/proc.js';
-import { call } from '../../src/agent/rpc.js';
-import { svcBaseComponents } from '../../src/cluster/base-svc.js';
-import { l2Announcer, metallbL2 } from '../../src/strategies/svc/metallb-l2.js';
+import { call } from '../../src/emulation/agent/rpc.js';
+import { svcBaseComponents } from '../../src/emulation/base-svc.js';
+import { l2Announcer, metallbL2 } from '../../src/strategies/metallb-l2/index.js';
 import { computeOutage } from '../../src/traffic/outage.js';
-import type { AgentEvent, AgentSpec, ComponentSpec } from '../../src/agent/types.js';
+import type { AgentEvent, AgentSpec, ComponentSpec } from '../../src/emulation/agent/types.js';
 import type { LbService, Topology } from '../../src/model/types.js';
 import { useTempDirs } from '../helpers/tmp.js';
 import { probePods } from '../helpers/pod-probe.js';
-import { isolate, unisolate } from '../../src/providers/sim/faults.js';
+import { isolate, unisolate } from '../../src/providers/runtimes/netns/faults.js';
 
 const mkTemp = useTempDirs();
 const prefix = `tlx-mlb${process.pid}`;
@@ -46,7 +47,7 @@ async function startAgent(host: string): Promise<void> {
   const specFile = join(dir, `${host}.spec.json`);
   const spec: AgentSpec = { host, ns: ns(host), stateDir: dir, socket, eventsFile: join(dir, `${host}.events.jsonl`), topology: t, components: components[host]! };
   writeFileSync(specFile, JSON.stringify(spec));
-  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
+  const daemon = spawnDaemon({ name: `${host}/agent`, cmd: 'node', args: ['--import', 'tsx', 'src/emulation/agent/main.ts', specFile], ns: ns(host), logFile: join(dir, `${host}.log`), cwd: REPO_ROOT });
   agents.set(host, { daemon, socket, specFile });
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -109,7 +110,7 @@ beforeAll(async () => {
   const state = LabState.create({ id: 'svcmlb', prefix, lab: 'ci-smb', labFile: lab.file, provider: 'sim', createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'starting' }, mkTemp('svc-mlb-state-'));
   await buildNetwork(plan, state);
   const base = svcBaseComponents(t);
-  const mech = metallbL2.render({ topology: t, strategy: { id: 'talos-vip+metallb-l2', cp: 'talos-vip', svc: 'metallb-l2', options: {} } }).sim!.components!;
+  const mech = metallbL2.svc!.render(ctxOf(t, 'talos-vip+metallb-l2')).sim!.components!;
   components = Object.fromEntries(t.nodes.map((n) => [n.name, [...base[n.name]!, ...mech[n.name]!]]));
   await Promise.all(t.nodes.map((n) => startAgent(n.name)));
 }, 120_000);
@@ -136,7 +137,7 @@ describe('MetalLB L2 in real namespaces (ci-smb timers)', () => {
   });
 
   it('crash of the holder: the other candidate takes over inside the predicted band', async () => {
-    const band = metallbL2.expectedOutage('crash', 'service', { topology: { ...t, services: [svc] }, strategy: { id: 'x', cp: 'talos-vip', svc: 'metallb-l2', options: {} } })!;
+    const band = metallbL2.svc!.expectedOutage('crash', ctxOf({ ...t, services: [svc] }, 'talos-vip+metallb-l2'))!;
     const probing = probe(`http://${svc.ip}:${svc.port}/`, 1000 + band.max + 2000);
     await sleep(1000);
     const injectAt = Date.now();
@@ -178,7 +179,7 @@ describe('MetalLB L2 in real namespaces (ci-smb timers)', () => {
   }, 60_000);
 
   it('graceful shutdown of the holder: memberlist leave, the IP moves in about a second', async () => {
-    const band = metallbL2.expectedOutage('graceful-shutdown', 'service', { topology: t, strategy: { id: 'x', cp: 'talos-vip', svc: 'metallb-l2', options: {} } })!;
+    const band = metallbL2.svc!.expectedOutage('graceful-shutdown', ctxOf(t, 'talos-vip+metallb-l2'))!;
     const probing = probe(`http://${svc.ip}:${svc.port}/`, 4000);
     await sleep(1000);
     const injectAt = Date.now();

@@ -1,7 +1,7 @@
 /** cpBaseComponents: what every strategy runs on the control-plane side, per host and in order. */
 import { describe, expect, it } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { cpBaseComponents, observerNodes, OBSERVERS } from '../../src/cluster/base-cp.js';
+import { cpBaseComponents, observerNodes, OBSERVERS } from '../../src/emulation/base-cp.js';
 
 describe('cpBaseComponents', () => {
   for (const name of ['minecraft', 'smb', 'enterprise']) {

@@ -1,7 +1,7 @@
-/** KubePrism's upstream rules, as go-loadbalancer has them (pure parts of src/cluster/kubeprism.ts). */
+/** KubePrism's upstream rules, as go-loadbalancer has them (pure parts of src/emulation/kubeprism.ts). */
 import { describe, expect, it } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
-import { UpstreamList, kubePrismUpstreams, tierFor } from '../../src/cluster/kubeprism.js';
+import { UpstreamList, kubePrismUpstreams, tierFor } from '../../src/emulation/kubeprism.js';
 
 describe('KubePrism upstream list', () => {
   it('lists the cluster endpoint, localhost on control planes, then every control plane', () => {

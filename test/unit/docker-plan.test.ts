@@ -13,7 +13,8 @@ import { loadLab, REPO_ROOT } from '../../src/model/index.js';
 import type { Lab, Topology } from '../../src/model/types.js';
 import type { RenderedFile } from '../../src/strategies/types.js';
 import { PrerequisiteError } from '../../src/util/errors.js';
-import { renderStrategyFiles, toYamlDocs } from '../../src/render/files.js';
+import { talosStrategyFiles as renderStrategyFiles } from '../../src/providers/kinds/talos/files.js';
+import { toYamlDocs } from '../../src/providers/kinds/talos/machine-config.js';
 import {
   TALOS_TMPFS,
   TALOS_VOLUMES,
@@ -32,9 +33,10 @@ import {
   nodeRoutePatchDocs,
   partitionNft,
   strategyApplyCommands,
+  strategyUnapplyCommands,
   talosGenCommands,
   withUserdata,
-} from '../../src/providers/docker/index.js';
+} from '../../src/providers/runtimes/docker/talos.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
 const tmp = useTempDirs();
@@ -215,7 +217,8 @@ describe('commands', () => {
     expect(gen).toContain('--with-secrets');
     const pairs = gen.flatMap((a, i) => (a.startsWith('--config-patch') ? [[a, gen[i + 1]!]] : []));
     expect(pairs).toContainEqual(['--config-patch', '@/st/docker/talos/patches/kubeprism.patch.yaml']);
-    expect(pairs).toContainEqual(['--config-patch-control-plane', '@/st/docker/talos/patches/native-vip.patch.yaml']);
+    // the roles' own Talos patches (the native VIP) are applied live at apply, not baked into gen config
+    expect(pairs.some(([, f]) => f!.includes('native-vip'))).toBe(false);
     expect(pairs).toContainEqual(['--config-patch', '@/st/docker/talos/patches/container-mode.patch.yaml']);
     const endpoint = cmds.find((c) => c.includes('endpoint'))!;
     expect(endpoint.slice(-3)).toEqual(['10.32.0.11', '10.32.0.12', '10.32.0.13']);
@@ -229,27 +232,28 @@ describe('commands', () => {
     expect(gen[i - 1]).toBe('--config-patch-control-plane');
   });
 
-  it('apply: strategy-specific Talos patches live, the VIP taken away after talos-vip, MetalLB installed, manifests applied', () => {
+  it('apply: strategy-specific Talos patches live, MetalLB installed, manifests applied; unapply takes the VIP away after talos-vip', () => {
     const smb = lab('smb');
     const tv = smb.strategies.find((s) => s.cp === 'talos-vip')!;
     const kv = smb.strategies.find((s) => s.id === 'kube-vip-arp+metallb-l2')!;
     const files = renderStrategyFiles(smb.topology, kv);
     const manifest: RenderedFile = { path: 'metallb/l2.yaml', kind: 'k8s-manifest', content: 'apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n' };
-    const cmds = strategyApplyCommands(smb, kv, paths, [...files, manifest], '/r/x', tv).map((c) => c.join(' '));
-    expect(cmds[0]).toContain('native-vip.remove.patch.yaml');
+    const cmds = strategyApplyCommands(smb, kv, paths, [...files, manifest], '/r/x').map((c) => c.join(' '));
+    const undo = strategyUnapplyCommands(smb, tv, paths, renderStrategyFiles(smb.topology, tv), '/r/tv').map((c) => c.join(' '));
+    expect(undo.some((c) => c.includes('talos/unapply/native-vip.patch.yaml'))).toBe(true);
+    expect(cmds.some((c) => c.includes('native-vip'))).toBe(false);
+    expect(strategyApplyCommands(smb, tv, paths, renderStrategyFiles(smb.topology, tv), '/r/tv').some((c) => c.join(' ').includes('talos/native-vip.patch.yaml'))).toBe(true);
     expect(cmds.some((c) => c.includes('cluster-endpoint.patch.yaml'))).toBe(true);
     expect(cmds.some((c) => c.includes('kubeprism.patch.yaml'))).toBe(false); // already in gen config
     expect(cmds.some((c) => c.includes('metallb-frr-k8s.yaml'))).toBe(true);
     expect(cmds.some((c) => c.includes('pod-security.kubernetes.io/enforce=privileged'))).toBe(true);
     expect(cmds.at(-1)).toContain('apply --server-side --force-conflicts -f /r/x/metallb/l2.yaml');
-    // no removal when the previous strategy had no Talos VIP
-    expect(strategyApplyCommands(smb, kv, paths, files, '/r/x', kv).some((c) => c.join(' ').includes('remove'))).toBe(false);
   });
 
   it('apply: Cilium installed with the chart Talos documents when Cilium BGP is the service mechanism', () => {
     const ent = lab('enterprise');
     const c = ent.strategies.find((s) => s.svc === 'cilium-bgp')!;
-    const helm = strategyApplyCommands(ent, c, paths, renderStrategyFiles(ent.topology, c), '/r', undefined).find((x) => x[0] === 'helm')!;
+    const helm = strategyApplyCommands(ent, c, paths, renderStrategyFiles(ent.topology, c), '/r').find((x) => x[0] === 'helm')!;
     expect(helm).toContain('bgpControlPlane.enabled=true');
     expect(helm).toContain('cgroup.autoMount.enabled=false');
     expect(helm.join(' ')).not.toMatch(/SYS_MODULE/);
@@ -264,7 +268,7 @@ describe('commands', () => {
     expect(deliveredByTalos(other, [patch, manifest, other])).toBe(false);
     expect(deliveredByTalos(manifest, [manifest])).toBe(false);
     const smb = lab('smb');
-    const cmds = strategyApplyCommands(smb, smb.strategies[1]!, paths, [patch, manifest, other], '/r', undefined).map((c) => c.join(' '));
+    const cmds = strategyApplyCommands(smb, smb.strategies[1]!, paths, [patch, manifest, other], '/r').map((c) => c.join(' '));
     expect(cmds.some((c) => c.includes('kube-vip/pod.yaml'))).toBe(false);
     expect(cmds.some((c) => c.includes('kube-vip/ds.yaml'))).toBe(true);
     expect(cmds.findIndex((c) => c.includes('static-pod-kubeconfig.patch.yaml'))).toBeLessThan(cmds.findIndex((c) => c.includes('talos/kv.patch.yaml')));
@@ -280,7 +284,7 @@ describe('drills on docker', () => {
     expect(dockerPrimitive('freeze', l2)).toMatchObject({ how: expect.stringMatching(/docker pause/) });
     expect(dockerPrimitive('crash', l2)).toMatchObject({ how: expect.stringMatching(/KILL/) });
     expect(dockerPrimitive('leave', bgp)).toHaveProperty('how');
-    expect(dockerPrimitive('leave', l2)).toMatchObject({ unsupported: expect.stringMatching(/MetalLB BGP/) });
+    expect(dockerPrimitive('leave', l2)).toMatchObject({ unsupported: expect.stringMatching(/exclude-from-external-load-balancers/) });
     expect(dockerProvider.supportsDrill('join', l2)).toMatchObject({ supported: false });
     expect(dockerProvider.supportsDrill('join', bgp)).toEqual({ supported: true });
   });

@@ -2,19 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { drill, drills } from '../../src/drills/index.js';
 import { pickVictim } from '../../src/drills/victims.js';
 import type { DrillContext } from '../../src/drills/types.js';
-import type { Strategy, Mechanism } from '../../src/strategies/types.js';
+import type { Strategy, Role } from '../../src/strategies/types.js';
 import type { Target } from '../../src/model/types.js';
 import { seeded } from '../../src/orchestrator/ids.js';
 import { DRILL_KINDS } from '../../src/model/catalog.js';
 
-const mech = (id: string, l2: boolean, bgp: boolean): Mechanism =>
-  ({ id, kind: 'svc', title: id, summary: '', sources: [], uses: { l2, bgp }, render: () => ({}), expectedOutage: () => null }) as unknown as Mechanism;
+const mech = (id: string, l2: boolean, bgp: boolean): Role =>
+  ({ id, kind: 'svc', family: id, title: id, summary: '', sources: [], traits: { l2, bgp, spread: 'active-passive' }, holders: 'address', render: () => ({}), expectedOutage: () => null }) as unknown as Role;
 
 const strategy = (cp: [string, boolean, boolean], svc: [string, boolean, boolean], useClass?: boolean): Strategy => ({
   ref: { id: `${cp[0]}+${svc[0]}`, cp: cp[0] as never, svc: svc[0] as never, options: useClass === undefined ? {} : { useLoadBalancerClass: useClass } },
-  cp: mech(...cp),
-  svc: mech(...svc),
-  conflicts: [],
+  cp: mech(...cp) as Strategy['cp'],
+  svc: mech(...svc) as Strategy['svc'],
+  // what composeStrategy finds for kube-vip (API) + MetalLB without loadBalancerClass
+  conflicts: useClass === false ? ['pitfall 2: both claim class-less Services'] : [],
 });
 
 const talosL2 = strategy(['talos-vip', true, false], ['metallb-l2', true, false]);
@@ -43,8 +44,8 @@ describe('applicability', () => {
   it('KubePrism drill only for the API; class conflict only for the misconfigured two-controller case', () => {
     expect(drill('vip-loss-internal').applicable(talosL2, 'service')).toMatch(/API traffic only/);
     expect(drill('class-conflict').applicable(kvMisconfigured, 'service')).toBeNull();
-    expect(drill('class-conflict').applicable(talosL2, 'service')).toMatch(/kube-vip \(API\) and MetalLB/);
-    expect(drill('class-conflict').applicable(strategy(['kube-vip-arp', true, false], ['metallb-l2', true, false], true), 'service')).toMatch(/uses spec.loadBalancerClass/);
+    expect(drill('class-conflict').applicable(talosL2, 'service')).toMatch(/do not both claim class-less Services/);
+    expect(drill('class-conflict').applicable(strategy(['kube-vip-arp', true, false], ['metallb-l2', true, false], true), 'service')).toMatch(/spec.loadBalancerClass/);
   });
 });
 

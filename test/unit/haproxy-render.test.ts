@@ -2,8 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { StrategyRef, Topology } from '../../src/model/types.js';
-import { renderHaproxyCfg } from '../../src/render/haproxy.js';
-import { haproxyMechanism } from '../../src/strategies/cp/haproxy.js';
+import { renderHaproxyCfg } from '../../src/strategies/haproxy/config.js';
+import { cpOf, ctxOf } from '../helpers/roles.js';
+
+const haproxyMechanism = cpOf('haproxy');
 
 const ref: StrategyRef = { id: 'haproxy+metallb-bgp', cp: 'haproxy', svc: 'metallb-bgp', options: {} };
 const topo = (name: string) => loadLab(name, { repoRoot: REPO_ROOT }).topology;
@@ -51,11 +53,21 @@ describe('renderHaproxyCfg', () => {
 describe('haproxy mechanism', () => {
   it('renders the config file and the sim plan (HAProxy on the LB host, KubePrism knows the endpoint)', () => {
     const t = topo('smb');
-    const r = haproxyMechanism.render({ topology: t, strategy: ref });
-    expect(r.files).toEqual([{ path: 'haproxy/haproxy.cfg', kind: 'haproxy', content: renderHaproxyCfg(t), hosts: ['lb'] }]);
-    expect(r.sim!.haproxy).toEqual({ host: t.loadBalancer!.name, config: renderHaproxyCfg(t) });
+    const r = haproxyMechanism.render(ctxOf(t, ref));
+    expect(r.files).toEqual([{ path: 'haproxy/haproxy.cfg', kind: 'config', delivery: 'lb-host', content: renderHaproxyCfg(t), hosts: ['lb'] }]);
+    expect(r.sim!.daemons).toEqual([
+      {
+        host: t.loadBalancer!.name,
+        name: 'haproxy',
+        cmd: 'haproxy',
+        args: ['-db', '-f', '{file:haproxy.cfg}'],
+        files: { 'haproxy.cfg': renderHaproxyCfg(t) },
+        check: ['haproxy', '-c', '-q', '-f', '{file:haproxy.cfg}'],
+        readyAfterMs: (t.timers.haproxy.rise + 1) * t.timers.haproxy.checkIntervalMs,
+      },
+    ]);
     for (const n of t.nodes) expect(r.sim!.components![n.name]).toEqual([{ kind: 'kubeprism', config: { clusterEndpoint: `${t.loadBalancer!.ip}:6443` } }]);
-    expect(haproxyMechanism).toMatchObject({ id: 'haproxy', kind: 'cp', uses: { l2: false, bgp: false } });
+    expect(haproxyMechanism).toMatchObject({ id: 'haproxy', kind: 'cp', traits: { l2: false, bgp: false, endpoint: 'lb-host' } });
     expect(haproxyMechanism.title).toBeTruthy();
     expect(haproxyMechanism.summary.length).toBeGreaterThan(100);
     expect(haproxyMechanism.sources.some((s) => s.includes('HAProxy 2.6'))).toBe(true);
@@ -63,33 +75,31 @@ describe('haproxy mechanism', () => {
 
   it('expected outage bands come from inter, fall and the check connect timeout', () => {
     const t = topo('smb'); // inter 1000, fall 2, timeout check 1000; timeout connect 5000 → d = 1000
-    const ctx = { topology: t, strategy: ref };
-    expect(haproxyMechanism.expectedOutage('baseline', 'api', ctx)).toBeNull();
-    expect(haproxyMechanism.expectedOutage('crash', 'service', ctx)).toBeNull();
-    expect(haproxyMechanism.expectedOutage('node-leave', 'api', ctx)).toBeNull();
-    expect(haproxyMechanism.expectedOutage('graceful-shutdown', 'api', ctx)).toMatchObject({ min: 0, max: 2 * 1000 + 500 });
+    const ctx = ctxOf(t, ref);
+    expect(haproxyMechanism.expectedOutage('baseline', ctx)).toBeNull();
+    expect(haproxyMechanism.expectedOutage('node-leave', ctx)).toBeNull();
+    expect(haproxyMechanism.expectedOutage('graceful-shutdown', ctx)).toMatchObject({ min: 0, max: 2 * 1000 + 500 });
     // fall×d + (fall−1)×inter − 200 … fall×(inter+d) + 500
     for (const drill of ['crash', 'partition', 'freeze', 'vip-loss-internal'] as const) {
-      expect(haproxyMechanism.expectedOutage(drill, 'api', ctx), drill).toMatchObject({ min: 2 * 1000 + 1000 - 200, max: 2 * (1000 + 1000) + 500 });
+      expect(haproxyMechanism.expectedOutage(drill, ctx), drill).toMatchObject({ min: 2 * 1000 + 1000 - 200, max: 2 * (1000 + 1000) + 500 });
     }
-    expect(haproxyMechanism.expectedOutage('link-flap', 'api', ctx)).toMatchObject({ min: 0, max: 4500 });
+    expect(haproxyMechanism.expectedOutage('link-flap', ctx)).toMatchObject({ min: 0, max: 4500 });
 
     const slow: Topology = structuredClone(t);
     slow.timers.haproxy = { checkIntervalMs: 2000, fall: 3, rise: 2, checkTimeoutMs: 500 };
-    const c2 = { topology: slow, strategy: ref };
-    const crash = haproxyMechanism.expectedOutage('crash', 'api', c2)!;
+    const c2 = ctxOf(slow, ref);
+    const crash = haproxyMechanism.expectedOutage('crash', c2)!;
     expect(crash).toMatchObject({ min: 3 * 2000 + 2 * 2000 - 200, max: 3 * (2000 + 2000) + 500 });
     expect(crash.basis).toMatch(/fall 3/);
-    expect(haproxyMechanism.expectedOutage('graceful-shutdown', 'api', c2)).toMatchObject({ min: 0, max: 3 * 2000 + 500 });
+    expect(haproxyMechanism.expectedOutage('graceful-shutdown', c2)).toMatchObject({ min: 0, max: 3 * 2000 + 500 });
     // an inter longer than timeout connect: the connect timeout bounds each failed check
     const long: Topology = structuredClone(t);
     long.timers.haproxy = { checkIntervalMs: 8000, fall: 2, rise: 2, checkTimeoutMs: 1000 };
-    expect(haproxyMechanism.expectedOutage('freeze', 'api', { topology: long, strategy: ref })).toMatchObject({ min: 2 * 5000 + 8000 - 200, max: 2 * (8000 + 5000) + 500 });
+    expect(haproxyMechanism.expectedOutage('freeze', ctxOf(long, ref))).toMatchObject({ min: 2 * 5000 + 8000 - 200, max: 2 * (8000 + 5000) + 500 });
   });
 
   it('says why address-moving drills do not apply to the API endpoint', () => {
-    expect(haproxyMechanism.drillIssue!('garp-ignored', 'api')).toMatch(/no address moves/);
-    expect(haproxyMechanism.drillIssue!('crash', 'api')).toBeNull();
-    expect(haproxyMechanism.drillIssue!('garp-ignored', 'service')).toBeNull();
+    expect(haproxyMechanism.drillIssue!('garp-ignored')).toMatch(/no address moves/);
+    expect(haproxyMechanism.drillIssue!('crash')).toBeNull();
   });
 });

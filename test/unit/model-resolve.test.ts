@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { loadLab, loadTopology, labNames, REPO_ROOT } from '../../src/model/load.js';
 import * as A from '../../src/model/address.js';
 import type { Lab, Topology } from '../../src/model/types.js';
-import { timerIssues, DEFAULT_TIMERS } from '../../src/model/timers.js';
+import { timerIssues, DEFAULT_TIMERS } from '../../src/model/timer-groups.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
 const mkTemp = useTempDirs();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TIMERS, mergeTimers, timerIssues } from '../../src/model/timers.js';
+import { mergeTimers } from '../../src/model/timers.js';
+import { DEFAULT_TIMERS, timerIssues } from '../../src/model/timer-groups.js';
 import type { Timers } from '../../src/model/types.js';
 
 const withOverride = (o: Parameters<typeof mergeTimers>[1]) => mergeTimers(DEFAULT_TIMERS, o);

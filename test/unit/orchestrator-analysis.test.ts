@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bucketTimeline, phaseBreakdown } from '../../src/orchestrator/analysis.js';
 import { newLabId, seeded } from '../../src/orchestrator/ids.js';
-import type { AgentEvent } from '../../src/agent/types.js';
+import type { AgentEvent } from '../../src/emulation/agent/types.js';
 
 describe('bucketTimeline', () => {
   it('puts probe samples in buckets relative to the injection, failures counted apart', () => {

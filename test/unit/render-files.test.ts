@@ -1,5 +1,6 @@
 /**
- * The whole-cluster files of a strategy (src/render/files.ts): which patches exist for which
+ * The files a real Talos cluster gets for a strategy (the Talos kind's, src/providers/kinds/talos/
+ * files.ts, and the roles' own Talos patches): which patches exist for which
  * strategy and topology, on which hosts, with which values; the version-dependent VIP shape; the
  * static patches read from patches/talos/; the README listing every file. (Schema validity is the
  * contract test's job: test/contract/talos-schema.test.ts.)
@@ -10,20 +11,13 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { loadLab, REPO_ROOT } from '../../src/model/index.js';
 import type { Lab, StrategyRef, Topology } from '../../src/model/types.js';
-import {
-  README_PATH,
-  TALOS_PATCH,
-  apiCertSans,
-  apiEndpointUrl,
-  clusterCni,
-  patchScope,
-  renderStrategyFiles,
-  routerFrrPath,
-  talosMinor,
-  usesNetworkDocuments,
-  vipPatchDocs,
-  vipRemovalDocs,
-} from '../../src/render/files.js';
+import { README_PATH, TALOS_PATCH, routerFrrPath, talosStrategyFiles as renderStrategyFiles } from '../../src/providers/kinds/talos/files.js';
+import { apiCertSans, patchScope, talosMinor, usesNetworkDocuments } from '../../src/providers/kinds/talos/machine-config.js';
+import { VIP_PATCH, vipPatchDocs, vipRemovalDocs } from '../../src/strategies/talos-vip/talos-patch.js';
+import { apiEndpointUrl as apiUrl, clusterCni as cniOf, composeStrategy } from '../../src/strategies/compose.js';
+
+const apiEndpointUrl = (t: Topology, r: StrategyRef) => apiUrl(t, composeStrategy(r).cp);
+const clusterCni = (r: StrategyRef) => cniOf(composeStrategy(r));
 
 const labs: Lab[] = ['minecraft', 'smb', 'enterprise'].map((n) => loadLab(n));
 const lab = (n: string) => labs.find((l) => l.name === n)!;
@@ -32,7 +26,7 @@ const docs = (content: string) => parseAllDocuments(content).map((d) => d.toJS()
 const file = (t: Topology, r: StrategyRef, path: string) => renderStrategyFiles(t, r).find((f) => f.path === path);
 const withVersion = (t: Topology, version: string): Topology => ({ ...t, talos: { ...t.talos, version } });
 
-describe('renderStrategyFiles', () => {
+describe('the files of a strategy on a real Talos cluster', () => {
   it('is pure and deterministic: same input, same files', () => {
     for (const l of labs) for (const r of l.strategies) expect(renderStrategyFiles(l.topology, r)).toEqual(renderStrategyFiles(l.topology, r));
   });
@@ -99,12 +93,12 @@ describe('renderStrategyFiles', () => {
   it('renders the native VIP for talos-vip only, in the shape of the topology’s Talos version', () => {
     const smb = lab('smb');
     const tv = ref(smb, 'talos-vip+metallb-l2');
-    const legacy = docs(file(smb.topology, tv, TALOS_PATCH.vip)!.content);
+    const legacy = docs(file(smb.topology, tv, VIP_PATCH)!.content);
     expect(legacy).toEqual([{ machine: { network: { interfaces: [{ interface: 'eth0', vip: { ip: smb.topology.vip } }] } } }]);
-    expect(file(smb.topology, tv, TALOS_PATCH.vip)!.hosts).toEqual(['cp1', 'cp2', 'cp3']);
-    const v12 = docs(file(withVersion(smb.topology, 'v1.12.11'), tv, TALOS_PATCH.vip)!.content);
+    expect(file(smb.topology, tv, VIP_PATCH)!.hosts).toEqual(['cp1', 'cp2', 'cp3']);
+    const v12 = docs(file(withVersion(smb.topology, 'v1.12.11'), tv, VIP_PATCH)!.content);
     expect(v12).toEqual([{ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: smb.topology.vip, link: 'eth0' }]);
-    for (const r of smb.strategies.filter((s) => s.cp !== 'talos-vip')) expect(file(smb.topology, r, TALOS_PATCH.vip)).toBeUndefined();
+    for (const r of smb.strategies.filter((s) => s.cp !== 'talos-vip')) expect(file(smb.topology, r, VIP_PATCH)).toBeUndefined();
   });
 
   it('the VIP removal deletes the VIP field (≤ 1.11) or the whole Layer2VIPConfig document (≥ 1.12)', () => {

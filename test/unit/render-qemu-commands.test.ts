@@ -5,7 +5,10 @@
  * when talosctl's own VIP address is the topology's, what qemu cannot do and why.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { talosStrategyFiles } from '../../src/providers/kinds/talos/files.js';
+import { VIP_PATCH } from '../../src/strategies/talos-vip/talos-patch.js';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadLab } from '../../src/model/index.js';
@@ -19,8 +22,8 @@ import {
   qemuPrimitive,
   qemuProvider,
   qemuSupports,
-  qemuUsesTalosctlVip,
-} from '../../src/providers/qemu/index.js';
+  writeQemuStrategyFiles,
+} from '../../src/providers/runtimes/qemu/index.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
 const tmp = useTempDirs();
@@ -41,7 +44,8 @@ describe('qemu commands', () => {
     expect(flagValues(cmd, '--workers')).toEqual(['2']);
     expect(flagValues(cmd, '--cidr')).toEqual(['10.32.0.0/24']);
     expect(flagValues(cmd, '--talos-version')).toEqual(['v1.11.6']);
-    expect(flagValues(cmd, '--config-patch-control-plane')).toContain('@/st/qemu/patches/native-vip.patch.yaml');
+    expect(flagValues(cmd, '--config-patch-control-plane')).toContain('@/st/qemu/patches/api-cert-sans.patch.yaml');
+    expect(cmd.join(' ')).not.toContain('native-vip'); // a role's patch: applied at apply
     expect(flagValues(cmd, '--config-patch')).toContain('@/st/qemu/patches/kubeprism.patch.yaml');
     expect(cmd).toContain('--skip-kubeconfig'); // never merges into the user's ~/.kube/config
     expect(cmd).not.toContain('--use-vip'); // the topology VIP .10 is not talosctl's .50
@@ -53,7 +57,7 @@ describe('qemu commands', () => {
     const cmd = qemuCreateCommand(l, 'tlab-smb-beef', p, l.strategies[0]!);
     expect(cmd.slice(0, 4)).toEqual(['talosctl', 'cluster', 'create', 'qemu']);
     expect(cmd).not.toContain('--provisioner');
-    expect(flagValues(cmd, '--config-patch-controlplanes')).toContain('@/st/qemu/patches/native-vip.patch.yaml');
+    expect(flagValues(cmd, '--config-patch-controlplanes')).toContain('@/st/qemu/patches/api-cert-sans.patch.yaml');
     expect(cmd).not.toContain('--config-patch-control-plane');
     expect(flagValues(cmd, '--talosconfig-destination')).toEqual(['/st/qemu/talosconfig']);
     expect(qemuDestroyCommand(l, 'x', p)).not.toContain('--provisioner');
@@ -65,21 +69,17 @@ describe('qemu commands', () => {
 
   it('the VIP patch names talosctl’s NIC (deviceSelector ≤ 1.11, the net0 alias ≥ 1.12), and the container-mode patch is left out', () => {
     const tv = smb.strategies[0]!;
-    const legacy = qemuPatches(smb.topology, tv);
-    expect(legacy.map((x) => x.file)).not.toContain('container-mode.patch.yaml');
-    expect(parse(legacy.find((x) => x.file === 'native-vip.patch.yaml')!.content)).toEqual({ machine: { network: { interfaces: [{ deviceSelector: { driver: 'virtio_net' }, vip: { ip: smb.topology.vip } }] } } });
-    const docs12 = qemuPatches(v12(smb).topology, tv).find((x) => x.file === 'native-vip.patch.yaml')!;
-    expect(parse(docs12.content)).toEqual({ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: smb.topology.vip, link: 'net0' });
+    expect(qemuPatches(smb.topology, tv).map((x) => x.file)).not.toContain('container-mode.patch.yaml');
+    const dir = mkdtempSync(join(tmpdir(), 'qemu-files-'));
+    const vipOf = (t: Topology) => writeQemuStrategyFiles(t, dir, talosStrategyFiles(t, tv)).find((f) => f.path === VIP_PATCH)!;
+    expect(parse(vipOf(smb.topology).content)).toEqual({ machine: { network: { interfaces: [{ deviceSelector: { driver: 'virtio_net' }, vip: { ip: smb.topology.vip } }] } } });
+    expect(parse(vipOf(v12(smb).topology).content)).toEqual({ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: smb.topology.vip, link: 'net0' });
+    rmSync(dir, { recursive: true, force: true });
   });
 
-  it('uses --use-vip only when talosctl’s VIP (the 50th address) is the topology’s VIP', () => {
+  it('never asks talosctl for its own VIP: the strategy’s VIP patch is the one that counts', () => {
     const t: Topology = { ...smb.topology, vip: '10.32.0.50' };
-    const tv = smb.strategies[0]!;
-    expect(qemuUsesTalosctlVip(t, tv)).toBe(true);
-    expect(qemuUsesTalosctlVip(smb.topology, tv)).toBe(false);
-    const cmd = qemuCreateCommand({ ...smb, topology: t }, 'x', p, tv);
-    expect(cmd).toContain('--use-vip');
-    expect(qemuPatches(t, tv).map((x) => x.file)).not.toContain('native-vip.patch.yaml'); // not twice
+    expect(qemuCreateCommand({ ...smb, topology: t }, 'x', p, smb.strategies[0]!)).not.toContain('--use-vip');
   });
 });
 

@@ -97,7 +97,7 @@ describe('report.md', () => {
     expect(rec).toContain('Network: **L2 only');
     expect(row(rec, 'Talos VIP, crash', 'one control plane, so no peer can take the VIP over', 'does not apply')).toBeTruthy();
     expect(row(rec, 'external HAProxy', 'not in this run (needs a BGP-capable network)')).toBeTruthy();
-    expect(rec).toContain('Not measured in this run: Talos VIP graceful failover');
+    expect(rec).toContain('Not measured in this run: near-instant graceful failover of the API VIP');
   });
 });
 
@@ -110,7 +110,7 @@ describe('the article against the measurement', () => {
       ['Talos VIP, graceful shutdown', 'agrees'],
       ['Talos VIP, crash', 'agrees'],
       ['Talos VIP, API traffic', 'agrees'],
-      ['kube-vip (IPVS) / external load balancer, API traffic', 'agrees'],
+      ['kube-vip ARP, external HAProxy, API traffic', 'agrees'],
       ['L2 mode (MetalLB L2, kube-vip ARP), Service traffic', 'agrees'],
       ['BGP mode (ECMP), Service traffic', 'agrees'],
       ['BGP mode, node leave / join', 'agrees'],
@@ -148,7 +148,7 @@ describe('the article against the measurement', () => {
     const short = mutate(smb, (x) => x.drill === 'garp-ignored', (x) => (x.outageMs = 8000));
     expect(finding(short, 'Clients that ignore gratuitous ARP')!.verdict).toBe('disagrees');
     const ap = mutate(smb, (x) => x.drill === 'baseline' && x.target === 'api' && x.strategy.startsWith('kube-vip'), (x) => (x.nodeShare = { cp1: 1 }));
-    const f = finding(ap, 'kube-vip (IPVS) / external load balancer, API traffic')!;
+    const f = finding(ap, 'kube-vip ARP, external HAProxy, API traffic')!;
     expect(f.verdict).toBe('mixed');
     expect(f.measured).toContain('kube-vip-arp+kube-vip-arp: cp1 100 %');
   });

@@ -8,16 +8,19 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { StrategyRef, Topology } from '../../src/model/types.js';
-import { svcBaseComponents } from '../../src/cluster/base-svc.js';
-import { EndpointReadiness, renderKubeProxyNft, usableEndpoints, type KubeProxyService } from '../../src/cluster/kube-proxy.js';
-import { l2Announcer, l2Candidates, l2Order, memberlistDetection, memberlistTimers, metallbL2, metallbServes, suspicionTimeoutMs } from '../../src/strategies/svc/metallb-l2.js';
-import { bgpAnnouncers, metallbBgp } from '../../src/strategies/svc/metallb-bgp.js';
-import { ciliumBgp, CILIUM_LB_CLASS } from '../../src/strategies/svc/cilium-bgp.js';
-import { svcMechanisms } from '../../src/strategies/svc/index.js';
+import { svcBaseComponents } from '../../src/emulation/base-svc.js';
+import { EndpointReadiness, renderKubeProxyNft, usableEndpoints, type KubeProxyService } from '../../src/emulation/kube-proxy.js';
+import { l2Announcer, l2Candidates, l2Order, memberlistDetection, memberlistTimers, metallbL2 } from '../../src/strategies/metallb-l2/index.js';
+import { metallbServes } from '../../src/strategies/metallb/common.js';
+import { suspicionTimeoutMs } from '../../src/emulation/memberlist.js';
+import { bgpAnnouncers, metallbBgp } from '../../src/strategies/metallb-bgp/index.js';
+import { ciliumBgp, CILIUM_LB_CLASS } from '../../src/strategies/cilium-bgp/index.js';
+import { SVC_IDS, mechanism } from '../../src/strategies/registry.js';
+import { ctxOf } from '../helpers/roles.js';
 
 const topo = (name: string): Topology => loadLab(name, { repoRoot: REPO_ROOT }).topology;
 const ref = (svc: StrategyRef['svc'], options: StrategyRef['options'] = {}): StrategyRef => ({ id: `haproxy+${svc}`, cp: 'haproxy', svc, options });
-const ctx = (t: Topology, svc: StrategyRef['svc'], options: StrategyRef['options'] = {}) => ({ topology: t, strategy: ref(svc, options) });
+const ctx = (t: Topology, svc: StrategyRef['svc'], options: StrategyRef['options'] = {}) => ctxOf(t, ref(svc, options));
 const docsOf = (content: string) => parseAllDocuments(content).map((d) => d.toJS() as { kind: string; apiVersion: string; metadata: { name: string }; spec: Record<string, any> });
 
 describe('svcBaseComponents', () => {
@@ -150,9 +153,9 @@ describe('MetalLB rules', () => {
     expect(metallbServes({ ...s, loadBalancerClass: 'kube-vip.io/kube-vip-class' })).toBe(false);
     const t = topo('smb');
     t.services = [{ ...t.services[0]!, loadBalancerClass: CILIUM_LB_CLASS }, t.services[1]!];
-    const l2 = metallbL2.render(ctx(t, 'metallb-l2')).sim!.components!.w1![0]!.config as { services: { ip: string }[] };
+    const l2 = metallbL2.svc!.render(ctx(t, 'metallb-l2')).sim!.components!.w1![0]!.config as { services: { ip: string }[] };
     expect(l2.services.map((x) => x.ip)).toEqual([t.services[1]!.ip]);
-    const cil = ciliumBgp.render(ctx(t, 'cilium-bgp')).sim!.components!.w1![0]!.config as { services: { ip: string }[] };
+    const cil = ciliumBgp.svc!.render(ctx(t, 'cilium-bgp')).sim!.components!.w1![0]!.config as { services: { ip: string }[] };
     expect(cil.services.map((x) => x.ip)).toEqual(t.services.map((x) => x.ip));
   });
 
@@ -170,7 +173,7 @@ describe('MetalLB rules', () => {
 describe('metallb-l2 mechanism', () => {
   it('renders a speaker on every node (memberlist over all of them), no BGP speakers, valid manifests', () => {
     const t = topo('smb');
-    const r = metallbL2.render(ctx(t, 'metallb-l2'));
+    const r = metallbL2.svc!.render(ctx(t, 'metallb-l2'));
     expect(Object.keys(r.sim!.components!).sort()).toEqual(t.nodes.map((n) => n.name).sort());
     expect(r.sim!.speakers ?? {}).toEqual({});
     const cfg = r.sim!.components!.cp1![0]!.config as { mode: string; speakers: unknown[]; services: { candidates: string[] }[]; memberlist: { probeIntervalMs: number } };
@@ -185,40 +188,39 @@ describe('metallb-l2 mechanism', () => {
     expect(docs[1]!.spec.nodeSelectors).toBeUndefined();
     // enterprise: the advertisement is limited to the pool's rack
     const ent = topo('enterprise');
-    const entDocs = docsOf(metallbL2.render(ctx(ent, 'metallb-l2')).files![0]!.content);
+    const entDocs = docsOf(metallbL2.svc!.render(ctx(ent, 'metallb-l2')).files![0]!.content);
     expect(entDocs[1]!.spec.nodeSelectors[0].matchExpressions[0].values).toHaveLength(15);
   });
 
   it('bands from the timers: crash = memberlist detection + takeover; graceful sub-second; none without a second candidate', () => {
     const t = topo('smb');
-    const crash = metallbL2.expectedOutage('crash', 'service', ctx(t, 'metallb-l2'))!;
+    const crash = metallbL2.svc!.expectedOutage('crash', ctx(t, 'metallb-l2'))!;
     expect(crash.min).toBe(4500); // ack timeout 0.5 s + suspicion 4 s
     expect(crash.max).toBeGreaterThan(10_000);
     expect(crash.max).toBeLessThan(13_000);
     expect(crash.basis).toMatch(/memberlist/);
     // halving the probe interval halves the band
     const fast = { ...t, timers: { ...t.timers, metallb: { ...t.timers.metallb, probeIntervalMs: 500, probeTimeoutMs: 250 } } };
-    const crashFast = metallbL2.expectedOutage('crash', 'service', ctx(fast, 'metallb-l2'))!;
+    const crashFast = metallbL2.svc!.expectedOutage('crash', ctx(fast, 'metallb-l2'))!;
     expect(crashFast.min).toBe(2250);
     expect(crashFast.max).toBeLessThan(crash.max);
-    const graceful = metallbL2.expectedOutage('graceful-shutdown', 'service', ctx(t, 'metallb-l2'))!;
+    const graceful = metallbL2.svc!.expectedOutage('graceful-shutdown', ctx(t, 'metallb-l2'))!;
     expect(graceful.min).toBe(0);
     expect(graceful.max).toBeLessThanOrEqual(2000);
-    expect(metallbL2.expectedOutage('freeze', 'service', ctx(t, 'metallb-l2'))!.min).toBe(0);
-    const garp = metallbL2.expectedOutage('garp-ignored', 'service', ctx(t, 'metallb-l2'))!;
+    expect(metallbL2.svc!.expectedOutage('freeze', ctx(t, 'metallb-l2'))!.min).toBe(0);
+    const garp = metallbL2.svc!.expectedOutage('garp-ignored', ctx(t, 'metallb-l2'))!;
     expect(garp.max).toBeGreaterThan(crash.max + 45_000);
-    expect(metallbL2.expectedOutage('baseline', 'service', ctx(t, 'metallb-l2'))).toBeNull();
-    expect(metallbL2.expectedOutage('crash', 'api', ctx(t, 'metallb-l2'))).toBeNull();
-    expect(metallbL2.expectedOutage('crash', 'service', ctx(topo('minecraft'), 'metallb-l2'))).toBeNull();
-    expect(metallbL2.drillIssue!('node-leave', 'service')).toMatch(/BGP/);
-    expect(metallbL2.drillIssue!('crash', 'service')).toBeNull();
+    expect(metallbL2.svc!.expectedOutage('baseline', ctx(t, 'metallb-l2'))).toBeNull();
+    expect(metallbL2.svc!.expectedOutage('crash', ctx(topo('minecraft'), 'metallb-l2'))).toBeNull();
+    expect(metallbL2.svc!.drillIssue!('node-leave')).toMatch(/BGP/);
+    expect(metallbL2.svc!.drillIssue!('crash')).toBeNull();
   });
 });
 
 describe('metallb-bgp mechanism', () => {
   it('announcing nodes get an FRR speaker owned by metallb with the BGP timers; every node runs the speaker agent', () => {
     const t = topo('smb');
-    const r = metallbBgp.render(ctx(t, 'metallb-bgp'));
+    const r = metallbBgp.svc!.render(ctx(t, 'metallb-bgp'));
     expect(Object.keys(r.sim!.speakers!).sort()).toEqual(['w1', 'w2']);
     const sp = r.sim!.speakers!.w1!;
     expect(sp.owner).toBe('metallb');
@@ -237,29 +239,29 @@ describe('metallb-bgp mechanism', () => {
 
   it('with BFD: the speakers and manifests carry the profile, and the crash band is the BFD detection time', () => {
     const t = topo('smb');
-    const r = metallbBgp.render(ctx(t, 'metallb-bgp', { bfd: true }));
+    const r = metallbBgp.svc!.render(ctx(t, 'metallb-bgp', { bfd: true }));
     expect(r.sim!.speakers!.w2!.frrConf).toContain('bfd profile lab');
     const docs = docsOf(r.files![0]!.content);
     expect(docs.find((d) => d.kind === 'BFDProfile')!.spec).toEqual({ receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3 });
     expect(docs.find((d) => d.kind === 'BGPPeer')!.spec.bfdProfile).toBe('lab');
-    const band = metallbBgp.expectedOutage('crash', 'service', ctx(t, 'metallb-bgp', { bfd: true }))!;
+    const band = metallbBgp.svc!.expectedOutage('crash', ctx(t, 'metallb-bgp', { bfd: true }))!;
     expect(band).toMatchObject({ min: 600, max: 1900 });
   });
 
   it('bands: crash = hold time, graceful = withdraw, node churn ≈ 0; L2-only drills do not apply', () => {
     const t = topo('smb');
     const hold = t.timers.bgp.holdS * 1000;
-    const crash = metallbBgp.expectedOutage('crash', 'service', ctx(t, 'metallb-bgp'))!;
+    const crash = metallbBgp.svc!.expectedOutage('crash', ctx(t, 'metallb-bgp'))!;
     expect(crash).toMatchObject({ min: hold - t.timers.bgp.keepaliveS * 1000, max: hold + 1000 });
-    expect(metallbBgp.expectedOutage('graceful-shutdown', 'service', ctx(t, 'metallb-bgp'))).toMatchObject({ min: 0, max: 1000 });
-    expect(metallbBgp.expectedOutage('node-leave', 'service', ctx(t, 'metallb-bgp'))!.basis).toMatch(/reset/);
-    expect(metallbBgp.drillIssue!('garp-ignored', 'service')).toMatch(/L2/);
-    expect(metallbBgp.drillIssue!('node-join', 'service')).toBeNull();
+    expect(metallbBgp.svc!.expectedOutage('graceful-shutdown', ctx(t, 'metallb-bgp'))).toMatchObject({ min: 0, max: 2000 });
+    expect(metallbBgp.svc!.expectedOutage('node-leave', ctx(t, 'metallb-bgp'))!.basis).toMatch(/reset/);
+    expect(metallbBgp.svc!.drillIssue!('garp-ignored')).toMatch(/gratuitous ARP/);
+    expect(metallbBgp.svc!.drillIssue!('node-join')).toBeNull();
   });
 
   it('enterprise: one BGPPeer per ToR with node selectors; speakers peer with their own rack’s ToR', () => {
     const t = topo('enterprise');
-    const r = metallbBgp.render(ctx(t, 'metallb-bgp'));
+    const r = metallbBgp.svc!.render(ctx(t, 'metallb-bgp'));
     const peers = docsOf(r.files![0]!.content).filter((d) => d.kind === 'BGPPeer');
     expect(peers.map((p) => p.spec.peerAddress).sort()).toEqual(['10.33.1.1', '10.33.2.1', '10.33.3.1']);
     expect(peers.every((p) => p.spec.nodeSelectors[0].matchExpressions[0].values.length >= 10)).toBe(true);
@@ -271,13 +273,13 @@ describe('cilium-bgp mechanism', () => {
   it('uses Cilium’s own timers (hold = the smaller of router and Cilium), no BFD', () => {
     const t = topo('smb');
     const c = { ...t, timers: { ...t.timers, cilium: { keepaliveS: 1, holdS: 3, connectRetryS: 5 } } };
-    const r = ciliumBgp.render(ctx(c, 'cilium-bgp', { bfd: true }));
+    const r = ciliumBgp.svc!.render(ctx(c, 'cilium-bgp', { bfd: true }));
     expect(Object.keys(r.sim!.speakers!).sort()).toEqual(['w1', 'w2']);
     expect(r.sim!.speakers!.w1!.owner).toBe('cilium');
     expect(r.sim!.speakers!.w1!.frrConf).toContain('timers 1 3');
     expect(r.sim!.speakers!.w1!.frrConf).not.toContain('bfd');
-    expect(r.sim!.components!.w1![0]!.kind).toBe('cilium');
-    const band = ciliumBgp.expectedOutage('crash', 'service', ctx(c, 'cilium-bgp', { bfd: true }))!;
+    expect(r.sim!.components!.w1![0]!).toMatchObject({ kind: 'bgp-services', name: 'cilium' });
+    const band = ciliumBgp.svc!.expectedOutage('crash', ctx(c, 'cilium-bgp', { bfd: true }))!;
     expect(band).toMatchObject({ min: 2000, max: 4000 });
     const docs = docsOf(r.files![0]!.content);
     expect(docs.map((d) => d.kind)).toEqual(['CiliumLoadBalancerIPPool', 'CiliumBGPClusterConfig', 'CiliumBGPPeerConfig', 'CiliumBGPAdvertisement']);
@@ -287,12 +289,13 @@ describe('cilium-bgp mechanism', () => {
   });
 });
 
-describe('svcMechanisms', () => {
-  it('has every service mechanism id, each with its own id and kind svc', () => {
-    expect(Object.keys(svcMechanisms).sort()).toEqual(['cilium-bgp', 'kube-vip-arp', 'kube-vip-bgp', 'metallb-bgp', 'metallb-l2']);
-    for (const [id, m] of Object.entries(svcMechanisms)) {
-      expect(m.id).toBe(id);
-      expect(m.kind).toBe('svc');
+describe('service mechanisms in the registry', () => {
+  it('every service id has a svc role with its own id', () => {
+    expect([...SVC_IDS].sort()).toEqual(['cilium-bgp', 'kube-vip-arp', 'kube-vip-bgp', 'metallb-bgp', 'metallb-l2']);
+    for (const id of SVC_IDS) {
+      const m = mechanism(id);
+      expect(m.svc!.id).toBe(id);
+      expect(m.svc!.kind).toBe('svc');
     }
   });
 });

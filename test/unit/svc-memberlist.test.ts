@@ -4,8 +4,8 @@
  * graceful leave, refutation of a false suspicion, rejoin after a partition heals.
  */
 import { describe, expect, it } from 'vitest';
-import { Memberlist, type MlPacket, type MemberState } from '../../src/strategies/svc/metallb.agent.js';
-import { memberlistDetection, MEMBERLIST_FIXED, METALLB_JOIN_INTERVAL_MS, METALLB_LEAVE_TIMEOUT_MS, type MemberlistTimers } from '../../src/strategies/svc/metallb-l2.js';
+import { Memberlist, type MlPacket, type MemberState, type MemberlistTimers } from '../../src/emulation/memberlist.js';
+import { memberlistDetection, MEMBERLIST_FIXED, METALLB_JOIN_INTERVAL_MS, METALLB_LEAVE_TIMEOUT_MS } from '../../src/strategies/metallb-l2/index.js';
 import { seeded } from '../../src/orchestrator/ids.js';
 
 const rng = seeded;

@@ -1,12 +1,12 @@
 /**
- * The `traffic` agent component speaks the orchestrator's contract (src/orchestrator/traffic-rpc.ts):
+ * The `traffic` agent component speaks the orchestrator's contract (src/traffic/rpc.ts):
  * start → status → stop, against loopback servers, with a stand-in AgentContext.
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { AgentContext } from '../../src/agent/types.js';
-import type { TrafficResult, TrafficStatus } from '../../src/orchestrator/traffic-rpc.js';
+import type { AgentContext } from '../../src/emulation/agent/types.js';
+import type { TrafficResult, TrafficStatus } from '../../src/traffic/rpc.js';
 import factory from '../../src/traffic/agent.js';
 import { epochNow } from '../../src/traffic/clock.js';
 

@@ -4,13 +4,13 @@
  * agent context, and the Talos operator's preconditions (no campaign while etcd is unreachable).
  */
 import { describe, expect, it } from 'vitest';
-import type { AgentContext, AgentEvent } from '../../src/agent/types.js';
+import type { AgentContext, AgentEvent } from '../../src/emulation/agent/types.js';
 import type { Topology } from '../../src/model/types.js';
 import type { RunResult } from '../../src/util/proc.js';
 import { loadLab } from '../../src/model/load.js';
 import { sleep } from '../../src/util/proc.js';
-import { KubeVip, LeaderElector, lbRuleset, NFT_TABLE, type EtcdLeaseLock, type LeaseRecord } from '../../src/strategies/kube-vip.agent.js';
-import { TalosVip } from '../../src/strategies/cp/talos-vip.agent.js';
+import { KubeVip, LeaderElector, lbRuleset, NFT_TABLE, type EtcdLeaseLock, type LeaseRecord } from '../../src/strategies/kube-vip/agent.js';
+import { TalosVip } from '../../src/strategies/talos-vip/agent.js';
 
 /** In-memory Lease with the API server's optimistic concurrency; `down` identities get errors. */
 class MemoryLock {

@@ -7,15 +7,18 @@ import { parse, parseAllDocuments } from 'yaml';
 import { loadLab } from '../../src/model/load.js';
 import { mergeTimers } from '../../src/model/timers.js';
 import type { Lab, StrategyRef, Topology } from '../../src/model/types.js';
-import type { Mechanism, MechanismContext } from '../../src/strategies/types.js';
-import { renderStrategy } from '../../src/strategies/index.js';
-import { talosVipMechanism } from '../../src/strategies/cp/talos-vip.js';
-import { kubeVipArpMechanism, KUBE_VIP_CLASS, claimsService, cpKubeVipServices } from '../../src/strategies/cp/kube-vip-arp.js';
-import { kubeVipBgpMechanism } from '../../src/strategies/cp/kube-vip-bgp.js';
-import { kubeVipArpSvc } from '../../src/strategies/svc/kube-vip-arp.js';
-import { kubeVipBgpSvc } from '../../src/strategies/svc/kube-vip-bgp.js';
-import type { KubeVipConfig } from '../../src/strategies/kube-vip.agent.js';
-import type { TalosVipConfig } from '../../src/strategies/cp/talos-vip.agent.js';
+import type { MechanismContext, Role } from '../../src/strategies/types.js';
+import { renderStrategy } from '../../src/strategies/compose.js';
+import { KUBE_VIP_CLASS, claimsService, cpKubeVipServices } from '../../src/strategies/kube-vip/render.js';
+import { cpOf, ctxOf, svcOf } from '../helpers/roles.js';
+
+const talosVipMechanism = cpOf('talos-vip');
+const kubeVipArpMechanism = cpOf('kube-vip-arp');
+const kubeVipBgpMechanism = cpOf('kube-vip-bgp');
+const kubeVipArpSvc = svcOf('kube-vip-arp');
+const kubeVipBgpSvc = svcOf('kube-vip-bgp');
+import type { KubeVipConfig } from '../../src/strategies/kube-vip/agent.js';
+import type { TalosVipConfig } from '../../src/strategies/talos-vip/agent.js';
 
 const smb = loadLab('smb');
 const minecraft = loadLab('minecraft');
@@ -25,7 +28,7 @@ function ref(lab: Lab, id: string, options: StrategyRef['options'] = {}): Strate
   const [cp, svc] = id.split('+') as [StrategyRef['cp'], StrategyRef['svc']];
   return { id, cp, svc, options };
 }
-const ctx = (lab: Lab, id: string, options: StrategyRef['options'] = {}, topology: Topology = lab.topology): MechanismContext => ({ topology, strategy: ref(lab, id, options) });
+const ctx = (lab: Lab, id: string, options: StrategyRef['options'] = {}, topology: Topology = lab.topology): MechanismContext => ctxOf(topology, ref(lab, id, options));
 const envOf = (pod: any): Record<string, string> => Object.fromEntries(pod.spec.containers[0].env.filter((e: any) => 'value' in e).map((e: any) => [e.name, e.value]));
 
 describe('talos-vip render', () => {
@@ -47,36 +50,35 @@ describe('talos-vip render', () => {
 describe('talos-vip bands (from the configured timers)', () => {
   const c = ctx(smb, 'talos-vip+metallb-l2');
   it('graceful: the next candidate takes over at once, ≤ campaign retry + margin', () => {
-    expect(talosVipMechanism.expectedOutage('graceful-shutdown', 'api', c)).toMatchObject({ min: 0, max: 2000 });
+    expect(talosVipMechanism.expectedOutage('graceful-shutdown', c)).toMatchObject({ min: 0, max: 2000 });
   });
   it('crash/freeze/partition: the session lease expiry, TTL − TTL/3 … TTL + etcd re-election + retry', () => {
     // 60 s TTL: ≥ 40 s; ≤ 60 + 3×1 (etcd election) + 0.5 (lessor) + 1 (retry) + 1 (margin)
     for (const d of ['crash', 'freeze', 'partition', 'vip-loss-internal'] as const) {
-      const b = talosVipMechanism.expectedOutage(d, 'api', c)!;
+      const b = talosVipMechanism.expectedOutage(d, c)!;
       expect([b.min, b.max]).toEqual([40_000, 65_500]);
       expect(b.basis).toMatch(/TTL 60 s/);
     }
   });
   it('follows the timers: a 15 s TTL gives 10–20.5 s', () => {
     const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { talosVip: { sessionTtlS: 15 } }) };
-    expect(talosVipMechanism.expectedOutage('crash', 'api', ctx(smb, 'talos-vip+metallb-l2', {}, t))).toMatchObject({ min: 10_000, max: 20_500 });
+    expect(talosVipMechanism.expectedOutage('crash', ctx(smb, 'talos-vip+metallb-l2', {}, t))).toMatchObject({ min: 10_000, max: 20_500 });
   });
   it('garp-ignored: the later of the lease expiry and the router\'s neighbour entry failing', () => {
-    const b = talosVipMechanism.expectedOutage('garp-ignored', 'api', c)!;
+    const b = talosVipMechanism.expectedOutage('garp-ignored', c)!;
     expect(b.max).toBe(65_500); // 1.5×30 + 5 + 3×1 = 53 s < lease
     const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { talosVip: { sessionTtlS: 6 }, etcd: { electionMs: 1000, heartbeatMs: 100 } }) };
-    expect(talosVipMechanism.expectedOutage('garp-ignored', 'api', ctx(smb, 'talos-vip+metallb-l2', {}, t))!.max).toBe(55_000);
+    expect(talosVipMechanism.expectedOutage('garp-ignored', ctx(smb, 'talos-vip+metallb-l2', {}, t))!.max).toBe(55_000);
   });
-  it('null for baseline, for Services, and with a single control plane (no peer)', () => {
-    expect(talosVipMechanism.expectedOutage('baseline', 'api', c)).toBeNull();
-    expect(talosVipMechanism.expectedOutage('crash', 'service', c)).toBeNull();
-    expect(talosVipMechanism.expectedOutage('crash', 'api', ctx(minecraft, 'talos-vip+metallb-l2'))).toBeNull();
+  it('null for baseline and with a single control plane (no peer)', () => {
+    expect(talosVipMechanism.expectedOutage('baseline', c)).toBeNull();
+    expect(talosVipMechanism.expectedOutage('crash', ctx(minecraft, 'talos-vip+metallb-l2'))).toBeNull();
   });
   it('names the drills that do not apply', () => {
-    expect(talosVipMechanism.drillIssue!('node-leave', 'api')).toMatch(/not announced over BGP/);
-    expect(talosVipMechanism.drillIssue!('class-conflict', 'api')).toMatch(/Services/);
-    expect(talosVipMechanism.drillIssue!('crash', 'api')).toBeNull();
-    expect(talosVipMechanism.drillIssue!('garp-ignored', 'api')).toBeNull();
+    expect(talosVipMechanism.drillIssue!('node-leave')).toMatch(/not announced over BGP/);
+    expect(talosVipMechanism.drillIssue!('class-conflict')).toMatch(/Services/);
+    expect(talosVipMechanism.drillIssue!('crash')).toBeNull();
+    expect(talosVipMechanism.drillIssue!('garp-ignored')).toBeNull();
   });
 });
 
@@ -90,10 +92,10 @@ describe('kube-vip: which Services it takes (lbClassFilterLegacy)', () => {
   });
   it('beside MetalLB: useLoadBalancerClass true → lb_class_only, false → claims the class-less ones (pitfall 2), unset → API only', () => {
     const t = { ...smb.topology, services: [...smb.topology.services, { ...svc, name: 'kv', ip: '10.32.0.222', loadBalancerClass: KUBE_VIP_CLASS }] };
-    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: true }))!.services.map((s) => s.name)).toEqual(['kv']);
-    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: false }))!.services.map((s) => s.name)).toEqual(['web', 'web-local', 'kv']);
-    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2'))).toBeNull();
-    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: true }), svcOf('metallb-l2').family)!.services.map((s) => s.name)).toEqual(['kv']);
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2', { useLoadBalancerClass: false }), svcOf('metallb-l2').family)!.services.map((s) => s.name)).toEqual(['web', 'web-local', 'kv']);
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+metallb-l2'), svcOf('metallb-l2').family)).toBeNull();
+    expect(cpKubeVipServices(t, ref(smb, 'kube-vip-arp+kube-vip-arp'), svcOf('kube-vip-arp').family)).toBeNull();
   });
 });
 
@@ -198,40 +200,39 @@ describe('kube-vip bands', () => {
   const c = ctx(smb, 'kube-vip-arp+kube-vip-arp');
   it('ARP graceful: a follower takes the released Lease at its next jittered retry', () => {
     // retry 1 s × (1 + 1.2) + 1 s margin
-    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', 'api', c)).toMatchObject({ min: 0, max: 3200 });
+    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', c)).toMatchObject({ min: 0, max: 3200 });
   });
   it('ARP crash: [lease − retry, lease + 2 jittered retries + margin]', () => {
-    for (const d of ['crash', 'freeze', 'partition'] as const) expect(kubeVipArpMechanism.expectedOutage(d, 'api', c)).toMatchObject({ min: 4000, max: 10_400 });
+    for (const d of ['crash', 'freeze', 'partition'] as const) expect(kubeVipArpMechanism.expectedOutage(d, c)).toMatchObject({ min: 4000, max: 10_400 });
     const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { kubeVip: { leaseDurationS: 15, renewDeadlineS: 10, retryPeriodS: 2 } }) };
-    expect(kubeVipArpMechanism.expectedOutage('crash', 'api', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject({ min: 13_000, max: 24_800 });
+    expect(kubeVipArpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject({ min: 13_000, max: 24_800 });
   });
   it('ARP garp-ignored: bounded by the router\'s neighbour entry failing (53 s) + a resolution + margin', () => {
-    expect(kubeVipArpMechanism.expectedOutage('garp-ignored', 'api', c)).toMatchObject({ min: 4000, max: 55_000 });
+    expect(kubeVipArpMechanism.expectedOutage('garp-ignored', c)).toMatchObject({ min: 4000, max: 55_000 });
   });
   it('the Service side uses the same lease math (global or per-Service lease)', () => {
-    expect(kubeVipArpSvc.expectedOutage('crash', 'service', c)).toMatchObject({ min: 4000, max: 10_400 });
-    expect(kubeVipArpSvc.expectedOutage('crash', 'service', ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipServicesElection: true }))!.basis).toMatch(/kubevip-web/);
-    expect(kubeVipArpSvc.expectedOutage('crash', 'api', c)).toBeNull();
+    expect(kubeVipArpSvc.expectedOutage('crash', c)).toMatchObject({ min: 4000, max: 10_400 });
+    expect(kubeVipArpSvc.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipServicesElection: true }))!.basis).toMatch(/kubevip-web/);
   });
-  it('BGP: withdraw ≈ 0 on graceful; the router\'s hold time (or BFD) on a crash; min 0 (ECMP)', () => {
+  it('BGP: withdraw ≈ 0 on graceful; the router\'s hold time (or BFD) on a crash (new connections hash to the victim at once)', () => {
     const b = ctx(smb, 'kube-vip-bgp+metallb-l2');
-    expect(kubeVipBgpMechanism.expectedOutage('graceful-shutdown', 'api', b)).toMatchObject({ min: 0, max: 2000 });
-    expect(kubeVipBgpMechanism.expectedOutage('crash', 'api', b)).toMatchObject({ min: 0, max: 10_000 }); // hold 9 s + margin
-    expect(kubeVipBgpMechanism.expectedOutage('crash', 'api', ctx(smb, 'kube-vip-bgp+metallb-l2', { bfd: true }))).toMatchObject({ min: 0, max: 1900 });
-    expect(kubeVipBgpSvc.expectedOutage('node-leave', 'service', ctx(smb, 'haproxy+kube-vip-bgp'))).toMatchObject({ min: 0, max: 2000 });
-    expect(kubeVipBgpSvc.expectedOutage('crash', 'service', ctx(smb, 'haproxy+kube-vip-bgp'))!.basis).toMatch(/hold time 9 s/);
+    expect(kubeVipBgpMechanism.expectedOutage('graceful-shutdown', b)).toMatchObject({ min: 0, max: 2000 });
+    expect(kubeVipBgpMechanism.expectedOutage('crash', b)).toMatchObject({ min: 6000, max: 10_000 }); // hold 9 s − keepalive 3 s … hold + 1 s (bgpd/zebra)
+    expect(kubeVipBgpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-bgp+metallb-l2', { bfd: true }))).toMatchObject({ min: 600, max: 1900 });
+    expect(kubeVipBgpSvc.expectedOutage('node-leave', ctx(smb, 'haproxy+kube-vip-bgp'))).toMatchObject({ min: 0, max: 2000 });
+    expect(kubeVipBgpSvc.expectedOutage('crash', ctx(smb, 'haproxy+kube-vip-bgp'))!.basis).toMatch(/hold time at the router \(9 s negotiated/);
   });
   it('drill issues', () => {
-    const all: Mechanism[] = [kubeVipArpMechanism, kubeVipBgpMechanism];
-    for (const m of all) expect(m.drillIssue!('class-conflict', 'api')).toMatch(/Services/);
-    expect(kubeVipArpMechanism.drillIssue!('node-join', 'api')).toMatch(/not announced over BGP/);
-    expect(kubeVipBgpMechanism.drillIssue!('garp-ignored', 'api')).toMatch(/no gratuitous ARP/);
-    expect(kubeVipArpSvc.drillIssue!('node-leave', 'service')).toMatch(/no ECMP/);
-    expect(kubeVipBgpSvc.drillIssue!('garp-ignored', 'service')).toMatch(/no gratuitous ARP/);
-    expect(kubeVipBgpSvc.drillIssue!('node-leave', 'service')).toBeNull();
+    const all: Role[] = [kubeVipArpMechanism, kubeVipBgpMechanism];
+    for (const m of all) expect(m.drillIssue!('class-conflict')).toMatch(/Services/);
+    expect(kubeVipArpMechanism.drillIssue!('node-join')).toMatch(/not announced over BGP/);
+    expect(kubeVipBgpMechanism.drillIssue!('garp-ignored')).toMatch(/no gratuitous ARP/);
+    expect(kubeVipArpSvc.drillIssue!('node-leave')).toMatch(/no ECMP/);
+    expect(kubeVipBgpSvc.drillIssue!('garp-ignored')).toMatch(/no gratuitous ARP/);
+    expect(kubeVipBgpSvc.drillIssue!('node-leave')).toBeNull();
   });
   it('single node: no peer, no prediction', () => {
-    expect(kubeVipArpMechanism.expectedOutage('crash', 'api', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
-    expect(kubeVipArpSvc.expectedOutage('crash', 'service', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+    expect(kubeVipArpMechanism.expectedOutage('crash', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
+    expect(kubeVipArpSvc.expectedOutage('crash', ctx(minecraft, 'kube-vip-arp+kube-vip-arp'))).toBeNull();
   });
 });

@@ -1,0 +1,462 @@
+/**
+ * A running sim lab (RunningLab): the network of namespaces, FRR routers, the etcd cluster on the
+ * control planes, the lab PKI and the clients' traffic agents come up in `up`; each strategy's
+ * SimPlan (node speakers, HAProxy, one agent per node) comes and goes with apply/unapply; drill
+ * primitives act on a node's processes and on its namespace's kernel only.
+ *
+ * Everything is recorded in the lab state before (namespaces, dirs) or right after (pids, with
+ * start time) it is created; `down` is `cleanLab` on that state: the same code `lab clean` runs
+ * after a SIGKILL, so the normal path and the recovery path cannot drift apart.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Host, Lab, Node, StrategyRef, Target } from '../../../model/types.js';
+import type { Artifacts, DaemonSpec, SimPlan } from '../../../strategies/types.js';
+import { MECHANISMS } from '../../../strategies/registry.js';
+import { apiEndpoint, composeStrategy } from '../../../strategies/compose.js';
+import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
+import type { Primitive, RunningLab, UpContext } from '../../types.js';
+import type { TrafficStart, TrafficStatus } from '../../../traffic/rpc.js';
+import { call as rpcCall } from '../../../emulation/agent/rpc.js';
+import { readEvents } from '../../../emulation/agent/events.js';
+import { LabError, ReadinessError, settleAll } from '../../../util/errors.js';
+import { now, pidStartTime, run, sleep } from '../../../util/proc.js';
+import { REPO_ROOT } from '../../../model/load.js';
+import { cleanLab } from '../../../state/clean.js';
+import { renderRouterFrr, nodeRouter } from '../../../render/frr.js';
+import { makePki } from '../../../emulation/pki.js';
+import { allHosts, buildNetwork, renderNetworkPlan, type NetworkPlan } from '../../runtimes/netns/network.js';
+import { Supervisor, waitFor, type Managed } from '../../runtimes/netns/procs.js';
+import { startFrr, vtysh, bgpPeers, type FrrInstance } from '../../runtimes/netns/frr.js';
+import { startEtcdCluster, waitForEtcd } from '../../runtimes/netns/etcd.js';
+import { isolate, unisolate, resetKernelState, setGarpIgnore } from '../../runtimes/netns/faults.js';
+import { Watchers, type WireEvent } from '../../runtimes/netns/watchers.js';
+import { ResilientEcmp, routeGateways } from '../../runtimes/netns/ecmp.js';
+
+type Fault = 'shutdown' | 'crash' | 'freeze' | 'partition' | 'leave';
+
+const AGENT_MAIN = join(REPO_ROOT, 'src', 'emulation', 'agent', 'main.ts');
+/** agents started at once (see apply) */
+const AGENT_STARTS = 6;
+
+export class SimLab implements RunningLab {
+  readonly provider = 'sim' as const;
+  bringUpMs = 0;
+  private readonly sup: Supervisor;
+  private readonly routersFrr = new Map<string, FrrInstance>();
+  private readonly speakers = new Map<string, FrrInstance>();
+  private readonly agents = new Map<string, Managed>();
+  private readonly agentSpecs = new Map<string, AgentSpec>();
+  private daemons: Managed[] = [];
+  private readonly faults = new Map<string, Set<Fault>>();
+  private readonly watchers: Watchers;
+  private readonly ecmp = new Map<string, ResilientEcmp>();
+  private current: { ref: StrategyRef; plan: SimPlan } | null = null;
+  private downed = false;
+  readonly eventsDir: string;
+
+  private constructor(
+    readonly lab: Lab,
+    readonly ctx: UpContext,
+    readonly net: NetworkPlan,
+  ) {
+    this.sup = new Supervisor(ctx.state, ctx.state.subdir('logs'));
+    this.eventsDir = ctx.state.subdir('events');
+    this.watchers = new Watchers(join(this.eventsDir, '_wire.jsonl'));
+  }
+
+  get id() {
+    return this.ctx.id;
+  }
+  get prefix() {
+    return this.ctx.prefix;
+  }
+  ns(host: string): string {
+    const ns = this.net.hostNs[host];
+    if (!ns) throw new LabError(`no host '${host}' in lab ${this.lab.name}; hosts: ${Object.keys(this.net.hostNs).join(', ')}`);
+    return ns;
+  }
+  private host(name: string): Host {
+    const h = allHosts(this.lab.topology).find((x) => x.name === name);
+    if (!h) throw new LabError(`no host '${name}' in lab ${this.lab.name}`);
+    return h;
+  }
+  private node(name: string): Node {
+    const n = this.lab.topology.nodes.find((x) => x.name === name);
+    if (!n) throw new LabError(`'${name}' is not a node of ${this.lab.topology.name}`);
+    return n;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // bring-up
+
+  static async up(lab: Lab, ctx: UpContext): Promise<SimLab> {
+    const t0 = now();
+    const self = new SimLab(lab, ctx, renderNetworkPlan(lab.topology, ctx.prefix));
+    try {
+      await self.bringUp();
+    } catch (e) {
+      await self.down().catch(() => undefined);
+      throw e;
+    }
+    self.bringUpMs = now() - t0;
+    return self;
+  }
+
+  private async bringUp(): Promise<void> {
+    const { state, signal } = this.ctx;
+    const t = this.lab.topology;
+    const say = (m: string) => this.ctx.progress?.(m);
+    say(`network: ${this.net.namespaces.length} namespaces`);
+    await buildNetwork(this.net, state);
+    signal?.throwIfAborted();
+    const pki = makePki(state.dir, t);
+    const routers = t.routers.filter((r) => r.bgp !== false);
+    say(`FRR on ${routers.map((r) => r.name).join(', ') || 'no router (no BGP)'}; etcd on ${t.nodes.filter((n) => n.role === 'controlplane').length} control planes`);
+    const frr = settleAll(routers.map(async (r) => this.routersFrr.set(r.name, await startFrr(this.sup, state, r.name, this.ns(r.name), renderRouterFrr(r, t), signal))));
+    const etcd = startEtcdCluster(this.sup, state, t, (h) => this.ns(h), this.prefix, signal);
+    await settleAll([frr, etcd, pki] as Promise<unknown>[]);
+    this.startWatchers();
+    // the routers' own sessions (ToR ↔ edge) must be up before clients can cross the fabric
+    await settleAll(routers.filter((r) => r.peers.length).map((r) => waitFor('forBgpEstablished', `${r.name} ↔ ${r.peers.map((p) => p.router).join(', ')}`, async () => (await bgpPeers(this.routersFrr.get(r.name)!)).filter((p) => p.state === 'Established' && p.pfxRcd > 0).length >= r.peers.length, { timeoutMs: 20_000, intervalMs: 200, signal })));
+    const ca = (await pki).caCert;
+    await settleAll(t.clients.map((c) => this.startAgent(c.name, [{ kind: 'traffic', config: { caFile: ca } }])));
+  }
+
+  private startWatchers(): void {
+    const t = this.lab.topology;
+    const rec = (name: string) => (pid: number) => this.ctx.state.record({ kind: 'pid', name, pid, startTime: pidStartTime(pid) });
+    for (const s of t.segments.filter((x) => x.kind === 'lan')) this.watchers.arp(this.net.switchNs, s.name, rec(`tcpdump ${s.name}`));
+    const re = t.resilientEcmp;
+    for (const r of t.routers.filter((x) => x.bgp !== false)) {
+      let shim: ResilientEcmp | undefined;
+      if (re.enabled && r.nodeSegments.length) {
+        const devOf = (gw: string) => r.interfaces.find((i) => t.segments.find((s) => s.name === i.segment && sameSubnet(gw, i.ip, i.prefixLen)))?.ifname ?? r.interfaces[0]!.ifname;
+        shim = new ResilientEcmp(this.ns(r.name), re.buckets, re.idleTimerS, devOf);
+        this.ecmp.set(r.name, shim);
+      }
+      this.watchers.routes(r.name, this.ns(r.name), rec(`ip monitor ${r.name}`), shim ? (e: WireEvent) => void (/proto bgp/.test(String(e.detail)) ? shim!.sync(String(e.prefix)) : undefined) : undefined, shim ? () => void shim!.syncAll() : undefined);
+    }
+  }
+
+  private agentSpec(host: string, components: ComponentSpec[]): AgentSpec {
+    return {
+      host,
+      ns: this.ns(host),
+      stateDir: this.ctx.state.dir,
+      socket: join(this.ctx.state.subdir('agents'), `${host}.sock`),
+      eventsFile: join(this.eventsDir, `${host}.jsonl`),
+      topology: this.lab.topology,
+      components,
+    };
+  }
+
+  private async startAgent(host: string, components: ComponentSpec[]): Promise<void> {
+    const spec = this.agentSpec(host, components);
+    const file = join(this.ctx.state.subdir('agents'), `${host}.json`);
+    writeFileSync(file, JSON.stringify(spec));
+    this.agentSpecs.set(host, spec);
+    const m = this.sup.start(host, 'agent', 'agent', process.execPath, ['--import', 'tsx', AGENT_MAIN, file], this.ns(host), undefined, REPO_ROOT);
+    this.agents.set(host, m);
+    await this.waitAgent(host, m);
+  }
+
+  private waitAgent(host: string, m: Managed): Promise<void> {
+    const spec = this.agentSpecs.get(host)!;
+    const want = spec.components.length;
+    return waitFor('forAgentReady', `${host}/agent`, async () => (await rpcCall<{ components: string[] }>(spec.socket, 'ping', null, 2000)).components.length === want, {
+      timeoutMs: 30_000,
+      daemon: m.daemon,
+      intervalMs: 100,
+      signal: this.ctx.signal,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // RunningLab
+
+  async components(): Promise<Record<string, string>> {
+    const v = async (cmd: string, args: string[], re: RegExp) => {
+      const r = await run(cmd, args, { reject: false });
+      return re.exec(r.stdout + r.stderr)?.[1] ?? 'unknown';
+    };
+    const [frr, etcd, kernel, nft] = await Promise.all([
+      v('/usr/lib/frr/zebra', ['--version'], /zebra version (\S+)/),
+      v('etcd', ['--version'], /etcd Version: (\S+)/),
+      v('uname', ['-r'], /(\S+)/),
+      v('nft', ['--version'], /nftables v(\S+)/),
+    ]);
+    // the real software the lab's mechanisms run (HAProxy…), as each mechanism says how to ask it
+    const own: Record<string, string> = {};
+    for (const ref of this.lab.strategies) {
+      for (const id of [ref.cp, ref.svc]) {
+        for (const [name, q] of Object.entries(MECHANISMS.get(id)?.versions ?? {})) {
+          if (!(name in own)) own[name] = await v(q.argv[0]!, q.argv.slice(1), q.pattern);
+        }
+      }
+    }
+    return { frr, etcd, kernel, nftables: nft, ...own, node: process.versions.node, 'talos-control-plane': 'emulated' };
+  }
+
+  async apply(ref: StrategyRef, artifacts: Artifacts): Promise<void> {
+    if (this.current) await this.unapply(this.current.ref);
+    const plan = artifacts.sim;
+    this.current = { ref, plan };
+    const { state, signal } = this.ctx;
+    const t = this.lab.topology;
+    // 1. node speakers (agents announce through them), 2. HAProxy, 3. one agent per node
+    await settleAll(Object.entries(plan.speakers).map(async ([node, sp]) => this.speakers.set(node, await startFrr(this.sup, state, node, this.ns(node), sp.frrConf, signal))));
+    for (const d of plan.daemons) this.daemons.push(await this.startDaemon(d));
+    const hosts = Object.keys(plan.components).filter((h) => t.nodes.some((n) => n.name === h));
+    // control planes first: their API servers must listen before any node's KubePrism dials them
+    // (a failed dial costs an upstream its score until the next health check, 20 s in Talos)
+    const isCp = (h: string) => t.nodes.find((n) => n.name === h)?.role === 'controlplane';
+    // a few at a time: each agent compiles its TypeScript at start, 35 at once starve 2 cores
+    await mapLimit(hosts.filter(isCp), AGENT_STARTS, (h) => this.startAgent(h, plan.components[h]!));
+    await mapLimit(hosts.filter((h) => !isCp(h)), AGENT_STARTS, (h) => this.startAgent(h, plan.components[h]!));
+    // the BGP sessions of the speakers are up
+    await settleAll(
+      [...this.speakers.entries()].map(([node]) => {
+        const r = nodeRouter(this.node(node), t);
+        return waitFor('forBgpEstablished', `${node} → ${r.name}`, async () => (await bgpPeers(this.speakers.get(node)!)).some((p) => p.state === 'Established'), { timeoutMs: 30_000, intervalMs: 200, signal });
+      }),
+    );
+    // ready = what the drills measure answers from the client: the API endpoint and every Service
+    if (!hosts.length) return; // a plan without cluster components (network-only tests)
+    const apiIp = apiEndpoint(t, composeStrategy(ref).cp);
+    const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    // one after the other: on a big lab the client shares 2 cores with every agent
+    for (const u of [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)]) {
+      await this.waitReachable(u, 120_000);
+    }
+    // a daemon may need time after it answers before it serves every backend (HAProxy's `rise` checks)
+    const settle = Math.max(0, ...plan.daemons.map((d) => d.readyAfterMs ?? 0));
+    if (settle) await sleep(settle, signal);
+  }
+
+  async unapply(_ref: StrategyRef): Promise<void> {
+    if (!this.current) return;
+    const t = this.lab.topology;
+    for (const h of [...this.faults.keys()]) await this.restore(h).catch(() => undefined);
+    await settleAll([...this.agents.entries()].filter(([h]) => t.nodes.some((n) => n.name === h)).map(async ([h, m]) => {
+      await this.sup.stop(m, 8000);
+      this.sup.forget(m);
+      this.agents.delete(h);
+      this.agentSpecs.delete(h);
+    }));
+    for (const d of this.daemons.splice(0)) {
+      await this.sup.stop(d);
+      this.sup.forget(d);
+    }
+    await settleAll([...this.speakers.entries()].map(async ([h, inst]) => {
+      await Promise.all(inst.procs.map((p) => this.sup.stop(p)));
+      inst.procs.forEach((p) => this.sup.forget(p));
+      this.speakers.delete(h);
+    }));
+    // what the strategy's components left in the nodes' kernels (addresses, nft tables)
+    await settleAll(t.nodes.map((n) => resetKernelState(n, this.ns(n.name))));
+    this.current = null;
+  }
+
+  /** Observed holders: nodes with the address on a link, or the router's nexthops for it (BGP). */
+  async holders(target: Target): Promise<string[]> {
+    if (!this.current) return [];
+    const t = this.lab.topology;
+    const s = composeStrategy(this.current.ref);
+    const role = target === 'api' ? s.cp : s.svc;
+    if (role.holders === 'lb-host') return [];
+    const ip = target === 'api' ? apiEndpoint(t, s.cp) : t.services[0]!.ip;
+    if (role.holders === 'routes') return this.routeHolders(ip);
+    const out: string[] = [];
+    await Promise.all(
+      t.nodes.map(async (n) => {
+        const r = await run('ip', ['-o', '-4', 'addr', 'show'], { ns: this.ns(n.name), reject: false });
+        if (r.stdout.includes(` ${ip}/32 `)) out.push(n.name);
+      }),
+    );
+    return out.sort();
+  }
+
+  private async routeHolders(ip: string): Promise<string[]> {
+    const t = this.lab.topology;
+    const byIp = new Map(t.nodes.map((n) => [n.ip, n.name]));
+    const out = new Set<string>();
+    for (const r of t.routers.filter((x) => x.nodeSegments.length && x.bgp !== false)) {
+      for (const g of await routeGateways(this.ns(r.name), `${ip}/32`)) if (byIp.has(g)) out.add(byIp.get(g)!);
+    }
+    return [...out].sort();
+  }
+
+  private faultSet(host: string): Set<Fault> {
+    let s = this.faults.get(host);
+    if (!s) this.faults.set(host, (s = new Set()));
+    return s;
+  }
+
+  /** The node's processes, in the order a graceful shutdown stops them (agent first: it resigns while etcd still works). */
+  private nodeProcs(host: string): Managed[] {
+    return [...this.sup.of(host, 'agent'), ...(this.speakers.get(host)?.procs ?? []).slice().reverse(), ...this.sup.of(host, 'etcd')];
+  }
+
+  async inject(primitive: Primitive, host: string, opts: { downMs?: number } = {}): Promise<void> {
+    const h = this.host(host);
+    const ns = this.ns(host);
+    const f = this.faultSet(host);
+    switch (primitive) {
+      case 'shutdown':
+        // graceful: SIGTERM in order, each allowed to say goodbye (resign, NOTIFICATION, leave)
+        for (const m of this.nodeProcs(host)) await this.sup.stop(m, 10_000);
+        await resetKernelState(h, ns);
+        f.add('shutdown');
+        return;
+      case 'crash':
+        // drop first, so nothing the dying processes might still send gets out, then SIGKILL
+        await isolate(h, ns);
+        for (const m of this.nodeProcs(host)) this.sup.kill(m);
+        await resetKernelState(h, ns);
+        f.add('crash');
+        return;
+      case 'freeze':
+        for (const m of this.nodeProcs(host)) this.sup.signal(m, 'SIGSTOP');
+        f.add('freeze');
+        return;
+      case 'partition':
+        await isolate(h, ns);
+        f.add('partition');
+        return;
+      case 'link-flap': {
+        const dev = h.interfaces[0]!.ifname;
+        await run('ip', ['link', 'set', dev, 'down'], { ns });
+        await sleep(opts.downMs ?? 2000, this.ctx.signal);
+        await run('ip', ['link', 'set', dev, 'up'], { ns });
+        if (h.gateway) await run('ip', ['route', 'replace', 'default', 'via', h.gateway], { ns, reject: false });
+        return;
+      }
+      case 'leave':
+      case 'join': {
+        const inst = this.speakers.get(host);
+        if (!inst) throw new LabError(`${primitive}: ${host} runs no BGP speaker under ${this.current?.ref.id ?? 'no strategy'}`);
+        const n = this.node(host);
+        const r = nodeRouter(n, this.lab.topology);
+        const peer = r.interfaces.find((i) => i.segment === n.rack)!.ip;
+        const res = await vtysh(inst, ['configure terminal', `router bgp ${n.asn}`, `${primitive === 'leave' ? '' : 'no '}neighbor ${peer} shutdown`]);
+        if (res.exitCode !== 0) throw new LabError(`${primitive} on ${host}: vtysh failed: ${res.stderr || res.stdout}`);
+        if (primitive === 'leave') f.add('leave');
+        else f.delete('leave');
+        return;
+      }
+    }
+  }
+
+  async restore(host: string): Promise<void> {
+    const f = this.faults.get(host);
+    if (!f || !f.size) return;
+    const ns = this.ns(host);
+    if (f.has('freeze')) for (const m of this.nodeProcs(host)) this.sup.signal(m, 'SIGCONT');
+    if (f.has('partition') || f.has('crash')) await unisolate(ns);
+    if (f.has('leave')) await this.inject('join', host);
+    if (f.has('crash') || f.has('shutdown')) await this.restart(host);
+    this.faults.delete(host);
+  }
+
+  /** a mechanism's real daemon (HAProxy…): its files in the lab state, its config checked, then started */
+  private async startDaemon(d: DaemonSpec): Promise<Managed> {
+    const dir = this.ctx.state.subdir(`daemons/${d.host}-${d.name}`);
+    const paths: Record<string, string> = {};
+    for (const [name, content] of Object.entries(d.files ?? {})) writeFileSync((paths[name] = join(dir, name)), content);
+    const fill = (args: string[]) => args.map((a) => a.replace(/\{file:([^}]+)\}/g, (_, n: string) => paths[n] ?? a));
+    if (d.check) await run(d.check[0]!, fill(d.check.slice(1)));
+    return this.sup.start(d.host, 'daemon', d.name, d.cmd, fill(d.args), this.ns(d.host));
+  }
+
+  /** boot again: etcd, the speaker, the agent, with the specs they had */
+  private async restart(host: string): Promise<void> {
+    const signal = this.ctx.signal;
+    const etcd = this.sup.of(host, 'etcd');
+    for (const m of etcd) this.sup.spawn(m);
+    const n = this.lab.topology.nodes.find((x) => x.name === host);
+    if (n && etcd[0]) await waitForEtcd(n, this.ns(host), etcd[0], signal, 30_000);
+    const inst = this.speakers.get(host);
+    if (inst) {
+      for (const m of inst.procs) {
+        this.sup.spawn(m);
+        if (m.spec.name.endsWith('/zebra')) await sleep(300);
+      }
+      await waitFor('forBgpd', `${host}/bgpd`, async () => (await vtysh(inst, ['show bgp summary json'])).exitCode === 0, { timeoutMs: 10_000, intervalMs: 100, signal });
+    }
+    const agent = this.agents.get(host);
+    if (agent) {
+      this.sup.spawn(agent);
+      await this.waitAgent(host, agent);
+    }
+  }
+
+  async setGarpIgnored(on: boolean): Promise<void> {
+    const t = this.lab.topology;
+    // the routers of the LANs where addresses move, and the LAN's clients (none in the shipped labs)
+    const hosts = t.routers.filter((r) => r.interfaces.some((i) => t.segments.find((s) => s.name === i.segment)?.kind === 'lan'));
+    const movable = [t.vip, ...t.pool.addresses];
+    await settleAll(hosts.map((h) => setGarpIgnore(this.ns(h.name), on, movable)));
+  }
+
+  call<T = unknown>(host: string, method: string, params?: unknown, timeoutMs?: number): Promise<T> {
+    const spec = this.agentSpecs.get(host);
+    if (!spec) return Promise.reject(new LabError(`no agent runs on ${host}`));
+    return rpcCall<T>(spec.socket, method, params, timeoutMs);
+  }
+
+  async events(sinceT: number): Promise<AgentEvent[]> {
+    return readEvents(this.eventsDir, sinceT);
+  }
+
+  async exec(host: string, cmd: string, args: string[]) {
+    const r = await run(cmd, args, { ns: this.ns(host), reject: false });
+    return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+  }
+
+  /**
+   * Wait until a URL answers from the first client: the probe of the measurement itself (a
+   * `traffic` session with no load), so "ready" means what the drills will measure.
+   */
+  async waitReachable(url: string, timeoutMs = 30_000, successes = 5): Promise<void> {
+    const client = this.lab.topology.clients[0]!.name;
+    const id = `ready/${url}/${Math.round(now())}`;
+    const start: TrafficStart = { id, probe: { url, intervalMs: 50, timeoutMs: 1000 } };
+    await this.call(client, 'traffic.start', start, 30_000);
+    try {
+      await waitFor('forReachable', `${url} from ${client}`, async () => (await this.call<TrafficStatus>(client, 'traffic.status', { id }, 30_000)).consecutiveOk >= successes, { timeoutMs, intervalMs: 100, signal: this.ctx.signal });
+    } finally {
+      await this.call(client, 'traffic.stop', { id, injectAt: null, recoverSuccesses: 1 }).catch(() => undefined);
+    }
+  }
+
+  async down(): Promise<void> {
+    if (this.downed) return;
+    this.downed = true;
+    await this.watchers.stop();
+    const r = await cleanLab(this.ctx.state, { graceMs: 1500 });
+    if (r.errors.length) throw new LabError(`teardown of ${this.prefix} left: ${r.errors.join('; ')}`);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.down();
+  }
+}
+
+/** run fn over items with at most `limit` in flight; every failure is kept (settleAll) */
+async function mapLimit<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await settleAll(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+    }),
+  );
+}
+
+function sameSubnet(a: string, b: string, len: number): boolean {
+  const n = (ip: string) => ip.split('.').reduce((x, o) => (x << 8) + Number(o), 0) >>> 0;
+  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+  return (n(a) & mask) === (n(b) & mask);
+}
+
+export { ReadinessError };

@@ -1,0 +1,82 @@
+/**
+ * kube-vip in ARP mode (mechanism `kube-vip-arp`), for the API VIP and for Services.
+ *  - API: a static pod on every control plane; the leader of the Lease `kube-system/plndr-cp-lock`
+ *    adds the VIP to its NIC and sends gratuitous ARP every vip_arpRate. With `lb_enable` the
+ *    holder spreads API connections round robin over the control planes (active-active).
+ *  - Services: a DaemonSet on the workload nodes; by default ONE leader (Lease
+ *    `kube-system/plndr-svcs-lock`) holds every Service IP; with `options.kubeVipServicesElection`
+ *    each Service has its own Lease `kubevip-<service>` and externalTrafficPolicy Local Services
+ *    elect only among nodes with a local endpoint.
+ * Both roles run the same emulated kube-vip process (../kube-vip/agent.ts); rules, manifests,
+ * bands and their sources are in ../kube-vip/render.ts.
+ */
+import type { DrillKind } from '../../model/types.js';
+import type { Band, MechanismContext, Mechanism } from '../types.js';
+import { controlPlanes } from '../../emulation/net.js';
+import { l2DrillIssue, noPeerReason } from '../bands.js';
+import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, l2LeaseBand, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
+import { CP_LEASE, LEASE_NAMESPACE, SVC_LEASE, serviceLeaseName } from '../kube-vip/agent.js';
+import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, svcClaimsClassless } from '../kube-vip/roles.js';
+import { kubeVipTimers } from '../kube-vip/timers.js';
+
+const ID = 'kube-vip-arp';
+
+export const kubeVipArp: Mechanism = {
+  id: ID,
+  family: KUBE_VIP_FAMILY,
+  timers: [kubeVipTimers],
+  components: KUBE_VIP_COMPONENTS,
+  cp: {
+    id: ID,
+    kind: 'cp',
+    family: KUBE_VIP_FAMILY,
+    title: 'kube-vip ARP',
+    summary:
+      'kube-vip runs as a static pod on every control plane and elects a leader on a Kubernetes Lease (client-go leader election: lease 5 s, renew deadline 3 s, ' +
+      'retry 1 s in the generated manifests). The leader adds the VIP to its NIC and sends gratuitous ARP every 3 s; a graceful stop releases the Lease so a ' +
+      'follower takes over within about two seconds, a crash costs the lease duration (≈ 4–10 s). With lb_enable the holder spreads new API connections round ' +
+      'robin over every control plane that answers its /version check (active-active; upstream uses IPVS — the lab kernel has none, so the sim does the same ' +
+      "with nftables numgen DNAT + masquerade in the holder's namespace). The same process can also serve Services, so losing it can cut both. " +
+      'Sim: emulated kube-vip with client-go election semantics on an etcd-backed Lease.',
+    sources: KUBE_VIP_SOURCES,
+    traits: { l2: true, bgp: false, spread: 'active-active', endpoint: 'vip' },
+    holders: 'address',
+    options: CP_OPTIONS,
+    claimsClasslessServices: cpClaimsClassless,
+    articleClaims: ['api-active-active'],
+    render: (ctx) => renderKubeVipCp(ctx, 'arp'),
+    expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
+      if (drill === 'baseline') return null;
+      if (noPeerReason(controlPlanes(ctx.topology).length, ID)) return null;
+      return l2LeaseBand(drill, ctx.topology, `${LEASE_NAMESPACE}/${CP_LEASE}`);
+    },
+    drillIssue: l2DrillIssue(ID, 'cp'),
+  },
+  svc: {
+    id: ID,
+    kind: 'svc',
+    family: KUBE_VIP_FAMILY,
+    title: 'kube-vip ARP',
+    summary:
+      'kube-vip runs as a DaemonSet on the workload nodes and announces LoadBalancer Service IPs by ARP. By default one leader, elected on a Kubernetes Lease ' +
+      '(5 s lease, 1 s retry), holds every Service IP, so all Service traffic enters through one node; per-Service election (svc_election) spreads the IPs over ' +
+      'nodes and keeps externalTrafficPolicy Local Services on nodes with a local pod. Failover: about two seconds after a graceful stop (the Lease is released), ' +
+      'the lease duration after a crash. No address pools or announcement policies as in MetalLB: each Service needs its IP set (annotation or kube-vip-cloud-provider). ' +
+      'Sim: emulated kube-vip with client-go election semantics on an etcd-backed Lease.',
+    sources: KUBE_VIP_SOURCES,
+    traits: { l2: true, bgp: false, spread: 'active-passive' },
+    holders: 'address',
+    options: SVC_OPTIONS,
+    claimsClasslessServices: svcClaimsClassless,
+    articleClaims: ['l2-single-entry'],
+    render: (ctx) => renderKubeVipSvc(ctx, 'arp'),
+    expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
+      if (drill === 'baseline') return null;
+      if (noPeerReason(serviceNodes(ctx.topology).length, ID)) return null;
+      const svc = ctx.topology.services[0];
+      const lease = ctx.strategy.options.kubeVipServicesElection && svc ? `${svc.namespace}/${serviceLeaseName(svc.name)}` : `${LEASE_NAMESPACE}/${SVC_LEASE}`;
+      return l2LeaseBand(drill, ctx.topology, lease);
+    },
+    drillIssue: l2DrillIssue(ID, 'svc'),
+  },
+};

@@ -1,0 +1,848 @@
+/**
+ * Agent component `kube-vip`: ONE emulated kube-vip process per node serving the control-plane VIP
+ * (`api`) and/or LoadBalancer Services (`services`), as the real kube-vip does (kube-vip v0.8/v0.9,
+ * pkg/manager, pkg/cluster). Configs of the cp and svc mechanisms are merged into one component
+ * (src/strategies/compose.ts mergeComponents), so they use distinct keys.
+ *
+ * Leader election (pkg/cluster/clusterLeaderElection.go runKubernetesLeaderElectionOrDie,
+ * pkg/manager/servicesLeader.go): client-go `leaderelection.RunOrDie` on a coordination.k8s.io
+ * Lease with ReleaseOnCancel, LeaseDuration/RenewDeadline/RetryPeriod = vip_leaseduration /
+ * vip_renewdeadline / vip_retryperiod (`timers.kubeVip`). The Lease lives where the API server
+ * would keep it, an etcd key `/registry/leases/<ns>/<name>` (JSON here, protobuf in a real
+ * cluster), updated with compare-and-swap on its mod revision — what the API server does with
+ * `resourceVersion`. The elector follows client-go k8s.io/client-go/tools/leaderelection/
+ * leaderelection.go (v0.30+) line by line:
+ *   - acquire: tryAcquireOrRenew every RetryPeriod with JitterFactor 1.2 (wait.JitterUntil);
+ *   - a non-leader may take the lease once LeaseDuration has passed since it last OBSERVED the
+ *     record change (observedTime, client-go's clock-skew-safe rule), or at once when the holder
+ *     identity is empty (released);
+ *   - renew: every RetryPeriod; the leader gives up when it could not renew for RenewDeadline;
+ *   - ReleaseOnCancel: a graceful stop writes the lease back with an empty holder and
+ *     leaseDurationSeconds 1, so another candidate takes over at its next retry.
+ * kube-vip panics when it loses the control-plane or global-services lease ("lost leadership,
+ * restarting kube-vip"); kubelet restarts the container after its back-off (10 s for the first
+ * restart, Kubernetes docs "Pod Lifecycle: container restarts"). Emulated: the whole component
+ * restarts after 10 s, other leases are left to expire (the process died), its addresses are removed
+ * at the restart (kube-vip StartCluster deletes the VIP "in case it already exists").
+ *
+ * API (`api`):
+ *   - ARP (vip_arp): the leader of lease `plndr-cp-lock` (vip_leasename) adds the VIP to the link,
+ *     sends a gratuitous ARP and re-announces every `arpRateMs` (vip_arpRate, pkg/arp).
+ *   - BGP (bgp_enable, no leader election): every control plane adds the VIP to `lo` and announces
+ *     it as /32 through its BGP speaker (here: the node's FRR, src/emulation/net.ts bgpAnnounce);
+ *     a graceful stop withdraws it.
+ *   - lb_enable: upstream spreads API connections over the control planes with IPVS round robin
+ *     (pkg/loadbalancer/ipvs.go, scheduler "rr", backends = Ready control-plane nodes from the
+ *     NodeWatcher; in masquerade mode each backend is checked every backend_health_check_interval
+ *     = 5 s with GET /version (pkg/backend/backend.go) and removed/re-added on the result). The lab
+ *     kernel has no IPVS, so the emulation does the same with nftables in the holder's namespace:
+ *     table `ip kube-vip`, `dnat to numgen inc mod N map {…}` (round robin) + masquerade of those
+ *     connections (IPVS masquerade forwarding), rewritten whenever the healthy backend set changes.
+ * Services (`services`): class filtering is done by the renderer (see ./render.ts);
+ *   - ARP, global election (default): the leader of `plndr-svcs-lock` (svc_leasename) adds every
+ *     Service IP to the LAN link + GARP (all traffic for all Services enters through one node);
+ *   - ARP, svc_election: one lease `kubevip-<service>` per Service (in the Service's namespace); for
+ *     externalTrafficPolicy Local only nodes with a local endpoint take part (pkg/manager/
+ *     watch_services.go starts the endpoint watcher for Local Services);
+ *   - BGP: every node announces the Service /32 — for ETP Local only nodes with a local endpoint,
+ *     for Cluster every node — and withdraws it on a graceful stop.
+ *
+ * Events: `leader` / `lost-leader` {lease}, `new-leader` {lease, identity}, `acquired` / `released`
+ * {ip}, `garp-sent`, `announce` / `withdraw` {ip} (+ net.ts' `bgp-announce`/`bgp-withdraw`),
+ * `backend-up` / `backend-down` {ip}, `restart` {reason}.
+ * Test hook: `simulateCrash()` = SIGKILL (no release, no withdraw, addresses left).
+ */
+import https from 'node:https';
+import type { Etcd3 } from 'etcd3';
+import type { AgentComponent, AgentContext, ComponentFactory } from '../../emulation/agent/types.js';
+import type { Node } from '../../model/types.js';
+import { addAddress, bgpAnnounce, bgpWithdraw, delAddress, etcdEndpoints, hasAddress, lanIf, sendGarp } from '../../emulation/net.js';
+import { atMost, labEtcdClient, pause, within } from '../talos-vip/agent.js';
+
+// ---------------------------------------------------------------------------------------------
+// config (written by the renderer ./render.ts for both mechanisms and both roles)
+// ---------------------------------------------------------------------------------------------
+
+export interface KubeVipBackend {
+  name: string;
+  ip: string;
+}
+
+export interface KubeVipApiConfig {
+  mode: 'arp' | 'bgp';
+  vip: string;
+  /** API server port (default topology.apiPort); lb_port is the same */
+  port?: number;
+  /** ARP: link of the VIP (default the LAN interface); BGP: always `lo` */
+  link?: string;
+  /** vip_leasename (default plndr-cp-lock) in cp_namespace (default kube-system) */
+  leaseName?: string;
+  leaseNamespace?: string;
+  /** lb_enable: spread API connections over `backends` */
+  lbEnable?: boolean;
+  backends?: KubeVipBackend[];
+  /** backend_health_check_interval in s (default 5) */
+  backendCheckIntervalS?: number;
+}
+
+export interface KubeVipServiceItem {
+  name: string;
+  namespace: string;
+  ip: string;
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  /** a ready endpoint (echo pod) runs on this node */
+  localEndpoint: boolean;
+}
+
+export interface KubeVipServicesConfig {
+  mode: 'arp' | 'bgp';
+  /** ARP: one global lease (default) or svc_election (one lease per Service) */
+  election: 'global' | 'per-service';
+  /** svc_leasename (default plndr-svcs-lock) */
+  leaseName?: string;
+  items: KubeVipServiceItem[];
+}
+
+export interface KubeVipConfig {
+  api?: KubeVipApiConfig;
+  services?: KubeVipServicesConfig;
+  /** etcd client URLs of "the API server" (default: control plane → its own member; else all members) */
+  endpoints?: string[];
+  /** vip_nodename (default the host name) */
+  nodeName?: string;
+}
+
+// kube-vip defaults (pkg/kubevip/config_environment.go, v0.8): vip_leasename, svc_leasename, cp_namespace
+export const CP_LEASE = 'plndr-cp-lock';
+export const SVC_LEASE = 'plndr-svcs-lock';
+export const LEASE_NAMESPACE = 'kube-system';
+/** pkg/manager/servicesLeader.go: per-Service lease name */
+export const serviceLeaseName = (svc: string) => `kubevip-${svc}`;
+/** client-go leaderelection.go JitterFactor */
+export const JITTER_FACTOR = 1.2;
+/** kubelet's first container restart back-off (Kubernetes docs, Pod Lifecycle) */
+const RESTART_BACKOFF_MS = 10_000;
+/** pkg/backend/backend.go: the default check interval; the client's request timeout (issue #875 logs `timeout=10s`) */
+const BACKEND_CHECK_INTERVAL_S = 5;
+const BACKEND_CHECK_TIMEOUT_MS = 10_000;
+export const NFT_TABLE = 'kube-vip';
+
+// ---------------------------------------------------------------------------------------------
+// the Lease and client-go's elector
+// ---------------------------------------------------------------------------------------------
+
+/** coordination.k8s.io/v1 LeaseSpec as client-go's LeaderElectionRecord sees it */
+export interface LeaseRecord {
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  acquireTime: string;
+  renewTime: string;
+  leaseTransitions: number;
+}
+
+/**
+ * The etcd endpoint kube-vip's requests go through. gRPC clients stick to one endpoint and move
+ * to the next when it fails (like client-go through KubePrism / one API server), so a dead member
+ * costs one timed-out call, not one in three.
+ */
+export class EtcdEndpoints {
+  private readonly clients: Etcd3[];
+  private current = 0;
+
+  constructor(readonly hosts: string[]) {
+    if (!hosts.length) throw new Error('kube-vip: no etcd endpoints');
+    this.clients = hosts.map((h) => labEtcdClient([h], 5000));
+  }
+
+  async use<T>(fn: (c: Etcd3) => Promise<T>): Promise<T> {
+    const i = this.current;
+    try {
+      return await fn(this.clients[i]!);
+    } catch (e) {
+      if (this.current === i) this.current = (i + 1) % this.clients.length;
+      throw e;
+    }
+  }
+
+  private closed = false;
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.clients) c.close();
+  }
+}
+
+export class EtcdLeaseLock {
+  readonly key: string;
+
+  constructor(
+    private readonly etcd: EtcdEndpoints,
+    readonly namespace: string,
+    readonly name: string,
+  ) {
+    this.key = `/registry/leases/${namespace}/${name}`;
+  }
+
+  describe(): string {
+    return `${this.namespace}/${this.name}`;
+  }
+
+  async get(deadlineMs: number): Promise<{ record: LeaseRecord; raw: string; modRevision: string } | null> {
+    const r = await this.etcd.use((c) => c.get(this.key).options(within(deadlineMs)).exec());
+    const kv = r.kvs[0];
+    if (!kv) return null;
+    const raw = kv.value.toString();
+    return { record: JSON.parse(raw) as LeaseRecord, raw, modRevision: String(kv.mod_revision) };
+  }
+
+  /** Create: fails (null) when the object exists — the API server's AlreadyExists */
+  async create(record: LeaseRecord, deadlineMs: number): Promise<{ raw: string; modRevision: string } | null> {
+    const raw = JSON.stringify(record);
+    const r = await this.etcd.use((c) => c.if(this.key, 'Create', '==', 0).then(c.put(this.key).value(raw)).options(within(deadlineMs)).commit());
+    return r.succeeded ? { raw, modRevision: String(r.header.revision) } : null;
+  }
+
+  /** Update guarded by the revision we last read — the API server's resourceVersion check (409 Conflict) */
+  async update(record: LeaseRecord, modRevision: string, deadlineMs: number): Promise<{ raw: string; modRevision: string } | null> {
+    const raw = JSON.stringify(record);
+    const r = await this.etcd.use((c) => c.if(this.key, 'Mod', '==', modRevision).then(c.put(this.key).value(raw)).options(within(deadlineMs)).commit());
+    return r.succeeded ? { raw, modRevision: String(r.header.revision) } : null;
+  }
+}
+
+export interface LeaderElectionConfig {
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  releaseOnCancel: boolean;
+  onStartedLeading(): void | Promise<void>;
+  onStoppedLeading(): void | Promise<void>;
+  onNewLeader?(identity: string): void;
+  /** for tests; default Math.random */
+  random?: () => number;
+}
+
+export type ElectionEnd = 'cancelled' | 'lost' | 'abandoned';
+
+/** client-go leaderelection.LeaderElector, driven by an AbortSignal instead of a context. */
+export class LeaderElector {
+  private observed: LeaseRecord | null = null;
+  private observedRaw: string | null = null;
+  private observedTime = 0;
+  private modRevision: string | null = null;
+  private reportedLeader = '';
+  private abandoned = false;
+  private leading = false;
+
+  constructor(
+    readonly lock: EtcdLeaseLock,
+    private readonly c: LeaderElectionConfig,
+  ) {}
+
+  isLeader(): boolean {
+    return this.observed?.holderIdentity === this.c.identity;
+  }
+
+  get isLeading(): boolean {
+    return this.leading;
+  }
+
+  getLeader(): string {
+    return this.observed?.holderIdentity ?? '';
+  }
+
+  /** crash: stop without releasing (and without running onStoppedLeading) */
+  abandon(): void {
+    this.abandoned = true;
+  }
+
+  /** RunOrDie: acquire → lead (renew) → release on cancel → onStoppedLeading. */
+  async run(signal: AbortSignal): Promise<ElectionEnd> {
+    if (!(await this.acquire(signal))) return this.abandoned ? 'abandoned' : 'cancelled';
+    this.leading = true;
+    try {
+      await this.c.onStartedLeading();
+    } catch {
+      /* the callback logs its own failures; client-go runs it in a goroutine */
+    }
+    const end = await this.renew(signal);
+    if (this.abandoned) {
+      this.leading = false;
+      return 'abandoned';
+    }
+    if (end === 'cancelled' && this.c.releaseOnCancel) await this.release().catch(() => false);
+    this.leading = false;
+    await this.c.onStoppedLeading();
+    return end;
+  }
+
+  private stopped(signal: AbortSignal): boolean {
+    return signal.aborted || this.abandoned;
+  }
+
+  /** wait.JitterUntil(tryAcquireOrRenew, RetryPeriod, JitterFactor 1.2, sliding) until success. */
+  private async acquire(signal: AbortSignal): Promise<boolean> {
+    for (;;) {
+      if (this.stopped(signal)) return false;
+      const ok = await this.tryAcquireOrRenew(Date.now() + this.c.renewDeadlineMs).catch(() => false);
+      this.maybeReportTransition();
+      if (ok && !this.stopped(signal)) return true;
+      if (ok && signal.aborted && !this.abandoned && this.c.releaseOnCancel) {
+        await this.release().catch(() => false); // won while stopping: hand it back at once
+        return false;
+      }
+      const wait = this.c.retryPeriodMs * (1 + (this.c.random ?? Math.random)() * JITTER_FACTOR);
+      await pause(wait, signal);
+    }
+  }
+
+  /**
+   * wait.Until(…, RetryPeriod): each round polls tryAcquireOrRenew every RetryPeriod (immediately
+   * first) until it succeeds or RenewDeadline passes; a failed round ends the leadership.
+   */
+  private async renew(signal: AbortSignal): Promise<'cancelled' | 'lost'> {
+    for (;;) {
+      if (this.stopped(signal)) return 'cancelled';
+      const deadline = Date.now() + this.c.renewDeadlineMs;
+      let ok = false;
+      for (;;) {
+        if (deadline - Date.now() <= 0 || this.stopped(signal)) break;
+        ok = await this.tryAcquireOrRenew(deadline).catch(() => false);
+        if (ok || this.stopped(signal)) break;
+        if (Date.now() + this.c.retryPeriodMs >= deadline) break;
+        await pause(this.c.retryPeriodMs, signal);
+      }
+      this.maybeReportTransition();
+      if (this.stopped(signal)) return 'cancelled';
+      if (!ok) return 'lost';
+      await pause(this.c.retryPeriodMs, signal);
+    }
+  }
+
+  private isLeaseValid(nowMs: number): boolean {
+    return this.observedTime + (this.observed?.leaseDurationSeconds ?? 0) * 1000 > nowMs;
+  }
+
+  private setObserved(record: LeaseRecord, raw: string, modRevision: string): void {
+    this.observed = record;
+    this.observedRaw = raw;
+    this.observedTime = Date.now();
+    this.modRevision = modRevision;
+  }
+
+  /**
+   * client-go tryAcquireOrRenew (fast path for the leader, then get / create / update). All its
+   * requests share one deadline (epoch ms), as they share one context in client-go.
+   */
+  async tryAcquireOrRenew(deadline: number): Promise<boolean> {
+    const left = () => {
+      const ms = deadline - Date.now();
+      if (ms <= 0) throw new Error('deadline exceeded');
+      return ms;
+    };
+    const nowMs = Date.now();
+    const nowIso = new Date(nowMs).toISOString();
+    const record: LeaseRecord = {
+      holderIdentity: this.c.identity,
+      leaseDurationSeconds: this.c.leaseDurationMs / 1000,
+      acquireTime: nowIso,
+      renewTime: nowIso,
+      leaseTransitions: 0,
+    };
+    // 1. fast path: the leader updates optimistically against the record it observed last
+    if (this.isLeader() && this.isLeaseValid(nowMs) && this.modRevision) {
+      record.acquireTime = this.observed!.acquireTime;
+      record.leaseTransitions = this.observed!.leaseTransitions;
+      const r = await this.lock.update(record, this.modRevision, left()).catch(() => null);
+      if (r) {
+        this.setObserved(record, r.raw, r.modRevision);
+        return true;
+      }
+    }
+    // 2. obtain or create the record
+    const cur = await this.lock.get(left());
+    if (!cur) {
+      const r = await this.lock.create(record, left());
+      if (!r) return false;
+      this.setObserved(record, r.raw, r.modRevision);
+      return true;
+    }
+    // 3. record obtained: note when it last changed (observedTime), check identity and time
+    if (cur.raw !== this.observedRaw) {
+      this.observed = cur.record;
+      this.observedRaw = cur.raw;
+      this.observedTime = Date.now();
+    }
+    this.modRevision = cur.modRevision;
+    if (cur.record.holderIdentity && this.isLeaseValid(nowMs) && !this.isLeader()) return false;
+    // 4. take or renew it
+    if (this.isLeader()) {
+      record.acquireTime = cur.record.acquireTime;
+      record.leaseTransitions = cur.record.leaseTransitions;
+    } else {
+      record.leaseTransitions = cur.record.leaseTransitions + 1;
+    }
+    const r = await this.lock.update(record, cur.modRevision, left());
+    if (!r) return false;
+    this.setObserved(record, r.raw, r.modRevision);
+    return true;
+  }
+
+  /** client-go release(): empty holder, leaseDurationSeconds 1 */
+  async release(): Promise<boolean> {
+    if (!this.isLeader() || !this.modRevision) return true;
+    const nowIso = new Date().toISOString();
+    const record: LeaseRecord = {
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: nowIso,
+      renewTime: nowIso,
+      leaseTransitions: this.observed!.leaseTransitions,
+    };
+    const r = await this.lock.update(record, this.modRevision, this.c.renewDeadlineMs);
+    if (!r) return false;
+    this.setObserved(record, r.raw, r.modRevision);
+    return true;
+  }
+
+  private maybeReportTransition(): void {
+    const holder = this.observed?.holderIdentity ?? '';
+    if (holder === this.reportedLeader) return;
+    this.reportedLeader = holder;
+    if (holder && this.c.onNewLeader) this.c.onNewLeader(holder);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// lb_enable: IPVS round robin, emulated with nftables
+// ---------------------------------------------------------------------------------------------
+
+/** The nft script for the current healthy backends (empty set → table removed: no DNAT). */
+export function lbRuleset(vip: string, port: number, backends: string[]): string {
+  const lines = [`add table ip ${NFT_TABLE}`, `delete table ip ${NFT_TABLE}`];
+  if (!backends.length) return lines.join('\n') + '\n';
+  const map = backends.map((ip, i) => `${i} : ${ip}`).join(', ');
+  lines.push(
+    `table ip ${NFT_TABLE} {`,
+    '  chain prerouting {',
+    '    type nat hook prerouting priority dstnat; policy accept;',
+    `    ip daddr ${vip} tcp dport ${port} dnat to numgen inc mod ${backends.length} map { ${map} }`,
+    '  }',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    `    ct original ip daddr ${vip} ct status dnat masquerade`,
+    '  }',
+    '}',
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** GET https://ip:port/version like pkg/backend Check (TLS not verified: a liveness check). */
+export function checkApiBackend(ip: string, port: number, timeoutMs = BACKEND_CHECK_TIMEOUT_MS): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get({ host: ip, port, path: '/version', rejectUnauthorized: false, agent: false }, (res) => {
+      res.resume();
+      clearTimeout(timer);
+      resolve((res.statusCode ?? 500) < 400);
+    });
+    const timer = setTimeout(() => req.destroy(new Error('timeout')), timeoutMs);
+    req.on('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+class ApiLoadBalancer {
+  private readonly healthy = new Map<string, boolean>();
+  private active = false;
+  private timer?: NodeJS.Timeout;
+  private applied: string | null = null;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly vip: string,
+    private readonly port: number,
+    private readonly backends: KubeVipBackend[],
+    private readonly intervalS: number,
+    private readonly check: (ip: string, port: number) => Promise<boolean>,
+  ) {}
+
+  /** vipService → NewIPVSLB + NodeWatcher: each backend is checked before it is added. */
+  async start(): Promise<void> {
+    this.active = true;
+    // ipvs.go (masquerade): net.ipv4.ip_forward=1 on the holder
+    await this.ctx.run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { reject: false });
+    for (const b of [...this.backends].sort((a, z) => a.name.localeCompare(z.name))) {
+      if (!this.active) return;
+      const ok = await this.check(b.ip, this.port);
+      if (!this.active) return;
+      this.healthy.set(b.ip, ok);
+      if (ok) await this.apply();
+    }
+    if (this.active) this.timer = setInterval(() => void this.tick(), this.intervalS * 1000);
+  }
+
+  private busy = false;
+  private async tick(): Promise<void> {
+    if (this.busy || !this.active) return; // a slow round (10 s timeout) swallows ticks, like time.Ticker
+    this.busy = true;
+    try {
+      for (const b of this.backends) {
+        const ok = await this.check(b.ip, this.port);
+        if (!this.active) return;
+        if (this.healthy.get(b.ip) === ok) continue;
+        this.healthy.set(b.ip, ok);
+        this.ctx.emit('kube-vip', ok ? 'backend-up' : 'backend-down', { ip: b.ip, node: b.name });
+        await this.apply();
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  current(): string[] {
+    return this.backends.filter((b) => this.healthy.get(b.ip)).map((b) => b.ip);
+  }
+
+  private apply(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      if (!this.active) return;
+      const script = lbRuleset(this.vip, this.port, this.current());
+      if (script === this.applied) return;
+      await this.ctx.run('nft', ['-f', '-'], { input: script, reject: false });
+      this.applied = script;
+    });
+    return this.chain;
+  }
+
+  async stop(): Promise<void> {
+    this.active = false;
+    clearInterval(this.timer);
+    await this.chain.catch(() => undefined);
+    if (this.applied !== null) await this.ctx.run('nft', ['delete', 'table', 'ip', NFT_TABLE], { reject: false });
+    this.applied = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the component
+// ---------------------------------------------------------------------------------------------
+
+const COMPONENT = 'kube-vip';
+
+const factory: ComponentFactory = (ctx: AgentContext, config: KubeVipConfig) => new KubeVip(ctx, config ?? {});
+export default factory;
+
+/** ctx whose emit is silent: periodic re-announcements are not failover events */
+const quiet = (ctx: AgentContext): AgentContext => ({ ...ctx, emit: () => undefined });
+
+export class KubeVip implements AgentComponent {
+  readonly kind = COMPONENT;
+  private etcd?: EtcdEndpoints;
+  private abort = new AbortController();
+  private runs: Promise<unknown>[] = [];
+  private electors: LeaderElector[] = [];
+  /** addresses held in ARP mode (ip → link), re-announced every arpRate */
+  private readonly arpHeld = new Map<string, string>();
+  private readonly announced = new Set<string>();
+  private readonly loAddrs = new Set<string>();
+  private lb?: ApiLoadBalancer;
+  private arpTimer?: NodeJS.Timeout;
+  private restartTimer?: NodeJS.Timeout;
+  private stopping = false;
+  private crashed = false;
+  private restarts = 0;
+  private readonly node: Node | undefined;
+  private readonly identity: string;
+  /** backend check, replaceable in tests */
+  checkBackend: (ip: string, port: number) => Promise<boolean> = checkApiBackend;
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly config: KubeVipConfig,
+  ) {
+    if (!config.api && !config.services) throw new Error('kube-vip: config needs `api` and/or `services`');
+    this.node = ctx.topology.nodes.find((n) => n.name === ctx.host);
+    this.identity = config.nodeName ?? ctx.host;
+  }
+
+  private get timers() {
+    return this.ctx.topology.timers.kubeVip;
+  }
+
+  /** "the API server" kube-vip talks to: on a control plane its own (local etcd only, as Talos'
+   *  kube-apiserver uses --etcd-servers=localhost), elsewhere any control plane (KubePrism). */
+  private endpoints(): string[] {
+    if (this.config.endpoints?.length) return this.config.endpoints;
+    if (this.node?.role === 'controlplane') return [`http://${this.node.ip}:2379`];
+    return etcdEndpoints(this.ctx.topology);
+  }
+
+  private apiLink(): string {
+    const a = this.config.api!;
+    return a.mode === 'bgp' ? 'lo' : (a.link ?? lanIf(this.ctx));
+  }
+
+  async start(): Promise<void> {
+    await this.cleanup();
+    this.boot();
+  }
+
+  /** kube-vip StartCluster: "(attempt to) Remove the virtual IP, in case it already exists" */
+  private async cleanup(): Promise<void> {
+    const addrs: [string, string][] = [];
+    if (this.config.api) addrs.push([this.config.api.vip, this.apiLink()]);
+    if (this.config.services?.mode === 'arp') for (const s of this.config.services.items) addrs.push([s.ip, lanIf(this.ctx)]);
+    for (const [ip, dev] of addrs) if (await hasAddress(this.ctx, ip, dev)) await delAddress(this.ctx, ip, dev);
+    if (this.config.api?.lbEnable) await this.ctx.run('nft', ['delete', 'table', 'ip', NFT_TABLE], { reject: false });
+  }
+
+  private boot(): void {
+    this.abort = new AbortController();
+    this.runs = [];
+    this.electors = [];
+    this.etcd = new EtcdEndpoints(this.endpoints());
+    if (this.config.api) this.startApi(this.config.api);
+    if (this.config.services) this.startServices(this.config.services);
+    this.arpTimer = setInterval(() => void this.reannounce(), this.timers.arpRateMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    clearInterval(this.arpTimer);
+    this.abort.abort(new Error('stopping'));
+    // electors release their leases and run onStoppedLeading (addresses removed)
+    await atMost(Promise.allSettled(this.runs), 10_000);
+    await this.lb?.stop();
+    this.lb = undefined;
+    if (this.announced.size) {
+      const ips = [...this.announced];
+      this.announced.clear();
+      await bgpWithdraw(this.ctx, COMPONENT, ips);
+      for (const ip of ips) this.ctx.emit(COMPONENT, 'withdraw', { ip });
+    }
+    for (const ip of this.loAddrs) await delAddress(this.ctx, ip, 'lo');
+    this.loAddrs.clear();
+    this.etcd?.close();
+  }
+
+  /** Test hook: SIGKILL — leases neither released nor renewed, addresses and routes left as they are. */
+  simulateCrash(): void {
+    this.crashed = true;
+    this.stopping = true;
+    for (const e of this.electors) e.abandon();
+    clearTimeout(this.restartTimer);
+    clearInterval(this.arpTimer);
+    this.abort.abort(new Error('crashed'));
+    this.etcd?.close();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      identity: this.identity,
+      leases: this.electors.map((e) => ({ lease: e.lock.describe(), leading: e.isLeading, leader: e.getLeader() })),
+      arp: [...this.arpHeld.keys()],
+      announced: [...this.announced],
+      lbBackends: this.lb?.current() ?? null,
+      restarts: this.restarts,
+    };
+  }
+
+  async call(method: string): Promise<unknown> {
+    if (method === 'status') return this.status();
+    throw new Error(`kube-vip: unknown method '${method}'; valid: status`);
+  }
+
+  // -- elections -------------------------------------------------------------------------------
+
+  private elect(namespace: string, name: string, onStarted: () => Promise<void>, onStopped: () => Promise<void>, onLost: () => void): void {
+    const lock = new EtcdLeaseLock(this.etcd!, namespace, name);
+    const lease = lock.describe();
+    const elector = new LeaderElector(lock, {
+      identity: this.identity,
+      leaseDurationMs: this.timers.leaseDurationS * 1000,
+      renewDeadlineMs: this.timers.renewDeadlineS * 1000,
+      retryPeriodMs: this.timers.retryPeriodS * 1000,
+      releaseOnCancel: true,
+      onStartedLeading: async () => {
+        this.ctx.emit(COMPONENT, 'leader', { lease });
+        await onStarted().catch((e) => this.ctx.log(COMPONENT, `${lease}: start leading failed: ${(e as Error).message}`));
+      },
+      onStoppedLeading: async () => {
+        if (this.crashed) return;
+        await onStopped().catch((e) => this.ctx.log(COMPONENT, `${lease}: stop leading failed: ${(e as Error).message}`));
+        this.ctx.emit(COMPONENT, 'lost-leader', { lease });
+      },
+      onNewLeader: (identity) => {
+        if (identity !== this.identity) this.ctx.emit(COMPONENT, 'new-leader', { lease, identity });
+      },
+    });
+    this.electors.push(elector);
+    const signal = this.abort.signal;
+    this.runs.push(
+      elector.run(signal).then((end) => {
+        if (end === 'lost' && !this.stopping && !signal.aborted) onLost();
+      }),
+    );
+  }
+
+  /** lost the cp or global services lease: kube-vip panics, kubelet restarts it after its back-off */
+  private restartProcess(reason: string): void {
+    if (this.stopping || this.abort.signal.aborted) return;
+    this.restarts++;
+    this.ctx.emit(COMPONENT, 'restart', { reason, afterMs: RESTART_BACKOFF_MS });
+    for (const e of this.electors) e.abandon();
+    clearInterval(this.arpTimer);
+    this.abort.abort(new Error(reason));
+    void this.lb?.stop();
+    this.lb = undefined;
+    this.arpHeld.clear();
+    // kube-vip's own BGP speaker dies with the process: its routes go (the sim's FRR stays up)
+    if (this.announced.size) {
+      const ips = [...this.announced];
+      this.announced.clear();
+      void bgpWithdraw(this.ctx, COMPONENT, ips).then(() => ips.forEach((ip) => this.ctx.emit(COMPONENT, 'withdraw', { ip })));
+    }
+    this.etcd?.close();
+    this.restartTimer = setTimeout(() => {
+      if (this.stopping) return;
+      void this.cleanup().then(() => {
+        if (!this.stopping) this.boot();
+      });
+    }, RESTART_BACKOFF_MS);
+  }
+
+  private async hold(ip: string, dev: string, what: string): Promise<void> {
+    await addAddress(this.ctx, ip, dev);
+    this.arpHeld.set(ip, dev);
+    this.ctx.emit(COMPONENT, 'acquired', { ip, link: dev, for: what });
+    // arping waits out its deadline (no reply to a gratuitous ARP): do not hold the caller
+    void sendGarp(this.ctx, COMPONENT, ip, 1, dev).catch(() => undefined);
+  }
+
+  private async letGo(ip: string, dev: string, what: string): Promise<void> {
+    this.arpHeld.delete(ip);
+    await delAddress(this.ctx, ip, dev);
+    this.ctx.emit(COMPONENT, 'released', { ip, for: what });
+  }
+
+  /** pkg/arp: gratuitous ARP for every held address every vip_arpRate (no event: not a failover) */
+  private busyArp = false;
+  private async reannounce(): Promise<void> {
+    if (this.busyArp || !this.arpHeld.size) return;
+    this.busyArp = true;
+    try {
+      await Promise.all([...this.arpHeld].map(([ip, dev]) => sendGarp(quiet(this.ctx), COMPONENT, ip, 1, dev)));
+    } finally {
+      this.busyArp = false;
+    }
+  }
+
+  /** Announce through the node's speaker; retried every second until its vtysh answers (GoBGP
+   *  upstream keeps the route in its RIB whatever the session state). */
+  private async announce(ips: string[], signal: AbortSignal): Promise<void> {
+    const add = ips.filter((ip) => !this.announced.has(ip));
+    while (add.length && !signal.aborted) {
+      try {
+        await bgpAnnounce(this.ctx, COMPONENT, add);
+        for (const ip of add) {
+          this.announced.add(ip);
+          this.ctx.emit(COMPONENT, 'announce', { ip });
+        }
+        return;
+      } catch (e) {
+        this.ctx.log(COMPONENT, `announce ${add.join(', ')} failed, retrying: ${(e as Error).message}`);
+        await pause(1000, signal);
+      }
+    }
+  }
+
+  // -- API VIP ---------------------------------------------------------------------------------
+
+  private makeLb(api: KubeVipApiConfig): ApiLoadBalancer | undefined {
+    if (!api.lbEnable || !api.backends?.length) return undefined;
+    const port = api.port ?? this.ctx.topology.apiPort;
+    return new ApiLoadBalancer(this.ctx, api.vip, port, api.backends, api.backendCheckIntervalS ?? BACKEND_CHECK_INTERVAL_S, (ip, p) => this.checkBackend(ip, p));
+  }
+
+  private startApi(api: KubeVipApiConfig): void {
+    const link = this.apiLink();
+    if (api.mode === 'bgp') {
+      // no leader election in BGP mode: every control plane holds the VIP on lo and announces it
+      const signal = this.abort.signal;
+      this.runs.push(
+        (async () => {
+          await addAddress(this.ctx, api.vip, 'lo');
+          this.loAddrs.add(api.vip);
+          if (signal.aborted) return;
+          this.lb = this.makeLb(api);
+          void this.lb?.start();
+          await this.announce([api.vip], signal);
+        })().catch((e) => this.ctx.log(COMPONENT, `BGP VIP: ${(e as Error).message}`)),
+      );
+      return;
+    }
+    this.elect(
+      api.leaseNamespace ?? LEASE_NAMESPACE,
+      api.leaseName ?? CP_LEASE,
+      async () => {
+        await this.hold(api.vip, link, 'api');
+        this.lb = this.makeLb(api);
+        void this.lb?.start();
+      },
+      async () => {
+        // OnStoppedLeading: the IPVS service goes with the leadership, then the VIP is deleted
+        await this.lb?.stop();
+        this.lb = undefined;
+        await this.letGo(api.vip, link, 'api');
+      },
+      () => this.restartProcess(`lost leadership of ${api.leaseNamespace ?? LEASE_NAMESPACE}/${api.leaseName ?? CP_LEASE}`),
+    );
+  }
+
+  // -- Services --------------------------------------------------------------------------------
+
+  private startServices(svc: KubeVipServicesConfig): void {
+    const lan = lanIf(this.ctx);
+    // ETP Local: only nodes with a local endpoint take part (per-Service election, BGP)
+    const eligible = svc.items.filter((s) => s.externalTrafficPolicy === 'Cluster' || s.localEndpoint);
+    if (svc.mode === 'bgp') {
+      this.runs.push(this.announce(eligible.map((s) => s.ip), this.abort.signal));
+      return;
+    }
+    // no Service to serve (e.g. lb_class_only and no Service of kube-vip's class): the services
+    // election upstream would run but change nothing a client can see — not emulated
+    if (!svc.items.length) return;
+    if (svc.election === 'global') {
+      // one leader announces every Service, whatever its traffic policy
+      this.elect(
+        LEASE_NAMESPACE,
+        svc.leaseName ?? SVC_LEASE,
+        async () => {
+          await Promise.all(svc.items.map((s) => this.hold(s.ip, lan, `${s.namespace}/${s.name}`)));
+        },
+        async () => {
+          await Promise.all(svc.items.map((s) => this.letGo(s.ip, lan, `${s.namespace}/${s.name}`)));
+        },
+        () => this.restartProcess(`lost leadership of ${LEASE_NAMESPACE}/${svc.leaseName ?? SVC_LEASE}`),
+      );
+      return;
+    }
+    for (const s of eligible) this.electService(s, lan);
+  }
+
+  /** svc_election: one lease per Service; after losing it the Service watcher campaigns again */
+  private electService(s: KubeVipServiceItem, lan: string): void {
+    this.elect(
+      s.namespace,
+      serviceLeaseName(s.name),
+      () => this.hold(s.ip, lan, `${s.namespace}/${s.name}`),
+      () => this.letGo(s.ip, lan, `${s.namespace}/${s.name}`),
+      () => this.electService(s, lan),
+    );
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Control-plane mechanism `talos-vip`: Talos' native shared IP (machine.network.interfaces[].vip,
+ * Talos ≤ 1.11; the Layer2VIPConfig document from 1.12). All control planes campaign in an etcd
+ * election (session lease, key `talos:v1:vip:election:<ip>`); the winner adds the VIP to its link
+ * and sends a gratuitous ARP. The sim runs the emulated operator (./agent.ts) on every control
+ * plane against the lab's real etcd cluster; a real cluster gets the machine-config patch of
+ * ./talos-patch.ts (both schema generations), and its removal when the strategy changes.
+ *
+ * Expected client-seen outage (API target), from `timers.talosVip` (session TTL T, campaign retry
+ * C), `timers.etcd.electionMs` (E) and `timers.arp` — every term from the sources in
+ * ./agent.ts:
+ * - graceful shutdown: the holder removes the VIP and resigns (deletes its key) before its etcd
+ *   stops; the next candidate is already blocked in Campaign watching that key, wins at once and
+ *   adds the VIP + GARP → ~0.1 s. Max: C (a candidate whose campaign had just failed) + 1 s margin
+ *   for the etcd round trips, `ip addr` and the GARP.
+ * - crash / freeze / partition (and vip-loss-internal, a partition): nobody says goodbye; the
+ *   holder's key goes when etcd expires its session lease: at last keepalive + T. Keepalives go
+ *   out every T/3, so the last one was 0…T/3 before the fault → expiry T−T/3 … T after it. If the
+ *   victim was also the etcd raft leader, the survivors first elect a new leader (up to 2E: the
+ *   randomized election timeout) and the new leader's lessor extends every lease by E on
+ *   promotion (etcd server lessor.Promote(electionTimeout)), so up to T + 3E. etcd's lessor checks
+ *   expiry every 500 ms. Band [T − T/3, T + 3E + 0.5 s + C + 1 s margin].
+ * - garp-ignored: the crash band, and the router keeps the dead holder's MAC until its neighbour
+ *   entry fails: REACHABLE ≤ 1.5 × base_reachable_time, DELAY delay_first_probe_time, PROBE
+ *   ucast_solicit × retrans_time, then a broadcast resolution the new holder answers.
+ */
+import type { DrillKind, Topology } from '../../model/types.js';
+import type { ComponentSpec } from '../../emulation/agent/types.js';
+import type { Band, Mechanism, MechanismContext } from '../types.js';
+import { controlPlanes } from '../../emulation/net.js';
+import { l2DrillIssue, l2ElectionBand, noPeerReason, secs as s, VIP_MARGIN_MS } from '../bands.js';
+import type { TalosVipConfig } from './agent.js';
+import { talosVipTimers } from './timers.js';
+import { vipFiles } from './talos-patch.js';
+
+/** etcd lessor: expired leases are looked for every 500 ms (server/lease/lessor.go runLoop). */
+export const ETCD_LESSOR_TICK_MS = 500;
+
+export function talosVipBands(t: Topology): { graceful: Band; crash: Band } {
+  const { sessionTtlS, campaignRetryS } = t.timers.talosVip;
+  const T = sessionTtlS * 1000;
+  const C = campaignRetryS * 1000;
+  const E = t.timers.etcd.electionMs;
+  return {
+    graceful: {
+      min: 0,
+      max: C + VIP_MARGIN_MS,
+      basis: `the holder removes the VIP and resigns its etcd key; the next candidate, already waiting in the election, adds the VIP and sends a GARP at once; ≤ campaign retry ${s(C)} + ${s(VIP_MARGIN_MS)} margin`,
+    },
+    crash: {
+      min: Math.round(T - T / 3),
+      max: T + 3 * E + ETCD_LESSOR_TICK_MS + C + VIP_MARGIN_MS,
+      basis:
+        `the others wait for the holder's etcd session lease to expire: TTL ${s(T)} after its last keepalive (sent every TTL/3 = ${s(T / 3)}, so ${s(T - T / 3)}–${s(T)} after the fault); ` +
+        `+ up to 3 × election timeout ${E} ms when the victim was also the etcd leader (re-election, then the new leader extends leases by one election timeout) ` +
+        `+ lessor check ${ETCD_LESSOR_TICK_MS} ms + campaign retry ${s(C)} + ${s(VIP_MARGIN_MS)} margin`,
+    },
+  };
+}
+
+const ID = 'talos-vip';
+
+export const talosVip: Mechanism = {
+  id: ID,
+  family: 'talos',
+  timers: [talosVipTimers],
+  components: { 'talos-vip': new URL('./agent.js', import.meta.url).href },
+  cp: {
+    id: ID,
+    kind: 'cp',
+    family: 'talos',
+    title: 'Talos VIP',
+    summary:
+      'Every control plane campaigns for the VIP in an etcd election (Go concurrency.Election, key talos:v1:vip:election:<ip>) while its etcd is healthy, ' +
+      'on a session lease with a 60 s TTL (kept alive every 20 s). The winner adds the VIP to its link and sends one gratuitous ARP: one node takes all API ' +
+      'traffic (active-passive). On a graceful shutdown the holder releases the address and resigns, so the next candidate takes over within a fraction of a ' +
+      'second; after a crash, freeze or partition the others must wait for the holder\'s lease to expire (40–60 s after the fault, by design, to avoid two ' +
+      'holders). The VIP exists only once etcd is up. Sim: emulated operator with the upstream election semantics, against the lab\'s real etcd.',
+    sources: [
+      'siderolabs/talos internal/app/machined/pkg/controllers/network/operator/vip.go (v1.11; RevokeSession from upstream main): preconditions, election key, campaign retry 1 s, release on shutdown/etcd/kube-apiserver loss',
+      'go.etcd.io/etcd/client/v3/concurrency session.go (default TTL 60 s), election.go (Campaign/Resign), key.go (waitDeletes) — etcd v3.5',
+      'go.etcd.io/etcd/client/v3 lease.go: keepalive every TTL/3, keepalive channel closed when no response for a TTL',
+      'etcd server lease/lessor.go (v3.4/v3.5): expiry checked every 500 ms, Promote(electionTimeout) extends leases on leader change',
+      'Talos docs talos-guides/network/vip.md: VIP available only after etcd bootstrap; failover near-instant on graceful shutdown, up to a minute on crash',
+      'Linux Documentation/networking/ip-sysctl.rst neigh/default/* (garp-ignored band)',
+    ],
+    traits: { l2: true, bgp: false, spread: 'active-passive', endpoint: 'vip' },
+    holders: 'address',
+    articleClaims: ['graceful-near-instant', 'crash-about-a-minute', 'api-active-passive'],
+
+    render(ctx: MechanismContext) {
+      const t = ctx.topology;
+      const components: Record<string, ComponentSpec[]> = {};
+      for (const n of controlPlanes(t)) {
+        const config: TalosVipConfig = { vip: t.vip, link: n.interfaces[0]!.ifname };
+        components[n.name] = [{ kind: 'talos-vip', config: config as unknown as Record<string, unknown> }];
+      }
+      // Talos puts the cluster endpoint (here the VIP) among KubePrism's upstreams
+      for (const n of t.nodes) (components[n.name] ??= []).push({ kind: 'kubeprism', config: { clusterEndpoint: `${t.vip}:${t.apiPort}` } });
+      return { files: vipFiles(t), sim: { components } };
+    },
+
+    expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
+      if (drill === 'baseline') return null;
+      if (noPeerReason(controlPlanes(ctx.topology).length, ID)) return null;
+      return l2ElectionBand(drill, talosVipBands(ctx.topology), ctx.topology.timers.arp);
+    },
+
+    drillIssue: l2DrillIssue(ID, 'cp'),
+  },
+};
