@@ -5,7 +5,10 @@
  *   0 ok · 2 bad input or usage (LabInputError, UsageError: every `file: path: expected …` line)
  *   3 missing prerequisite (PrerequisiteError: message + the exact fix command)
  *   130 interrupted (Ctrl-C / SIGTERM: the engine tore the lab down first) · 1 anything else
- * `npm run lab <lab>` = `lab run <lab>` (run is the default verb).
+ * Verbs: `lab <verb> …` runs the verb; `run` is the default only when the first word is NOT a verb
+ * (`lab smb --quick` = `lab run smb --quick`, `lab --quick` = `lab run --quick`). The verbs are
+ * RESERVED_LAB_NAMES (src/model/load.ts): a lab named like one would be unreachable, so the model
+ * refuses it.
  */
 import { Command, CommanderError } from 'commander';
 import { pathToFileURL } from 'node:url';
@@ -20,12 +23,26 @@ import { registerReport } from './commands/report.js';
 import { registerLoad } from './commands/load.js';
 import { registerRender } from './commands/render.js';
 import { err, Interrupted } from './shared.js';
+import { RESERVED_LAB_NAMES } from '../model/load.js';
+
+/** The verbs: every registered command plus commander's implicit `help`. */
+export const VERBS: readonly string[] = RESERVED_LAB_NAMES;
+/** flags the program itself answers (everything else belongs to a verb) */
+const PROGRAM_FLAGS = ['-h', '--help', '-V', '--version'];
+
+/** `lab smb` → `lab run smb`; `lab ls` stays; `lab --quick smb` → `lab run --quick smb`; `lab` → `lab run`. */
+export function normalizeArgv(argv: string[]): string[] {
+  const first = argv[0];
+  if (first === undefined) return ['run'];
+  if (VERBS.includes(first) || PROGRAM_FLAGS.includes(first)) return argv;
+  return ['run', ...argv];
+}
 
 export function buildProgram(): Command {
   const program = new Command('lab')
     .description(
       'Measure, don\'t assert: HA strategies for the Kubernetes API endpoint and LoadBalancer Services on Talos Linux, compared under failover drills.\n' +
-        `Default verb: run (\`lab smb\` = \`lab run smb\`; no lab = ${DEFAULT_LAB}).`,
+        `Default verb: run, when the first word is not a verb (\`lab smb\` = \`lab run smb\`; no lab = ${DEFAULT_LAB}).`,
     )
     .version('0.1.0')
     .showSuggestionAfterError(true)
@@ -34,7 +51,7 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 1 failure, 2 bad lab input or usage, 3 missing prerequisite (the message gives the fix), 130 interrupted.\n' +
-        'Examples:\n  npm run lab -- smb --quick\n  npm run cli -- run enterprise --strategies haproxy+metallb-bgp --drills baseline,crash\n  npm run cli -- render smb --render out/smb-render\n  npm run cli -- ls && npm run cli -- clean',
+        'Examples:\n  npm run lab -- smb --quick\n  npm run lab -- run enterprise --strategies haproxy+metallb-bgp --drills baseline,crash\n  npm run lab -- render smb --render out/smb-render\n  npm run lab -- ls && npm run lab -- down smb && npm run lab -- clean',
     );
   registerRun(program);
   registerUp(program);
@@ -45,6 +62,11 @@ export function buildProgram(): Command {
   registerLoad(program);
   registerRender(program);
   for (const c of program.commands) c.exitOverride().showSuggestionAfterError(true);
+  const registered = program.commands.map((c) => c.name());
+  const missing = VERBS.filter((v) => v !== 'help' && !registered.includes(v));
+  const extra = registered.filter((v) => !VERBS.includes(v));
+  // the reserved lab names must be exactly the verbs, or a lab could shadow one
+  if (missing.length || extra.length) throw new Error(`the verbs (${registered.join(', ')}) differ from RESERVED_LAB_NAMES (${VERBS.join(', ')})`);
   return program;
 }
 
@@ -87,7 +109,7 @@ function report(e: unknown, json: boolean): void {
 export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    await buildProgram().parseAsync(normalizeArgv(argv), { from: 'user' });
     return 0;
   } catch (e) {
     report(e, json);
@@ -104,6 +126,13 @@ function isEntry(): boolean {
 }
 
 if (isEntry()) {
+  // a reader that goes away (`lab ls | head -1`) is not a failure of the lab, and must not crash a
+  // run mid-way (its teardown still has to happen): writes to a closed pipe are dropped
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   const code = await main(process.argv.slice(2));
   process.exitCode = code;
   // do not let a stray handle (a socket, a timer) keep a finished CLI alive

@@ -1,12 +1,14 @@
 /**
- * What the verbs share: flag parsers, loading + selecting a lab (always BEFORE any engine call:
- * nothing starts until the whole model validates), the abort/signal wiring, and output helpers.
+ * What the verbs share: flag parsers, loading + selecting a lab and the checks of a run (always
+ * BEFORE any engine call: nothing starts until the whole model, every flag, the output directory
+ * and the machine's capacity check out), the abort/signal wiring, and output helpers.
  */
 import { Option, InvalidArgumentError, type Command } from 'commander';
 import { join } from 'node:path';
-import { LabError, UsageError } from '../util/errors.js';
-import { loadLab } from '../model/load.js';
+import { LabError, LabInputError, UsageError } from '../util/errors.js';
+import { display, lineOfField, loadLab } from '../model/load.js';
 import { selectLab, splitList } from '../model/select.js';
+import { checkCapacity, machineFacts, type MachineFacts } from '../model/capacity.js';
 import type { Lab } from '../model/types.js';
 
 export const PROVIDER_CHOICES = ['sim', 'docker', 'qemu', 'auto'] as const;
@@ -34,26 +36,39 @@ export function printJson(value: unknown): void {
 // ---------------------------------------------------------------------------------------------
 // flags
 
-export function positiveInt(name: string) {
+/** The lab schema's bound on `repeats` (src/model/schema.ts): --repeat takes the same range. */
+export const MAX_REPEAT = 100;
+
+export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
+  const range = max < Number.MAX_SAFE_INTEGER ? ` (at most ${max})` : '';
   return (v: string): number => {
     const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} expects a whole number ≥ 1, got '${v}'`);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name} expects a whole number ≥ 1${range}, got '${v}'`);
     return n;
   };
 }
 
-export function positiveNumber(name: string) {
+export function positiveNumber(name: string, max = Number.MAX_VALUE) {
+  const range = max < Number.MAX_VALUE ? ` (at most ${max})` : '';
   return (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} expects a number > 0, got '${v}'`);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`${name} expects a number > 0${range}, got '${v}'`);
     return n;
   };
 }
 
 export function providerOption(): Option {
-  return new Option('--provider <name>', 'where the lab runs: sim (namespaces, emulated Talos control plane), docker / qemu (real Talos), auto')
+  return new Option('--provider <name>', 'where the lab runs: sim (namespaces, emulated Talos control plane), docker / qemu (real Talos), auto (default $LAB_PROVIDER, else sim)')
     .choices([...PROVIDER_CHOICES])
     .default(process.env.LAB_PROVIDER && (PROVIDER_CHOICES as readonly string[]).includes(process.env.LAB_PROVIDER) ? process.env.LAB_PROVIDER : 'sim');
+}
+
+/** A LAB_PROVIDER that is not a provider is a usage error when it decides (no --provider given), never a silent `sim`. */
+function checkProviderEnv(cmd: Command): void {
+  const env = process.env.LAB_PROVIDER;
+  if (env === undefined || env === '' || (PROVIDER_CHOICES as readonly string[]).includes(env)) return;
+  if (cmd.getOptionValueSource('provider') === 'cli') return;
+  throw new UsageError(`LAB_PROVIDER=${env}: expected one of ${PROVIDER_CHOICES.join(', ')} (or pass --provider)`);
 }
 
 export interface RunFlags {
@@ -67,6 +82,7 @@ export interface RunFlags {
   json?: boolean;
   dryRun?: boolean;
   render?: string;
+  force?: boolean;
 }
 
 /** The flags of `run` (and, for the ones that make sense, `up` and `render`). */
@@ -77,9 +93,10 @@ export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Comma
       .option('--strategies <list>', 'only these strategies of the lab, comma-separated (e.g. talos-vip+metallb-l2,haproxy+metallb-bgp)')
       .option('--drills <list>', 'only these drills of the lab, comma-separated (e.g. baseline,crash)')
       .option('--quick', "quick mode: 1 repeat, short pre/settle/observe windows, the lab's quick drills")
-      .option('--repeat <n>', 'repeats per drill (overrides the lab)', positiveInt('--repeat'));
+      .option('--repeat <n>', `repeats per drill, 1–${MAX_REPEAT} (overrides the lab)`, positiveInt('--repeat', MAX_REPEAT));
   }
-  cmd.option('--out <dir>', 'output directory (default out/<lab>-<timestamp>)');
+  cmd.option('--out <dir>', 'output directory (default out/<lab>-<timestamp>); a directory no other run is using');
+  if (which !== 'render') cmd.option('--force', "start even when the lab looks too big for this machine (the capacity check's soft limits; never its hard ones)");
   if (which === 'run') {
     cmd
       .option('--keep', 'leave the lab running afterwards (remove it with `lab down <id>`)')
@@ -88,7 +105,20 @@ export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Comma
   }
   if (which === 'render') cmd.option('--render <dir>', 'where to write the rendered artifacts (default <out>/render)');
   cmd.option('--json', 'print only a JSON summary on stdout (progress stays on stderr)');
+  cmd.hook('preAction', (_program, action) => checkRunFlags(action));
   return cmd;
+}
+
+/** Flag values commander's parsers cannot judge alone: lists that name nothing, the provider from the environment. */
+function checkRunFlags(cmd: Command): void {
+  checkProviderEnv(cmd);
+  const o = cmd.opts<RunFlags>();
+  for (const [flag, v, what] of [
+    ['--strategies', o.strategies, 'strategy ids such as talos-vip+metallb-l2'],
+    ['--drills', o.drills, 'drill kinds such as baseline,crash'],
+  ] as const) {
+    if (v !== undefined && !splitList(v)) throw new UsageError(`${flag}: expected a comma-separated list of ${what}, got '${v}'`);
+  }
 }
 
 export function defaultOut(labName: string, now = new Date()): string {
@@ -102,6 +132,15 @@ export function loadSelected(labArg: string, f: Partial<RunFlags>): Lab {
   return selectLab(lab, { strategies: splitList(f.strategies), drills: splitList(f.drills), quick: f.quick, repeat: f.repeat });
 }
 
+/**
+ * The capacity check before bring-up (src/model/capacity.ts): above a soft limit → LabInputError
+ * naming the topology field (exit 2) unless --force; above a hard limit → always.
+ */
+export function checkLabCapacity(lab: Lab, provider: string, force: boolean, machine: MachineFacts = machineFacts()): void {
+  const r = checkCapacity(lab, provider, machine, { force, show: (abs) => display(abs), lineOf: lineOfField });
+  if (r.issues.length) throw new LabInputError(r.issues);
+}
+
 // ---------------------------------------------------------------------------------------------
 // signals: Ctrl-C aborts the engine, waits for its teardown, exits 130; a second Ctrl-C exits now
 
@@ -110,7 +149,7 @@ export async function withAbort<T>(fn: (signal: AbortSignal) => Promise<T>): Pro
   let received: string | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (received) {
-      err(`\n${sig} again: exiting now without waiting for the teardown; \`npm run cli -- clean\` removes what is left`);
+      err(`\n${sig} again: exiting now without waiting for the teardown; \`npm run lab -- clean\` removes what is left`);
       process.exit(130);
     }
     received = sig;

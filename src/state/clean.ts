@@ -12,7 +12,8 @@
  *    containers and networks whose name starts with the prefix, when Docker was used.
  *
  * `lab clean` with no id cleans the stale labs (owner process dead and status not `up`); `--all`
- * every lab in the state directory plus `tlab-*` namespaces no lab there owns.
+ * every lab in the state directory plus `tlab-*` namespaces no lab there owns. A lab is named by
+ * its id, its prefix, or its lab name when exactly one lab of that name exists (resolveLabRef).
  */
 import { existsSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -93,6 +94,24 @@ export function listLabStates(root = stateRoot()): LabListing[] {
       resources: s.resources().length,
     };
   });
+}
+
+/**
+ * The id a user's word means: an id or prefix as is; else a lab NAME (`lab down smb`) when exactly
+ * one lab of that name is in the state directory. Several of that name → UsageError listing their
+ * ids; nothing matches → null (the caller says there is no such lab).
+ */
+export function resolveLabRef(ref: string, verb: string, root = stateRoot()): string | null {
+  const listing = listLabStates(root);
+  const exact = listing.find((l) => l.id === ref) ?? listing.find((l) => l.prefix === ref);
+  if (exact) return exact.id;
+  const named = listing.filter((l) => l.lab === ref);
+  if (named.length === 1) return named[0]!.id;
+  if (named.length > 1) {
+    const ids = named.map((l) => `${l.id} (${l.stale ? `${l.status}, stale` : l.status}, created ${l.createdAt || '?'})`);
+    throw new UsageError(`${named.length} labs named '${ref}' in ${root}: ${ids.join(', ')}; expected one: say which with \`lab ${verb} <id>\``);
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,8 +364,10 @@ export async function cleanAll(opts: { id?: string; all?: boolean } = {}, root =
   const states = LabState.list(root);
   const listing = listLabStates(root);
   let chosen: LabState[];
+  if (opts.id && opts.all) throw new UsageError(`clean: give a lab id or --all, not both`);
   if (opts.id) {
-    const s = states.find((x) => x.id === opts.id) ?? states.find((x) => listing.find((l) => l.id === x.id)?.prefix === opts.id);
+    const id = resolveLabRef(opts.id, 'clean', root);
+    const s = id ? states.find((x) => x.id === id) : undefined;
     if (!s) {
       throw new UsageError(`no lab '${opts.id}' in ${root}; labs: ${listing.map((l) => l.id).join(', ') || '(none)'}`);
     }

@@ -6,10 +6,44 @@
  *
  * Layout: $XDG_STATE_HOME/talos-ha-lab/labs/<id>/ (default ~/.local/state/…; override with
  * LAB_STATE_DIR). lab.json = who/what/when; resources.jsonl = append-only records.
+ *
+ * The state directory holds the lab's secrets (the lab CA key and the API servers' keys under
+ * pki/, agent sockets, etcd data), so it is private: every lab directory is 0700 (and the state
+ * root when this code creates it), lab.json and resources.jsonl 0600.
+ * `remove()` deletes the whole directory with the lab. A lab directory is created exclusively:
+ * two runs that drew the same id never share one (the second fails before creating anything).
  */
-import { mkdirSync, appendFileSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync, openSync, fsyncSync, closeSync, renameSync, fstatSync, readSync } from 'node:fs';
+import { mkdirSync, appendFileSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync, openSync, fsyncSync, closeSync, renameSync, fstatSync, readSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { LabError } from '../util/errors.js';
+
+/** Another lab already has this id (its state directory exists): nothing was created; draw a new id. */
+export class LabIdInUseError extends LabError {
+  constructor(
+    readonly id: string,
+    readonly dir: string,
+  ) {
+    super(`lab id ${id} is already in use (${dir}); nothing was created — run again for a new id`);
+  }
+}
+
+/** owner-only: the state holds private keys */
+export const STATE_DIR_MODE = 0o700;
+export const STATE_FILE_MODE = 0o600;
+
+/**
+ * mkdir -p with 0700 on every directory it creates. An existing directory keeps its mode: the root
+ * may be one the user chose (LAB_STATE_DIR=/tmp/x), and each lab directory inside is 0700 anyway.
+ */
+export function privateDir(dir: string): string {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: STATE_DIR_MODE });
+    // the umask may have narrowed it further, never widened; make it exact
+    chmodSync(dir, STATE_DIR_MODE);
+  }
+  return dir;
+}
 
 export type ResourceKind = 'netns' | 'pid' | 'container' | 'network' | 'file' | 'dir' | 'image';
 
@@ -54,7 +88,15 @@ export class LabState {
 
   static create(meta: LabMeta, root = stateRoot()): LabState {
     const s = new LabState(meta.id, root);
-    mkdirSync(s.dir, { recursive: true });
+    privateDir(root);
+    try {
+      // not recursive: EEXIST when another lab already has this id
+      mkdirSync(s.dir, { mode: STATE_DIR_MODE });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new LabIdInUseError(meta.id, s.dir);
+      throw e;
+    }
+    chmodSync(s.dir, STATE_DIR_MODE);
     s.writeMeta(meta);
     return s;
   }
@@ -73,7 +115,7 @@ export class LabState {
 
   subdir(...parts: string[]): string {
     const p = join(this.dir, ...parts);
-    mkdirSync(p, { recursive: true });
+    mkdirSync(p, { recursive: true, mode: STATE_DIR_MODE });
     return p;
   }
 
@@ -83,7 +125,7 @@ export class LabState {
 
   writeMeta(meta: LabMeta): void {
     const tmp = `${this.metaFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(meta, null, 2));
+    writeFileSync(tmp, JSON.stringify(meta, null, 2), { mode: STATE_FILE_MODE });
     // rename is atomic: a reader (`lab ls`, `lab clean`) never sees half a file
     renameSync(tmp, this.metaFile);
   }
@@ -97,7 +139,7 @@ export class LabState {
     // a SIGKILL mid-append can leave a torn last line: start on a fresh line so this record
     // is not glued to it (and lost with it)
     const line = (this.endsTorn() ? '\n' : '') + JSON.stringify({ ...r, t: Date.now() }) + '\n';
-    appendFileSync(this.resourcesFile, line);
+    appendFileSync(this.resourcesFile, line, { mode: STATE_FILE_MODE });
     const fd = openSync(this.resourcesFile, 'r');
     try {
       fsyncSync(fd);

@@ -7,7 +7,7 @@ import { out, printJson } from '../shared.js';
 export function registerClean(program: Command): void {
   program
     .command('clean [id]')
-    .description('remove a lab by id; without an id, every stale lab (owner gone, not `up`); --all: every lab and any orphan tlab-* namespace')
+    .description('remove a lab by id (or by lab name when only one lab has it); without an id, every stale lab (owner gone, not `up`); --all: every lab and any orphan tlab-* namespace')
     .option('--all', 'every lab in the state directory, running or not, and orphan tlab-* namespaces')
     .option('--json', 'print the JSON report')
     .action(async (id: string | undefined, f: { all?: boolean; json?: boolean }) => {
