@@ -22,6 +22,7 @@ import { registerClean } from './commands/clean.js';
 import { registerReport } from './commands/report.js';
 import { registerLoad } from './commands/load.js';
 import { registerRender } from './commands/render.js';
+import { registerWatch } from './commands/watch.js';
 import { err, Interrupted } from './shared.js';
 import { RESERVED_LAB_NAMES } from '../model/load.js';
 
@@ -61,6 +62,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerLoad(program);
   registerRender(program);
+  registerWatch(program);
   for (const c of program.commands) c.exitOverride().showSuggestionAfterError(true);
   const registered = program.commands.map((c) => c.name());
   const missing = VERBS.filter((v) => v !== 'help' && !registered.includes(v));

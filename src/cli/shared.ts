@@ -83,6 +83,11 @@ export interface RunFlags {
   dryRun?: boolean;
   render?: string;
   force?: boolean;
+  parallel?: number;
+  live?: boolean;
+  port?: number;
+  liveHost?: string;
+  downtime?: number;
 }
 
 /** The flags of `run` (and, for the ones that make sense, `up` and `render`). */
@@ -94,6 +99,14 @@ export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Comma
       .option('--drills <list>', 'only these drills of the lab, comma-separated (e.g. baseline,crash)')
       .option('--quick', "quick mode: 1 repeat, short pre/settle/observe windows, the lab's quick drills")
       .option('--repeat <n>', `repeats per drill, 1–${MAX_REPEAT} (overrides the lab)`, positiveInt('--repeat', MAX_REPEAT));
+  }
+  if (which === 'run') {
+    cmd
+      .option('--parallel <n>', 'lab instances at once, each strategy on its own (default: what this machine holds; 1 = one after the other)', positiveInt('--parallel', 64))
+      .option('--downtime <s>', 'a crash nobody can take over (one control plane): seconds the node stays down before it comes back (default 10)', positiveNumber('--downtime', 3600))
+      .option('--live', 'serve a live view of the run (http://127.0.0.1:<port>/): topology, holders, probe strip charts, results as they come')
+      .option('--port <n>', 'with --live: the port (default: any free one)', positiveInt('--port', 65535))
+      .option('--live-host <addr>', 'with --live: the address to listen on (default 127.0.0.1; another address lets the room watch)');
   }
   cmd.option('--out <dir>', 'output directory (default out/<lab>-<timestamp>); a directory no other run is using');
   if (which !== 'render') cmd.option('--force', "start even when the lab looks too big for this machine (the capacity check's soft limits; never its hard ones)");

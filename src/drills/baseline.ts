@@ -5,6 +5,7 @@ export const baseline: Drill = {
   kind: 'baseline',
   description: 'steady state: no fault injected',
   held: false,
+  primitives: [],
   applicable: () => null,
   pickVictim: async () => null,
   inject: async () => {},

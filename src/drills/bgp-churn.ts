@@ -17,6 +17,7 @@ export const nodeLeave: Drill = {
   kind: 'node-leave',
   description: 'a node leaves the BGP fabric gracefully (its speaker withdraws): ECMP re-hashes',
   held: false,
+  primitives: ['leave', 'join'],
   applicable: needsBgpService,
   pickVictim: (ctx) => pickVictim(ctx, ctx.spec.victim === 'holder' ? 'holder' : ctx.spec.victim),
   inject: async (ctx, victim) => {
@@ -31,6 +32,7 @@ export const nodeJoin: Drill = {
   kind: 'node-join',
   description: 'a node joins the BGP fabric (it had left before traffic started): ECMP re-hashes',
   held: false,
+  primitives: ['leave', 'join'],
   applicable: needsBgpService,
   pickVictim: (ctx) => pickVictim(ctx, ctx.spec.victim === 'holder' ? 'holder' : ctx.spec.victim),
   // the node leaves before the traffic starts, so the measured event is its (re)join

@@ -9,6 +9,7 @@ export const classConflict: Drill = {
   kind: 'class-conflict',
   description: 'two controllers claim the same Service (no spec.loadBalancerClass): the IP flaps',
   held: false,
+  primitives: [],
   applicable: (strategy, target) => {
     if (target !== 'service') return 'the conflict is about Service IPs';
     if (strategy.conflicts.some((c) => c.startsWith('pitfall 2'))) return null;

@@ -12,6 +12,7 @@ export const garpIgnored: Drill = {
   kind: 'garp-ignored',
   description: 'the router ignores gratuitous ARP, then the address holder crashes',
   held: false,
+  primitives: ['crash'],
   applicable: (strategy, target) => {
     const m = target === 'api' ? strategy.cp : strategy.svc;
     return m.traits.l2 ? null : `${m.id} does not move an address over L2 (no GARP involved)`;

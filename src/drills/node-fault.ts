@@ -12,6 +12,7 @@ function nodeFault(kind: DrillKind, primitive: Primitive, held: boolean, descrip
     kind,
     description,
     held,
+    primitives: [primitive],
     applicable: () => null,
     pickVictim: (ctx) => pickVictim(ctx),
     inject: async (ctx, victim) => {

@@ -3,7 +3,7 @@
  * Drills act only through the RunningLab interface, so every provider runs the same drills.
  */
 import type { DrillKind, DrillSpec, Target } from '../model/types.js';
-import type { RunningLab } from '../providers/types.js';
+import type { Primitive, RunningLab } from '../providers/types.js';
 import type { Strategy } from '../strategies/types.js';
 
 export interface DrillContext {
@@ -20,6 +20,8 @@ export interface Drill {
   description: string;
   /** the fault is held until restore (freeze, partition); others are instantaneous */
   held: boolean;
+  /** the provider primitives it uses (a provider that cannot do one records the run as unsupported) */
+  primitives: Primitive[];
   /** null when the drill applies to this strategy/target, else why not */
   applicable(strategy: Strategy, target: Target): string | null;
   /** runs before traffic starts (e.g. node-join first makes the node leave) */

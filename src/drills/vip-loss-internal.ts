@@ -12,6 +12,7 @@ export const vipLossInternal: Drill = {
   kind: 'vip-loss-internal',
   description: 'the VIP holder is partitioned: external clients lose the VIP, in-cluster clients keep working through KubePrism',
   held: true,
+  primitives: ['partition'],
   applicable: (_s, target) => (target === 'api' ? null : 'KubePrism carries API traffic only'),
   pickVictim: (ctx) => pickVictim(ctx, 'holder'),
   inject: async (ctx, victim) => {

@@ -49,7 +49,7 @@ export const MAX_ALIAS_COUNT = 100;
  * The CLI's verbs (src/cli/main.ts registers exactly these). `lab <word>` runs the verb when the
  * word is one, so a lab of that name could never be run as `lab <name>`: refused when it loads.
  */
-export const RESERVED_LAB_NAMES = ['run', 'up', 'down', 'ls', 'clean', 'report', 'load', 'render', 'help'] as const;
+export const RESERVED_LAB_NAMES = ['run', 'up', 'down', 'ls', 'clean', 'report', 'load', 'render', 'watch', 'help'] as const;
 export function isReservedLabName(name: string): boolean {
   return (RESERVED_LAB_NAMES as readonly string[]).includes(name);
 }

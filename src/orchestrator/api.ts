@@ -41,6 +41,12 @@ export interface RunOptions {
   dryRun: boolean;
   /** --render DIR: where dry-run artifacts are written (default <out>/render) */
   renderDir?: string;
+  /** lab instances at once (each strategy on its own); default: what the machine holds */
+  parallel?: number;
+  /** serve the live page (127.0.0.1 unless a host is given) */
+  live?: { host?: string; port?: number };
+  /** a crash nobody can take over: the node's downtime */
+  downtimeMs?: number;
   /** aborted on Ctrl-C / SIGTERM: stop, tear down, then reject */
   signal?: AbortSignal;
   progress: Progress;
@@ -92,6 +98,9 @@ export async function runLab(lab: Lab, opts: RunOptions): Promise<RunSummary> {
     keep: opts.keep,
     dryRun: opts.dryRun,
     renderDir: opts.renderDir,
+    parallel: opts.parallel,
+    live: opts.live,
+    downtimeMs: opts.downtimeMs,
     signal: opts.signal,
     progress: opts.progress,
   });
@@ -99,6 +108,7 @@ export async function runLab(lab: Lab, opts: RunOptions): Promise<RunSummary> {
   return {
     lab: lab.name,
     provider: r.results?.provider.name ?? opts.provider,
+    ...(r.keptId ? { id: r.keptId } : {}),
     out: r.out,
     files: r.files,
     dryRun: opts.dryRun,

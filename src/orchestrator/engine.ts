@@ -9,8 +9,8 @@ import type { Lab } from '../model/types.js';
 import type { Provider } from '../providers/types.js';
 import type { Results } from '../results/types.js';
 import { resolveProvider } from '../providers/index.js';
-import { loadPlugin } from '../util/plugin.js';
 import { bringUp, runLabFlow, type Progress } from './run.js';
+import { RunEvents } from './events.js';
 
 export interface EngineRunOptions {
   provider: string;
@@ -20,24 +20,42 @@ export interface EngineRunOptions {
   renderDir?: string;
   signal?: AbortSignal;
   progress: Progress;
+  /** lab instances at once (strategies in parallel); default: what the machine holds */
+  parallel?: number;
+  /** serve the live page while the run goes */
+  live?: { host?: string; port?: number; onUrl?(url: string): void };
+  /** a crash nobody can take over: the node's downtime (ms) */
+  downtimeMs?: number;
 }
 
-export async function engineRun(lab: Lab, o: EngineRunOptions): Promise<{ results?: Results; out: string; files: string[] }> {
+export async function engineRun(lab: Lab, o: EngineRunOptions): Promise<{ results?: Results; out: string; files: string[]; keptId?: string }> {
   const provider: Provider = await resolveProvider(o.provider, lab, (m) => o.progress.log(m));
   const out = resolve(o.out);
   if (o.dryRun) return { out, files: await dryRun(lab, provider, o) };
-  const results = await runLabFlow(lab, { provider, out, keep: Boolean(o.keep), signal: o.signal, progress: o.progress });
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  const files = [join(out, 'results.json')];
-  type Validate = (r: unknown) => { valid: boolean; errors: string[] };
-  const validateResults = await loadPlugin<Validate>('results', 'validator', import.meta.url, '../results/validate.js', 'validateResults');
-  const v = validateResults(results);
-  if (!v.valid) o.progress.log(`results.json does not validate against results.schema.json:\n${v.errors.join('\n')}`);
-  type Write = (r: Results, dir: string) => Promise<string[]>;
-  const writeReports = await loadPlugin<Write>('report', 'writer', import.meta.url, '../report/writer.js', 'writeReports');
-  files.push(...(await writeReports(results, out)));
-  return { results, out, files };
+  // the run's events: to <out>/live.jsonl (followed by `lab watch`) and to the live page
+  const events = new RunEvents();
+  const { writeEventLog } = await import('../live/follow.js');
+  const log = writeEventLog(join(out, 'live.jsonl'));
+  events.on(log.write);
+  let live: { url: string; close(): Promise<void> } | undefined;
+  if (o.live) {
+    const { startLiveServer } = await import('../live/server.js');
+    live = await startLiveServer({ events, host: o.live.host, port: o.live.port ?? 0, reportDir: () => out, log: (m) => o.progress.log(m) });
+    o.live.onUrl?.(live.url);
+    o.progress.log(`live view: ${live.url}`);
+  }
+  try {
+    const r = await runLabFlow(lab, { provider, out, keep: Boolean(o.keep), signal: o.signal, progress: o.progress, parallel: o.parallel, events, observe: Boolean(o.live), downtimeMs: o.downtimeMs });
+    events.emit({ type: 'run-end', t: Date.now(), status: 'ok' });
+    return { results: r.results ?? undefined, out, files: r.files, keptId: r.keptId };
+  } catch (e) {
+    events.emit({ type: 'run-end', t: Date.now(), status: o.signal?.aborted ? 'interrupted' : 'failed', error: (e as Error).message });
+    throw e;
+  } finally {
+    await live?.close();
+    await log.close();
+  }
 }
 
 async function dryRun(lab: Lab, provider: Provider, o: EngineRunOptions): Promise<string[]> {
@@ -62,7 +80,7 @@ async function dryRun(lab: Lab, provider: Provider, o: EngineRunOptions): Promis
 export async function engineUp(lab: Lab, o: EngineRunOptions): Promise<{ id: string; prefix: string; bringUpMs: number }> {
   const provider = await resolveProvider(o.provider, lab, (m) => o.progress.log(m));
   await provider.check(lab);
-  const { running, bringUpMs } = await bringUp(lab, { provider, out: o.out, keep: true, signal: o.signal, progress: o.progress });
+  const { running, bringUpMs } = await bringUp(lab, { provider, out: o.out, signal: o.signal, progress: o.progress });
   return { id: running.id, prefix: running.prefix, bringUpMs };
 }
 

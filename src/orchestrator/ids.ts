@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 
 /** `<lab>-<4 hex>` and the prefix that names every namespace, process and container of the lab. */
 export function newLabId(labName: string): { id: string; prefix: string } {
-  const hex = randomBytes(2).toString('hex');
+  // 4 bytes: two runs of one lab (parallel lanes, two terminals) never draw the same id in practice, and
+  // the exclusive creation of the state directory catches the rest (src/state/state.ts)
+  const hex = randomBytes(4).toString('hex');
   const short = labName.replace(/[^a-z0-9]/gi, '').slice(0, 8).toLowerCase() || 'lab';
   return { id: `${short}-${hex}`, prefix: `tlab-${short}-${hex}` };
 }

@@ -1,33 +1,36 @@
 /**
- * One measured drill run: traffic on → pre window → inject → wait for recovery (or the window's
- * end) → restore → post window → traffic off → a RunRecord. Every figure comes from what the
- * client's probes observed; the mechanism's timers only give the expected band stored beside it.
+ * One measured drill run: traffic on → pre window → inject → (a held fault is restored after its
+ * hold) → observe until the client has recovered and stayed clean → the "after" window → traffic
+ * off → a RunRecord. Every figure comes from what the client's probes observed; the mechanism's
+ * timers only give the expected band stored beside it. An outage that has not ended when the
+ * observation window closes is recorded as `recovered: false` with a lower bound, never as a
+ * figure.
  */
-import type { DrillSpec, Lab, LbService, Target } from '../model/types.js';
+import type { Lab, LbService, Target } from '../model/types.js';
 import type { RunningLab } from '../providers/types.js';
 import type { Strategy, Band } from '../strategies/types.js';
-import type { Drill, DrillContext } from '../drills/types.js';
+import type { DrillContext } from '../drills/types.js';
 import type { RunRecord } from '../results/types.js';
 import type { AgentEvent } from '../emulation/agent/types.js';
 import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from '../traffic/rpc.js';
+import type { RunEvents } from './events.js';
 import { now, sleep } from '../util/proc.js';
 import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
 import { clientIpPreserved } from '../traffic/stats.js';
-import { withEndpointTail } from '../emulation/endpoints.js';
 import { apiEndpoint } from '../strategies/compose.js';
+import { drill as drillFor } from '../drills/index.js';
+import { baselineWindowMs, runBand, STABLE_MS, type RunPlan } from './plan.js';
 
 export interface MeasureInput {
   lab: RunningLab;
-  strategy: Strategy;
-  drill: Drill;
-  spec: DrillSpec;
-  target: Target;
-  repeat: number;
-  /** the Service under test (target 'service') */
-  service?: LbService;
+  plan: RunPlan;
   random(): number;
   signal?: AbortSignal;
   log(msg: string): void;
+  /** the run's event stream: drill phases, probe samples, holders and agent events as they happen */
+  events?: RunEvents;
+  /** also stream agent/wire events and BGP sessions (a live view is watching) */
+  observe?: boolean;
 }
 
 export interface MeasureOutput {
@@ -50,24 +53,35 @@ export function endpointFor(lab: Lab, strategy: Strategy, target: Target, servic
   return { ip: s.ip, probeUrl: `http://${s.ip}:${s.port}/`, loadUrl: `http://${s.ip}:${s.port}/`, streamUrl: `tcp://${s.ip}:${s.streamPort}` };
 }
 
+/** how often the orchestrator asks the client how the probe is doing */
+const POLL_MS = 100;
+/** how often agent and wire events are read for the live view */
+const EVENTS_MS = 500;
+
 export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
-  const { lab, strategy, drill, spec, target } = m;
+  const { lab, plan } = m;
+  const strategy = plan.strategyRef;
+  const { spec, target } = plan;
+  const drill = drillFor(spec.kind);
   const L = lab.lab;
   const tr = L.traffic;
   const client = clientHost(L);
-  const ep = endpointFor(L, strategy, target, m.service);
-  const mech = target === 'api' ? strategy.cp : strategy.svc;
+  const ep = endpointFor(L, strategy, target, plan.service);
   const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
   const victim = await drill.pickVictim(ctx);
-  const mechBand: Band | null = drill.kind === 'baseline' ? null : mech.expectedOutage(drill.kind, { topology: L.topology, strategy: strategy.ref, roles: { cp: strategy.cp, svc: strategy.svc } });
   const victimRunsPod = L.topology.nodes.some((n) => n.name === victim && n.runsWorkloads);
-  const band = target === 'service' ? withEndpointTail(mechBand, drill.kind, m.service ?? L.topology.services[0], L.topology, victimRunsPod, spec.holdMs, drill.held) : mechBand;
+  const holdMs = plan.holdMs;
+  const band: Band | null = runBand(L, strategy, spec, target, plan.service, victimRunsPod, holdMs);
+  const ev = m.events;
+  const emit: RunEvents['emit'] = (e) => ev?.emit(e);
+  const tag = { strategy: strategy.ref.id, target, drill: drill.kind };
+
   if (drill.prepare) {
     await drill.prepare(ctx, victim);
     await sleep(Math.min(spec.settleMs, 3000), m.signal);
   }
 
-  const id = `${strategy.ref.id}/${target}/${drill.kind}/${m.repeat}/${Math.round(now())}`;
+  const id = `${strategy.ref.id}/${target}/${drill.kind}/${plan.repeat}/${Math.round(now())}`;
   const start: TrafficStart = {
     id,
     probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
@@ -75,60 +89,93 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
   };
   const startedAt = now();
+  emit({ type: 'drill-start', t: startedAt, ...tag, ...(plan.service ? { service: plan.service.name } : {}), repeat: plan.repeat, victim, address: ep.ip, band: band ? { ...band } : null });
+  if (ev) emit({ type: 'holders', t: startedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
   await lab.call(client, 'traffic.start', start);
+
+  // the probe's progress, polled; with a listener its samples and the agents' events are streamed
+  let cursor = 0;
+  let eventsAt = startedAt - 1;
+  let lastEventsRead = 0;
+  const poll = async (since: number | null): Promise<TrafficStatus> => {
+    const st = await lab.call<TrafficStatus>(client, 'traffic.status', { id, since: since ?? undefined, ...(ev ? { cursor } : {}) });
+    if (ev && st.samples?.length) emit({ type: 'probe', t: now(), strategy: strategy.ref.id, target, samples: st.samples });
+    if (st.cursor !== undefined) cursor = st.cursor;
+    if (ev && m.observe && now() - lastEventsRead >= EVENTS_MS) {
+      lastEventsRead = now();
+      for (const e of await lab.events(eventsAt)) {
+        if (e.t > eventsAt) eventsAt = e.t;
+        emit({ type: 'mechanism', t: e.t, strategy: strategy.ref.id, event: e });
+      }
+    }
+    return st;
+  };
+  const waitMs = async (ms: number, since: number | null) => {
+    const until = now() + ms;
+    while (now() < until) {
+      await sleep(Math.min(POLL_MS, Math.max(0, until - now())), m.signal);
+      if (ev) await poll(since);
+    }
+  };
+
   let injectAt: number | null = null;
   let restored = false;
   let traffic: TrafficResult | undefined;
   const holdersSeen: string[] = [];
+  const restore = async (elapsed: number) => {
+    m.log(`restore ${victim ?? '-'} after ${Math.round(elapsed)} ms`);
+    emit({ type: 'restore', t: now(), ...tag, victim });
+    await drill.restore(ctx, victim);
+    restored = true;
+  };
   try {
-    await sleep(spec.preMs, m.signal);
+    await waitMs(spec.preMs, null);
     if (drill.kind !== 'baseline' && drill.kind !== 'class-conflict') {
-      m.log(`inject ${drill.kind} on ${victim ?? '-'}`);
+      m.log(`inject ${drill.kind} on ${victim ?? '-'}${holdMs ? ` (held ${holdMs} ms)` : ''}`);
       injectAt = now();
+      emit({ type: 'inject', t: injectAt, ...tag, victim });
       await drill.inject(ctx, victim);
-      // observe: until recovered (clean for a second after a failure), or quiet, or the window ends.
-      // A held fault (freeze, partition) lasts exactly holdMs — it is restored then, inside the
-      // window, and what the client sees afterwards is part of the measurement (holdMs 0 = hold
-      // until the client recovered by itself).
-      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0, drill.held ? spec.holdMs + 5000 : 0);
-      const quietMs = Math.min(window, drill.held ? Math.max(spec.holdMs, 3000) : 5000);
-      // Stop observing only once the probe has been clean for a whole second: with ECMP or a dead
+      // a fault with a hold (freeze, partition, the VIP loss; a crash nobody takes over) is undone
+      // after exactly holdMs — what the client sees afterwards is part of the measurement; other
+      // faults stay until the client has recovered by itself
+      const restoresAt = holdMs > 0 ? holdMs : null;
+      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0, (restoresAt ?? 0) + 5000);
+      // stop observing once the probe has been clean for a whole second: with ECMP or a dead
       // endpoint still in rotation failures are partial, and K lucky successes in a row would end
-      // the window in the middle of the outage (the outage itself is computed over every sample).
-      const stableOk = Math.max(tr.recoverSuccesses, Math.ceil(1000 / tr.probeIntervalMs));
+      // the window in the middle of the outage (the outage itself is computed over every sample)
+      const stableOk = Math.max(tr.recoverSuccesses, Math.ceil(STABLE_MS / tr.probeIntervalMs));
+      const quietMs = Math.min(window, restoresAt !== null ? Math.max(restoresAt, 3000) : 5000);
       for (;;) {
-        await sleep(100, m.signal);
+        await sleep(POLL_MS, m.signal);
         const elapsed = now() - injectAt;
-        const st = await lab.call<TrafficStatus>(client, 'traffic.status', { id, since: injectAt });
-        const recovered = st.firstFailAt !== null && st.consecutiveOk >= stableOk;
+        const st = await poll(injectAt);
+        const clean = st.firstFailAt !== null && st.consecutiveOk >= stableOk;
         const quiet = st.firstFailAt === null && elapsed >= quietMs;
-        if (drill.held && !restored && (spec.holdMs > 0 ? elapsed >= spec.holdMs : (recovered && elapsed >= 1000) || quiet)) {
-          m.log(`restore ${victim ?? '-'} after ${Math.round(elapsed)} ms`);
-          await drill.restore(ctx, victim);
-          restored = true;
+        if (restoresAt !== null && !restored && elapsed >= restoresAt) {
+          await restore(elapsed);
           continue;
         }
         // never before the band's minimum: a tail of rare partial failures (one dead pod among
         // thirty endpoints) can look clean for a second long before it really ends
-        if (((recovered && elapsed >= Math.max(1000, band?.min ?? 0)) || quiet) && (!drill.held || restored)) break;
+        if ((clean && elapsed >= Math.max(STABLE_MS, band?.min ?? 0)) || quiet) {
+          if (restoresAt === null || restored) break;
+        }
         if (elapsed >= window) break;
       }
-      if (drill.held && !restored) {
-        m.log(`restore ${victim ?? '-'}`);
-        await drill.restore(ctx, victim);
-        restored = true;
-      }
-      await sleep(Math.min(spec.settleMs, 3000), m.signal); // the "after" window
+      if (!restored && restoresAt !== null) await restore(now() - injectAt);
+      await waitMs(Math.min(spec.settleMs, 3000), injectAt); // the "after" window
     } else if (drill.kind === 'class-conflict') {
       // the misconfiguration is the fault: watch who holds the Service address meanwhile
       const until = now() + Math.max(spec.observeMs, 1000);
       while (now() < until) {
         const h = (await lab.holders(target)).join(',');
         if (h !== holdersSeen.at(-1)) holdersSeen.push(h);
-        await sleep(250, m.signal);
+        if (ev) emit({ type: 'holders', t: now(), strategy: strategy.ref.id, target, address: ep.ip, holders: h.split(',').filter(Boolean) });
+        await waitMs(250, null);
       }
     } else {
-      await sleep(Math.max(spec.observeMs, 1000), m.signal);
+      // a baseline is as long as the percentiles need samples at the lab's rate
+      await waitMs(baselineWindowMs(L, spec), null);
     }
   } finally {
     // traffic off before restore: a restore is not part of what the client measured
@@ -140,9 +187,12 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   if (!traffic) throw new Error('traffic.stop returned nothing');
   const endedAt = now();
   const events = await lab.events(startedAt - 1);
+  if (ev) emit({ type: 'holders', t: endedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
 
   const internal = await internalOutage(lab, startedAt, endedAt, injectAt, tr.recoverSuccesses);
   const outage = traffic.probe.outage;
+  // judged on every sample: a burst still open at the last sample did not recover (its length is then a lower bound)
+  const unrecovered = injectAt !== null && outage.firstFailAt !== null && outage.recoveredAt === null;
   const outageMs = injectAt === null ? (drill.kind === 'class-conflict' ? outage.outageMs : null) : outage.outageMs;
   const load = traffic.load;
   const streams = traffic.streams ?? [];
@@ -152,21 +202,25 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const ingressOf = (s: { clientIp: string | null; node: string | null }) => (s.clientIp ? nodeByIp.get(s.clientIp) : undefined) ?? s.node;
   const resetsOnVictim = streams.filter((s) => s.broken && ingressOf(s) === victim).length;
   const clientIps = L.topology.clients.flatMap((c) => c.interfaces.map((i) => i.ip));
+  const slack = probeSlack(tr);
 
   const record: RunRecord = {
     strategy: strategy.ref.id,
     target,
     drill: drill.kind,
     victim,
-    repeat: m.repeat,
-    ...(m.service && target === 'service' ? { service: m.service.name, externalTrafficPolicy: m.service.externalTrafficPolicy } : {}),
+    repeat: plan.repeat,
+    ...(plan.service && target === 'service' ? { service: plan.service.name, externalTrafficPolicy: plan.service.externalTrafficPolicy } : {}),
     outageMs,
+    ...(injectAt !== null ? { recovered: !unrecovered } : {}),
+    ...(holdMs > 0 ? { holdMs } : {}),
     expectedOutageMs: band ? { min: band.min, max: band.max } : null,
     expectedBasis: band?.basis,
     // the band is what the timers predict; the check allows the probe's own resolution (one
-    // probe interval + one probe timeout on each side: a failure is stamped at its send time)
-    withinBand: band && outageMs !== null ? outageMs >= band.min - probeSlack(tr) && outageMs <= band.max + probeSlack(tr) : null,
-    bandSlackMs: band ? probeSlack(tr) : undefined,
+    // probe interval + one probe timeout on each side: a failure is stamped at its send time).
+    // An outage that did not end is not inside any band.
+    withinBand: band && outageMs !== null ? !unrecovered && outageMs >= band.min - slack && outageMs <= band.max + slack : null,
+    bandSlackMs: band ? slack : undefined,
     phases: injectAt !== null ? phaseBreakdown(events, injectAt, ep.ip, victim, outage.recoveredAt) : undefined,
     errors: (load?.errors ?? 0) + outage.failedProbes,
     errorsByKind: load?.errorsByKind,

@@ -1,19 +1,30 @@
 /**
- * The `run` flow (DESIGN.md): provider.up → for each strategy: render → apply → for each drill ×
- * target × repeat: measure → unapply → results.json + reports → down (also on Ctrl-C and errors:
- * `await using` guarantees teardown).
+ * The `run` flow: plan → bring up one lab instance per lane (strategies run in parallel lanes
+ * when the provider isolates instances) → for each strategy of a lane: render → apply → each
+ * planned drill run measured → unapply → results.json after every run → reports → down. Also on
+ * Ctrl-C and errors: the runs completed so far are written (interrupted: true) and reported
+ * BEFORE the instances are torn down, and every instance is torn down whatever happens.
+ *
+ * Everything the run does and observes goes out on its event stream (./events.ts): the terminal
+ * progress, the live page and the lab state's `live.jsonl` are listeners.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { DrillSpec, Lab, Target } from '../model/types.js';
-import type { Provider, RunningLab } from '../providers/types.js';
-import type { Results, RunRecord } from '../results/types.js';
-import { composeStrategy, renderStrategy, blockingConflicts } from '../strategies/compose.js';
+import type { Lab, StrategyRef, Target } from '../model/types.js';
+import type { Provider, RunningLab, UpContext } from '../providers/types.js';
+import type { Results, RunRecord, StrategySummary } from '../results/types.js';
+import type { Strategy } from '../strategies/types.js';
+import { renderStrategy } from '../strategies/compose.js';
 import { drill as drillFor } from '../drills/index.js';
 import { measureDrill } from './measure.js';
-import { LabState } from '../state/state.js';
+import { LabState, LabIdInUseError } from '../state/state.js';
 import { now } from '../util/proc.js';
+import { LabError } from '../util/errors.js';
 import { newLabId, seeded } from './ids.js';
+import { RunEvents } from './events.js';
+import { applyEstimateMs, floorMs, lanes, planRuns, type RunPlan } from './plan.js';
+import { estimateCapacity, machineFacts, MEMORY_SHARE, SIM_NODES_PER_CPU } from '../model/capacity.js';
 
 export interface Progress {
   step(title: string): void;
@@ -26,10 +37,14 @@ export interface EngineOptions {
   keep: boolean;
   signal?: AbortSignal;
   progress: Progress;
-}
-
-function targetsOf(spec: DrillSpec): Target[] {
-  return spec.target === 'both' ? ['api', 'service'] : [spec.target];
+  /** lab instances at once (each strategy of the run on its own); default: what the machine holds */
+  parallel?: number;
+  /** the run's event stream (listeners: live page, live.jsonl); one is made when absent */
+  events?: RunEvents;
+  /** also stream agent/wire events and router sessions (a live view is watching) */
+  observe?: boolean;
+  /** a crash nobody can take over: how long the node stays down before it comes back */
+  downtimeMs?: number;
 }
 
 export function unsupportedRecord(strategy: string, target: Target, drill: string, reason: string): RunRecord {
@@ -51,128 +66,321 @@ export function unsupportedRecord(strategy: string, target: Target, drill: strin
   } as RunRecord;
 }
 
-export async function bringUp(lab: Lab, opts: EngineOptions): Promise<{ running: RunningLab; state: LabState; bringUpMs: number }> {
-  const { id, prefix } = newLabId(lab.name);
-  const state = LabState.create({
-    id,
-    prefix,
-    lab: lab.name,
-    labFile: lab.file,
-    provider: opts.provider.name,
-    createdAt: new Date().toISOString(),
-    ownerPid: process.pid,
-    status: 'starting',
-    out: opts.out,
-  });
-  const t0 = now();
-  opts.progress.step(`bring up ${lab.name} on ${opts.provider.name} (${prefix})`);
-  const running = await opts.provider.up(lab, { id, prefix, state, signal: opts.signal, progress: (m) => opts.progress.log(m) });
-  state.setStatus('up');
-  return { running, state, bringUpMs: now() - t0 };
-}
-
-export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<Results> {
-  const startedAt = new Date();
-  const t0 = now();
-  await opts.provider.check(lab);
-  const { running, state, bringUpMs } = await bringUp(lab, opts);
-  const out = resolve(opts.out);
-  mkdirSync(join(out, 'samples'), { recursive: true });
-  const runs: RunRecord[] = [];
-  const strategies: NonNullable<Results['strategies']> = [];
-  let components: Record<string, string> = {};
-  try {
-    state.setStatus('running');
-    components = await running.components();
-    let seed = 1;
-    for (const ref of lab.strategies) {
-      opts.signal?.throwIfAborted();
-      const strategy = await composeStrategy(ref);
-      const support = opts.provider.supports(ref, lab);
-      const blocking = blockingConflicts(strategy);
-      const reason = !support.supported ? support.reason : blocking.length ? blocking.join('; ') : null;
-      strategies.push({ id: ref.id, cp: ref.cp, svc: ref.svc, description: `${strategy.cp.title} + ${strategy.svc.title}`, supported: reason === null, ...(reason ? { reason } : {}), conflicts: strategy.conflicts } as never);
-      if (reason) {
-        opts.progress.log(`${ref.id}: unsupported — ${reason}`);
-        for (const spec of lab.drills) for (const target of targetsOf(spec)) runs.push(unsupportedRecord(ref.id, target, spec.kind, reason));
-        continue;
-      }
-      opts.progress.step(`strategy ${ref.id}: apply`);
-      const artifacts = await renderStrategy(lab.topology, strategy);
-      await running.apply(ref, artifacts);
-      try {
-        for (const spec of lab.drills) {
-          const d = drillFor(spec.kind);
-          for (const target of targetsOf(spec)) {
-            const role = target === 'api' ? strategy.cp : strategy.svc;
-            const why = d.applicable(strategy, target) ?? role.drillIssue?.(spec.kind) ?? null;
-            if (why) {
-              opts.progress.log(`${ref.id} ${target} ${spec.kind}: skipped — ${why}`);
-              continue;
-            }
-            // baseline runs once per Service (ETP Cluster vs Local shows client-IP preservation)
-            const services = target === 'service' ? (spec.kind === 'baseline' ? lab.topology.services : [lab.topology.services[0]!]) : [undefined];
-            for (const service of services) {
-              for (let repeat = 0; repeat < (spec.kind === 'baseline' ? 1 : lab.repeats); repeat++) {
-                opts.signal?.throwIfAborted();
-                opts.progress.step(`${ref.id} · ${target}${service ? `:${service.name}` : ''} · ${spec.kind} #${repeat + 1}`);
-                const m = await measureDrill({
-                  lab: running,
-                  strategy,
-                  drill: d,
-                  spec,
-                  target,
-                  repeat,
-                  service,
-                  random: seeded(seed++),
-                  signal: opts.signal,
-                  log: (msg) => opts.progress.log(msg),
-                });
-                const file = `samples/${ref.id}.${target}${service ? `.${service.name}` : ''}.${spec.kind}.${repeat}.json`;
-                writeFileSync(join(out, file), JSON.stringify(m.raw));
-                runs.push({ ...m.record, samples: file } as RunRecord);
-                opts.progress.log(summaryLine(m.record));
-              }
-            }
-          }
-        }
-      } finally {
-        await running.unapply(ref);
-      }
-    }
-  } finally {
-    if (opts.keep) {
-      opts.progress.log(`--keep: lab ${running.id} left running; remove it with: npm run cli -- down ${running.id}`);
-    } else {
-      opts.progress.step('tear down');
-      await running.down();
-      state.remove();
+/** A fresh lab id whose state dir this process creates exclusively (a clash draws another). */
+function createState(lab: Lab, opts: { provider: Provider; out: string }): LabState {
+  for (let attempt = 0; ; attempt++) {
+    const { id, prefix } = newLabId(lab.name);
+    try {
+      return LabState.create({
+        id,
+        prefix,
+        lab: lab.name,
+        labFile: lab.file,
+        provider: opts.provider.name,
+        createdAt: new Date().toISOString(),
+        ownerPid: process.pid,
+        status: 'starting',
+        out: opts.out,
+      });
+    } catch (e) {
+      if (e instanceof LabIdInUseError && attempt < 20) continue;
+      throw e;
     }
   }
-  const t = lab.topology;
-  return {
+}
+
+export async function bringUp(lab: Lab, opts: Pick<EngineOptions, 'provider' | 'out' | 'signal' | 'progress'>): Promise<{ running: RunningLab; state: LabState; bringUpMs: number }> {
+  const state = createState(lab, opts);
+  const t0 = now();
+  const { prefix } = state.meta();
+  opts.progress.step(`bring up ${lab.name} on ${opts.provider.name} (${prefix})`);
+  const ctx: UpContext = { id: state.id, prefix, state, signal: opts.signal, progress: (m) => opts.progress.log(m) };
+  try {
+    const running = await opts.provider.up(lab, ctx);
+    state.setStatus('up');
+    return { running, state, bringUpMs: now() - t0 };
+  } catch (e) {
+    // the provider tears down what it made; the state goes with it
+    state.remove();
+    throw e;
+  }
+}
+
+/**
+ * How many instances at once: one per strategy, as many as the provider isolates, the machine's
+ * cores (every instance's agents and probes need CPU time or the timings they measure drift) and
+ * memory (the capacity estimate of one instance) allow.
+ */
+export function defaultParallel(lab: Lab, provider: Provider, strategies: number): number {
+  const m = machineFacts();
+  const perInstanceMiB = estimateCapacity(lab, provider.name).memoryMiB;
+  const byMemory = Math.floor((m.availableMemMiB * MEMORY_SHARE) / Math.max(1, perInstanceMiB));
+  const byCpu = Math.max(1, Math.min(m.cpus, Math.floor((SIM_NODES_PER_CPU * m.cpus) / Math.max(1, lab.topology.nodes.length))));
+  return Math.max(1, Math.min(strategies, provider.maxInstances ?? 1, byCpu, byMemory));
+}
+
+/** results.json, rewritten atomically after every completed run (a crash never leaves half a file) */
+class ResultsBook {
+  readonly results: Results;
+  private readonly order: Map<string, number>;
+  private final: Promise<string[]> | null = null;
+
+  constructor(
+    lab: Lab,
+    provider: Provider,
+    readonly out: string,
+    strategies: StrategySummary[],
+    extra: Partial<Results>,
+  ) {
+    const t = lab.topology;
+    this.order = new Map(lab.strategies.map((s, i) => [s.id, i]));
+    this.results = {
+      lab: lab.name,
+      topology: {
+        name: t.name,
+        controlPlanes: t.nodes.filter((n) => n.role === 'controlplane').length,
+        workers: t.nodes.filter((n) => n.role === 'worker').length,
+        racks: t.segments.filter((s) => s.kind === 'lan').length,
+      },
+      provider: { name: provider.name, emulated: provider.emulated, nodes: provider.nodes ?? (provider.emulated ? 'emulated' : 'talos'), components: {} },
+      startedAt: new Date().toISOString(),
+      bringUpMs: 0,
+      runs: [],
+      strategies,
+      network: { l2: true, bgp: t.routers.some((r) => r.bgp !== false) },
+      timers: t.timers as unknown as Record<string, unknown>,
+      notes: provider.emulated
+        ? ['sim provider: emulated Talos control plane (Talos VIP, kube-vip, MetalLB, KubePrism and the API server are the lab’s own agents with the real components’ election semantics and timers) on real kernel networking, FRR, HAProxy and etcd. These are not Talos measurements.']
+        : [],
+      ...extra,
+    } as Results;
+  }
+
+  add(r: RunRecord): void {
+    this.results.runs.push(r);
+    // the lab's strategy order, whichever lane finished first
+    const rank = (x: RunRecord) => this.order.get(x.strategy) ?? 1e9;
+    this.results.runs.sort((a, b) => rank(a) - rank(b));
+    this.write();
+  }
+
+  write(): string | null {
+    if (!this.results.runs.length) return null; // the contract wants at least one run
+    mkdirSync(this.out, { recursive: true });
+    const file = join(this.out, 'results.json');
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(this.results, null, 2) + '\n');
+    renameSync(tmp, file);
+    return file;
+  }
+
+  /** the final results.json and the reports from it (once; an interrupted run calls it before its teardown) */
+  finish(t0: number, interrupted: boolean, log: (m: string) => void): Promise<string[]> {
+    this.final ??= (async () => {
+      this.results.durationMs = Math.round(now() - t0);
+      if (interrupted) this.results.interrupted = true;
+      const file = this.write();
+      if (!file) {
+        log('no run completed: nothing to write (results.json needs at least one run)');
+        return [];
+      }
+      const { validateResults } = await import('../results/validate.js');
+      const v = validateResults(this.results);
+      if (!v.valid) log(`results.json does not validate against results.schema.json:\n${v.errors.join('\n')}`);
+      const { writeReports } = await import('../report/writer.js');
+      return [file, ...(await writeReports(this.results, this.out))];
+    })();
+    return this.final;
+  }
+}
+
+export interface RunFlowResult {
+  results: Results | null;
+  files: string[];
+  /** the instance left running with --keep */
+  keptId?: string;
+}
+
+export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlowResult> {
+  const t0 = now();
+  const out = resolve(opts.out);
+  const events = opts.events ?? new RunEvents();
+  const { provider } = opts;
+  // the caller's signal (Ctrl-C) and a lane's failure both stop every lane
+  const failFast = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, failFast.signal]) : failFast.signal;
+  const interrupted = () => Boolean(opts.signal?.aborted);
+  await provider.check(lab);
+  mkdirSync(join(out, 'samples'), { recursive: true });
+
+  // ---- the plan: what runs, what cannot, how long it should take --------------------------
+  const { runs: planned, unsupported: blocked } = planRuns(lab, { downtimeMs: opts.downtimeMs });
+  const summaries: StrategySummary[] = [];
+  const refused = new Map<string, string>();
+  for (const b of blocked) refused.set(b.strategy.ref.id, b.reason);
+  for (const ref of lab.strategies) {
+    const s = provider.supports(ref, lab);
+    if (!s.supported && !refused.has(ref.id)) refused.set(ref.id, s.reason);
+  }
+  const strategyOf = new Map<string, Strategy>();
+  for (const r of planned) strategyOf.set(r.strategy, r.strategyRef);
+  for (const b of blocked) strategyOf.set(b.strategy.ref.id, b.strategy);
+  for (const ref of lab.strategies) {
+    const s = strategyOf.get(ref.id);
+    const reason = refused.get(ref.id);
+    summaries.push({
+      id: ref.id,
+      cp: ref.cp,
+      svc: ref.svc,
+      description: s ? `${s.cp.title} + ${s.svc.title}` : ref.id,
+      supported: !reason,
+      ...(reason ? { reason } : {}),
+      conflicts: s?.conflicts ?? [],
+    });
+  }
+  const todo = planned.filter((r) => !refused.has(r.strategy));
+  const active = lab.strategies.filter((s) => !refused.has(s.id) && todo.some((r) => r.strategy === s.id));
+  const costOf = (ref: StrategyRef) => applyEstimateMs(lab) + todo.filter((r) => r.strategy === ref.id).reduce((a, r) => a + r.estimateMs, 0);
+  const parallel = Math.max(1, Math.min(opts.parallel ?? defaultParallel(lab, provider, active.length), provider.maxInstances ?? 1, Math.max(1, active.length)));
+  const laneList = lanes(active, costOf, parallel);
+  const estimateMs = Math.max(0, ...laneList.map((l) => l.reduce((a, s) => a + costOf(s), 0)));
+  const book = new ResultsBook(lab, provider, out, summaries, { parallel: laneList.length, estimateMs });
+  for (const ref of lab.strategies) {
+    const reason = refused.get(ref.id);
+    if (!reason) continue;
+    opts.progress.log(`${ref.id}: unsupported — ${reason}`);
+    events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unsupported', reason });
+    for (const spec of lab.drills) for (const target of spec.target === 'both' ? (['api', 'service'] as const) : [spec.target]) book.results.runs.push(unsupportedRecord(ref.id, target, spec.kind, reason));
+  }
+  const floor = floorMs(todo, laneList.length);
+  opts.progress.log(
+    `plan: ${todo.length} runs of ${active.length} strateg${active.length === 1 ? 'y' : 'ies'} on ${laneList.length} lab instance${laneList.length === 1 ? '' : 's'}; ` +
+      `estimated ${fmtDuration(estimateMs)} (floor ${fmtDuration(floor)})`,
+  );
+  events.emit({
+    type: 'run-start',
+    t: now(),
     lab: lab.name,
-    topology: {
-      name: t.name,
-      controlPlanes: t.nodes.filter((n) => n.role === 'controlplane').length,
-      workers: t.nodes.filter((n) => n.role === 'worker').length,
-      racks: t.segments.filter((s) => s.kind === 'lan').length,
-    },
-    provider: { name: opts.provider.name, emulated: opts.provider.emulated, components },
-    startedAt: startedAt.toISOString(),
-    bringUpMs: Math.round(bringUpMs),
-    durationMs: Math.round(now() - t0),
-    runs,
-    strategies,
-    network: { l2: true, bgp: t.routers.length > 0 },
-    timers: t.timers as unknown as Record<string, unknown>,
-    notes: opts.provider.emulated
-      ? ['sim provider: emulated Talos control plane (Talos VIP, kube-vip, MetalLB, KubePrism and the API server are the lab’s own agents with the real components’ election semantics and timers) on real kernel networking, FRR, HAProxy and etcd. These are not Talos measurements.']
-      : [],
-  } as Results;
+    provider: provider.name,
+    emulated: provider.emulated,
+    instances: [],
+    topology: lab.topology,
+    strategies: lab.strategies.map((s) => ({ id: s.id, label: s.label ?? s.id, recommended: Boolean(s.recommended) })),
+    plan: todo.map((r) => ({ strategy: r.strategy, target: r.target, ...(r.service ? { service: r.service.name } : {}), drill: r.drill, repeat: r.repeat, estimateMs: r.estimateMs })),
+    estimateMs,
+    out,
+  });
+
+  // ---- progress: runs done and time left ----------------------------------------------------
+  let done = 0;
+  const left = new Map(laneList.map((l, i) => [i, l.reduce((a, s) => a + costOf(s), 0)]));
+  const tick = (lane: number, ms: number) => {
+    left.set(lane, Math.max(0, (left.get(lane) ?? 0) - ms));
+    const leftMs = Math.max(0, ...left.values());
+    events.emit({ type: 'progress', t: now(), done, total: todo.length, leftMs });
+    return leftMs;
+  };
+
+  // ---- the lanes ------------------------------------------------------------------------------
+  let keptId: string | undefined;
+  let seed = 1;
+  const seeds = new Map(todo.map((r) => [r, seed++]));
+  const runLane = async (laneIdx: number, refs: StrategyRef[]): Promise<void> => {
+    const { running, state, bringUpMs } = await bringUp(lab, { provider, out, signal, progress: opts.progress });
+    book.results.bringUpMs = Math.max(book.results.bringUpMs, Math.round(bringUpMs));
+    events.emit({ type: 'log', t: now(), message: `lab instance ${running.id} up in ${Math.round(bringUpMs)} ms for ${refs.map((r) => r.id).join(', ')}` });
+    try {
+      state.setStatus('running');
+      if (!Object.keys(book.results.provider.components).length) book.results.provider.components = await running.components();
+      for (const ref of refs) {
+        signal?.throwIfAborted();
+        const s = strategyOf.get(ref.id)!;
+        opts.progress.step(`${ref.id}: apply`);
+        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'apply' });
+        const t1 = now();
+        await running.apply(ref, renderStrategy(lab.topology, s));
+        tick(laneIdx, applyEstimateMs(lab) - (now() - t1));
+        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready' });
+        try {
+          for (const r of todo.filter((x) => x.strategy === ref.id)) {
+            signal?.throwIfAborted();
+            const record = await runOne(running, r, laneIdx);
+            if (record) {
+              book.add(record);
+              done++;
+            }
+          }
+        } finally {
+          events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unapply' });
+          // after an abort nothing is unapplied: the instance is torn down right after
+          if (!signal.aborted) await running.unapply(ref);
+        }
+      }
+    } finally {
+      // an interrupted run writes what it measured before anything is torn down
+      if (interrupted()) await book.finish(t0, true, (m) => opts.progress.log(m)).catch(() => undefined);
+      if (opts.keep && !signal.aborted) {
+        keptId = running.id;
+        opts.progress.log(`--keep: lab ${running.id} left running; remove it with: npm run lab -- down ${running.id}`);
+      } else {
+        opts.progress.step(`tear down ${running.id}`);
+        await running.down();
+        state.remove();
+      }
+    }
+  };
+
+  const runOne = async (running: RunningLab, r: RunPlan, laneIdx: number): Promise<RunRecord | null> => {
+    const d = drillFor(r.spec.kind);
+    // a drill the provider cannot do is recorded as unsupported with its reason; the run goes on
+    for (const p of d.primitives) {
+      const s = provider.supportsDrill?.(p, r.strategyRef.ref);
+      if (s && !s.supported) {
+        opts.progress.log(`${r.strategy} ${r.target} ${r.drill}: unsupported on ${provider.name} — ${s.reason}`);
+        tick(laneIdx, r.estimateMs);
+        return { ...unsupportedRecord(r.strategy, r.target, r.drill, s.reason), repeat: r.repeat } as RunRecord;
+      }
+    }
+    const label = `${r.strategy} · ${r.target}${r.service && r.drill === 'baseline' ? `:${r.service.name}` : ''} · ${r.drill} #${r.repeat + 1}`;
+    opts.progress.step(label);
+    const m = await measureDrill({ lab: running, plan: r, random: seeded(seeds.get(r)!), signal, log: (msg) => opts.progress.log(msg), events, observe: opts.observe });
+    const file = `samples/${r.strategy}.${r.target}${r.service && r.target === 'service' ? `.${r.service.name}` : ''}.${r.drill}.${r.repeat}.json`;
+    writeFileSync(join(out, file), JSON.stringify(m.raw));
+    const record = { ...m.record, samples: file } as RunRecord;
+    const leftMs = tick(laneIdx, r.estimateMs);
+    opts.progress.log(`${summaryLine(record)} · ${fmtDuration(leftMs)} left`);
+    events.emit({ type: 'drill-end', t: now(), strategy: r.strategy, target: r.target, drill: r.drill, repeat: r.repeat, record });
+    return record;
+  };
+
+  const outcome = await Promise.allSettled(
+    laneList.map((refs, i) =>
+      runLane(i, refs).catch((e) => {
+        // one lane failing stops the others: their instances tear down too
+        failFast.abort(e);
+        throw e;
+      }),
+    ),
+  );
+  const failed = outcome.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as Error);
+  const files = await book.finish(t0, interrupted(), (m) => opts.progress.log(m));
+  if (files.length) events.emit({ type: 'report', t: now(), files });
+  if (failed.length) {
+    const first = failed.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? failed[0]!;
+    if (interrupted()) throw opts.signal!.reason ?? first;
+    throw failed.length > 1 ? new LabError(`${failed.length} lab instances failed:\n${failed.map((e) => e.message).join('\n')}`) : first;
+  }
+  return { results: book.results, files, keptId };
+}
+
+function fmtDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
 }
 
 export function summaryLine(r: RunRecord): string {
   const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ' OUTSIDE' : ''}` : '';
-  return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${r.outageMs ?? '-'} ms${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
+  const outage = r.outageMs === null || r.outageMs === undefined ? '-' : r.recovered === false ? `> ${r.outageMs} ms (not recovered)` : `${r.outageMs} ms`;
+  return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
 }
+

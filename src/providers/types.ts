@@ -66,6 +66,16 @@ export interface Provider {
   readonly name: ProviderName;
   /** true = Talos/MetalLB/kube-vip behaviour is emulated */
   readonly emulated: boolean;
+  /** what runs on the nodes: real Talos, or the lab's emulated nodes (default: emulated when `emulated`) */
+  readonly nodes?: 'talos' | 'emulated';
+  /**
+   * how many instances of one lab can run side by side on this machine (each strategy of a run on
+   * its own instance): namespaces isolate everything, Docker networks with the same subnets clash
+   * (default 1)
+   */
+  readonly maxInstances?: number;
+  /** null/supported when the provider can do the primitive for this strategy, else why not */
+  supportsDrill?(primitive: Primitive, strategy: StrategyRef): Support;
   /** throws PrerequisiteError (exit 3, with the fix command) when the machine lacks something */
   check(lab: Lab): Promise<void>;
   supports(strategy: StrategyRef, lab: Lab): Support;

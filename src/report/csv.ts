@@ -28,9 +28,11 @@ export const CSV_COLUMNS: [string, (r: RunRecord, results: Results) => Value][] 
   ['supported', (r) => r.supported ?? true],
   ['reason', (r) => r.reason],
   ['outageMs', (r) => r.outageMs],
+  // false: outageMs is only a lower bound (the outage had not ended when observation stopped)
+  ['recovered', (r) => r.recovered],
   ['expectedMinMs', (r) => r.expectedOutageMs?.min],
   ['expectedMaxMs', (r) => r.expectedOutageMs?.max],
-  ['withinBand', (r) => (r.outageMs !== null && r.outageMs !== undefined && r.expectedOutageMs ? r.outageMs >= r.expectedOutageMs.min && r.outageMs <= r.expectedOutageMs.max : r.withinBand)],
+  ['withinBand', (r) => (r.recovered === false ? false : r.outageMs !== null && r.outageMs !== undefined && r.expectedOutageMs ? r.outageMs >= r.expectedOutageMs.min && r.outageMs <= r.expectedOutageMs.max : r.withinBand)],
   ['expectedBasis', (r) => r.expectedBasis],
   ['detectMs', (r) => r.phases?.detectMs],
   ['announceMs', (r) => r.phases?.announceMs],

@@ -55,6 +55,18 @@ export function fmtSpread(s: Spread | null | undefined, f: (n: number) => string
   return `${m} (${f(s.min)}–${f(s.max)})`;
 }
 
+/**
+ * An outage over repeats, never a figure for one that did not end: "12.3 s (11.9 s–13.0 s)",
+ * "> 60.0 s (not recovered)", "12.3 s; 1 of 3 not recovered (> 60.0 s)".
+ */
+export function fmtOutage(g: { outage: Spread | null; unrecovered: { n: number; atLeastMs: number } | null; runs: unknown[] }): string {
+  const open = g.unrecovered;
+  if (!open) return fmtSpread(g.outage, fmtMs);
+  const lower = `> ${fmtMs(open.atLeastMs)}`;
+  if (!g.outage) return `${lower} (not recovered)`;
+  return `${fmtSpread(g.outage, fmtMs)}; ${open.n} of ${g.runs.length} not recovered (${lower})`;
+}
+
 /** "40.0–62.0 s", "0–1.5 s", "0–500 ms": one unit for both ends, the one of the upper end */
 export function fmtBand(b: { min: number; max: number } | null | undefined): string {
   if (!b) return DASH;

@@ -52,7 +52,10 @@ export interface Group {
   externalTrafficPolicy?: 'Cluster' | 'Local';
   runs: RunRecord[];
   victims: string[];
+  /** the outages of the repeats that recovered (an outage that never ended is no figure) */
   outage: Spread | null;
+  /** repeats whose outage had not ended when observation stopped, and the longest lower bound */
+  unrecovered: { n: number; atLeastMs: number } | null;
   /** the expected band over the repeats (the widest when they differ) */
   band: { min: number; max: number } | null;
   bandBasis?: string;
@@ -173,8 +176,11 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
   const bands = ordered.map((r) => r.expectedOutageMs).filter((b): b is { min: number; max: number } => !!b && Number.isFinite(b.min) && Number.isFinite(b.max));
   const band = bands.length ? { min: Math.min(...bands.map((b) => b.min)), max: Math.max(...bands.map((b) => b.max)) } : null;
   const slack = Math.max(0, ...ordered.map((r) => r.bandSlackMs ?? 0));
-  const verdicts = ordered.map((r) => isOutside(r.outageMs, r.expectedOutageMs ?? band, r.bandSlackMs ?? 0)).filter((x): x is boolean => x !== null);
-  const outage = spread(ordered.map((r) => r.outageMs));
+  // an outage that never ended is outside every band
+  const verdicts = ordered.map((r) => (r.recovered === false ? true : isOutside(r.outageMs, r.expectedOutageMs ?? band, r.bandSlackMs ?? 0))).filter((x): x is boolean => x !== null);
+  const outage = spread(ordered.filter((r) => r.recovered !== false).map((r) => r.outageMs));
+  const open = ordered.filter((r) => r.recovered === false);
+  const unrecovered = open.length ? { n: open.length, atLeastMs: Math.max(...open.map((r) => r.outageMs ?? 0)) } : null;
   const share = medianShare(ordered);
   const service = r0.target === 'service' ? r0.service : undefined;
   return {
@@ -187,6 +193,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     runs: ordered,
     victims: [...new Set(ordered.map((r) => r.victim).filter((v): v is string => typeof v === 'string' && v !== ''))].sort(byString),
     outage,
+    unrecovered,
     band,
     ...(ordered.find((r) => r.expectedBasis)?.expectedBasis ? { bandBasis: ordered.find((r) => r.expectedBasis)!.expectedBasis } : {}),
     judged: verdicts.length,

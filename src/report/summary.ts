@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Results } from '../results/types.js';
 import { buildModel, type ReportModel } from './model.js';
-import { DASH, fmtBand, fmtInt, fmtLat, fmtMs } from './format.js';
+import { DASH, fmtBand, fmtInt, fmtLat, fmtMs, fmtOutage } from './format.js';
 
 function pad(s: string, w: number): string {
   // code points, not UTF-16 units: "—" and "–" are one column each
@@ -22,7 +22,7 @@ export function renderSummary(m: ReportModel, reportPath: string): string {
     g.strategy,
     g.service ? `${g.target}:${g.service}` : g.target,
     g.drill,
-    g.outage ? fmtMs(g.outage.median) : DASH,
+    g.unrecovered ? fmtOutage(g) : g.outage ? fmtMs(g.outage.median) : DASH,
     g.band ? fmtBand(g.band) : DASH,
     !g.band || !g.judged ? '' : g.outside ? `OUTSIDE ${g.outside}/${g.judged}` : 'ok',
     fmtLat(g.latency.p99?.median),

@@ -5,7 +5,7 @@
 import type { Group, ReportModel, Target } from './model.js';
 import { drillsOf, groupLabel, groupsOf, SHARE_MODE_TEXT, strategyParts } from './model.js';
 import type { Recommendation } from './recommend.js';
-import { DASH, fmtBand, fmtDuration, fmtInt, fmtLat, fmtMs, fmtNum, fmtPct, fmtSpread, plural } from './format.js';
+import { DASH, fmtBand, fmtDuration, fmtInt, fmtLat, fmtMs, fmtNum, fmtOutage, fmtPct, fmtSpread, plural } from './format.js';
 
 export interface Cell {
   text: string;
@@ -35,8 +35,11 @@ export function headerFacts(m: ReportModel): [string, string][] {
     ['Started', r.startedAt],
     ['Bring-up', fmtDuration(r.bringUpMs)],
     ...(r.durationMs !== undefined ? ([['Duration', fmtDuration(r.durationMs)]] as [string, string][]) : []),
-    ['Runs', `${measured} measured, ${r.runs.length - measured} unsupported`],
+    ['Runs', `${measured} measured, ${r.runs.length - measured} unsupported${r.interrupted ? ' — INTERRUPTED: the run was stopped before the end; only the runs that completed are here' : ''}`],
+    ...(r.parallel && r.parallel > 1 ? ([['Lab instances', `${r.parallel} at once (each strategy on its own instance of the lab)`]] as [string, string][]) : []),
   ];
+  const open = r.runs.filter((x) => x.recovered === false).length;
+  if (open) facts.push(['Not recovered', `${plural(open, 'run')} had not recovered when observation stopped: shown as "> N" (a lower bound), never as a figure`]);
   return facts;
 }
 
@@ -128,7 +131,7 @@ export function failoverTable(m: ReportModel, target: Target, drill?: string): T
       c(groupLabel(g)),
       c(g.victims.join(', ') || DASH),
       n(String(g.runs.length)),
-      n(fmtSpread(g.outage, fmtMs), g.medianOutside ? { mark: 'bad' } : {}),
+      n(fmtOutage(g), g.medianOutside || g.unrecovered ? { mark: 'bad' } : {}),
       n(fmtBand(g.band)),
       bandCell(g),
       n(fmtSpread(g.errors, fmtInt)),

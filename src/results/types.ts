@@ -48,6 +48,12 @@ export interface RunRecord {
   notes?: string[];
   /** class-conflict: every node seen holding the Service address during the window */
   holdersObserved?: string[];
+  /** false: the outage had not ended when observation stopped; outageMs is then a lower bound, never a figure */
+  recovered?: boolean;
+  /** how long the fault was held before it was undone (held faults; a crash nobody could take over) */
+  holdMs?: number;
+  /** why this run's figure may differ from the real component's (the emulation's known differences that apply) */
+  fidelity?: string[];
 }
 
 export interface StrategySummary {
@@ -63,7 +69,7 @@ export interface StrategySummary {
 export interface Results {
   lab: string;
   topology: { name: string; controlPlanes: number; workers: number; racks?: number };
-  provider: { name: 'sim' | 'docker' | 'qemu' | 'existing'; emulated: boolean; components: Record<string, string> };
+  provider: { name: 'sim' | 'docker' | 'qemu' | 'existing'; emulated: boolean; components: Record<string, string>; nodes?: 'talos' | 'emulated' };
   startedAt: string;
   bringUpMs: number;
   durationMs?: number;
@@ -72,4 +78,10 @@ export interface Results {
   network?: { l2: boolean; bgp: boolean };
   timers?: Record<string, unknown>;
   notes?: string[];
+  /** stopped (Ctrl-C, SIGINT, SIGTERM) before the end: `runs` holds every run that completed */
+  interrupted?: boolean;
+  /** lab instances the strategies ran on at once */
+  parallel?: number;
+  /** what the plan expected the run to take (ms), for the benchmark */
+  estimateMs?: number;
 }

@@ -68,8 +68,16 @@ export class TrafficComponent implements AgentComponent {
       case 'start':
         return this.startSession(params as TrafficStart);
       case 'status': {
-        const p = params as { id: string; since?: number };
-        return this.session(p.id).probe.status(p.since ?? undefined) satisfies TrafficStatus;
+        const p = params as { id: string; since?: number; cursor?: number };
+        const probe = this.session(p.id).probe;
+        const st: TrafficStatus = probe.status(p.since ?? undefined);
+        // the samples completed since the caller's cursor, for a live view of the probe
+        if (typeof p.cursor === 'number') {
+          const all = probe.samples();
+          st.samples = all.slice(p.cursor).map((x) => ({ t: x.t, ok: x.ok, latencyMs: x.latencyMs }));
+          st.cursor = all.length;
+        }
+        return st;
       }
       case 'stop':
         return this.finish(params as TrafficStop);

@@ -40,6 +40,9 @@ export interface TrafficStatus {
   /** first failure at/after `since` (epoch ms) */
   firstFailAt: number | null;
   lastFailAt: number | null;
+  /** with a `cursor` in the request: the probe samples completed since it, and the next cursor */
+  samples?: { t: number; ok: boolean; latencyMs: number }[];
+  cursor?: number;
 }
 
 import type { LatencyStats } from './histogram.js';

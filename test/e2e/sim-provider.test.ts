@@ -10,7 +10,10 @@ import type { Lab, StrategyRef } from '../../src/model/types.js';
 import type { SimPlan } from '../../src/strategies/types.js';
 import { renderSpeakerFrr } from '../../src/render/frr.js';
 import { simProvider } from '../../src/providers/kinds/emulated/provider.js';
-import { SimLab } from '../../src/providers/kinds/emulated/lab.js';
+import { EmulatedLab as SimLab } from '../../src/providers/kinds/emulated/lab.js';
+import type { NetnsRuntime } from '../../src/providers/runtimes/netns/runtime.js';
+
+const nsOf = (l: SimLab, host: string) => (l.rt as NetnsRuntime).ns(host);
 import { LabState } from '../../src/state/state.js';
 import { listNetns } from '../../src/state/clean.js';
 import { run, sleep, now } from '../../src/util/proc.js';
@@ -94,7 +97,7 @@ describe('sim provider (smb, network-only plan)', () => {
   it('BGP sessions are up from every speaking node and the router has one ECMP nexthop per node', async () => {
     await waitUntil('4 nexthops', async () => (await l.holders('service')).length === 4, 10_000);
     expect(await l.holders('service')).toEqual([...speaking].sort());
-    const r = await l.exec('rtr', 'vtysh', ['-N', l.ns('rtr'), '-c', 'show bgp ipv4 unicast summary json']);
+    const r = await l.exec('rtr', 'vtysh', ['-N', nsOf(l, 'rtr'), '-c', 'show bgp ipv4 unicast summary json']);
     const peers = Object.values((JSON.parse(r.stdout) as { peers: Record<string, { state: string }> }).peers);
     expect(peers.filter((p) => p.state === 'Established')).toHaveLength(4);
     // flows from the client spread over several nodes (L4 hash)
@@ -137,7 +140,7 @@ describe('sim provider (smb, network-only plan)', () => {
     await l.inject('partition', 'cp2');
     expect(await ping(l, 'rtr', '10.32.0.12')).toBe(false);
     expect(await ping(l, 'cp2', '10.32.0.11')).toBe(false);
-    const etcd = (await l.exec('cp2', 'sh', ['-c', `for p in $(ip netns pids ${l.ns('cp2')}); do cat /proc/$p/comm; done`])).stdout;
+    const etcd = (await l.exec('cp2', 'sh', ['-c', `for p in $(ip netns pids ${nsOf(l, 'cp2')}); do cat /proc/$p/comm; done`])).stdout;
     expect(etcd).toContain('etcd');
     await l.restore('cp2');
     expect(await ping(l, 'rtr', '10.32.0.12')).toBe(true);
@@ -145,7 +148,7 @@ describe('sim provider (smb, network-only plan)', () => {
 
   it('freeze stops the processes while the kernel still answers; restore continues them', async () => {
     const states = async () => {
-      const r = await run('ip', ['netns', 'pids', l.ns('cp1')]);
+      const r = await run('ip', ['netns', 'pids', nsOf(l, 'cp1')]);
       return Promise.all(r.stdout.split(/\s+/).filter(Boolean).map(async (p) => (await run('cat', [`/proc/${p}/stat`], { reject: false })).stdout.split(') ')[1]?.[0]));
     };
     await l.inject('freeze', 'cp1');

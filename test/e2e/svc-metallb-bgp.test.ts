@@ -24,8 +24,8 @@ import { call } from '../../src/emulation/agent/rpc.js';
 import { svcBaseComponents } from '../../src/emulation/base-svc.js';
 import { metallbBgp } from '../../src/strategies/metallb-bgp/index.js';
 import { renderRouterFrr } from '../../src/render/frr.js';
-import { startFrr, frrRunDir, type FrrInstance } from '../../src/providers/runtimes/netns/frr.js';
-import { Supervisor } from '../../src/providers/runtimes/netns/procs.js';
+import { startFrr, frrRunDir, type FrrInstance } from '../../src/providers/gear/frr.js';
+import { NetnsRuntime } from '../../src/providers/runtimes/netns/runtime.js';
 import { computeOutage } from '../../src/traffic/outage.js';
 import type { AgentSpec, ComponentSpec } from '../../src/emulation/agent/types.js';
 import type { LbService, StrategyRef, Topology } from '../../src/model/types.js';
@@ -36,7 +36,7 @@ import { probePods } from '../helpers/pod-probe.js';
 const mkTemp = useTempDirs();
 const prefix = `tlx-bgp${process.pid}`;
 let plan: NetworkPlan | undefined;
-let sup: Supervisor | undefined;
+let rt: NetnsRuntime | undefined;
 const frr = new Map<string, FrrInstance>();
 const agents = new Map<string, Daemon>();
 let t: Topology;
@@ -91,12 +91,12 @@ beforeAll(async () => {
   dir = mkTemp('svc-bgp-');
   plan = renderNetworkPlan(t, prefix);
   const state = LabState.create({ id: 'svcbgp', prefix, lab: 'ci-smb', labFile: lab.file, provider: 'sim', createdAt: new Date().toISOString(), ownerPid: process.pid, status: 'starting' }, mkTemp('svc-bgp-state-'));
-  await buildNetwork(plan, state);
-  sup = new Supervisor(state, dir);
+  rt = new NetnsRuntime(t, { prefix, state });
+  await rt.build();
   const rtr = t.routers[0]!;
-  frr.set(rtr.name, await startFrr(sup, state, rtr.name, ns(rtr.name), renderRouterFrr(rtr, t)));
+  frr.set(rtr.name, await startFrr(rt, rtr.name, renderRouterFrr(rtr, t)));
   sim = metallbBgp.svc!.render(ctxOf(t, strategy)).sim!;
-  for (const [node, sp] of Object.entries(sim.speakers!)) frr.set(node, await startFrr(sup, state, node, ns(node), sp.frrConf));
+  for (const [node, sp] of Object.entries(sim.speakers!)) frr.set(node, await startFrr(rt, node, sp.frrConf));
   const base = svcBaseComponents(t);
   components = Object.fromEntries(t.nodes.map((n) => [n.name, [...base[n.name]!, ...sim.components![n.name]!]]));
   await Promise.all(t.nodes.map((n) => startAgent(n.name)));
@@ -104,7 +104,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of agents.values()) await stopProcess(d.pid, 3000);
-  for (const m of sup?.all() ?? []) await sup!.stop(m, 3000);
+  for (const h of Object.keys(plan?.hostNs ?? {})) for (const p of rt?.procs(h) ?? []) await rt!.stop(p, 3000);
   if (plan) {
     await destroyNetwork(plan);
     for (const h of Object.keys(plan.hostNs)) rmSync(frrRunDir(ns(h)), { recursive: true, force: true });
@@ -149,7 +149,7 @@ describe('MetalLB BGP in real namespaces with FRR (ci-smb timers)', () => {
       input: 'table inet tlx-crash {\n chain in { type filter hook prerouting priority -300; policy drop; }\n chain out { type filter hook output priority -300; policy drop; }\n}\n',
     });
     signalGroup(agents.get('w2')!.pid, 'SIGKILL');
-    for (const m of sup!.of('w2', 'frr')) sup!.kill(m);
+    for (const p of rt!.procs('w2', 'frr')) await rt!.kill(p);
     await waitHops(svc.ip, [nodeIp('w1')], band.max + 2000);
     const removedAt = Date.now() - injectAt;
     const o = computeOutage(await probing, { injectAt, recoverSuccesses: 5 });

@@ -42,7 +42,7 @@ describe('phaseBreakdown', () => {
 describe('ids and randomness', () => {
   it('lab ids carry the lab name and a prefix that names every resource', () => {
     const { id, prefix } = newLabId('smb');
-    expect(id).toMatch(/^smb-[0-9a-f]{4}$/);
+    expect(id).toMatch(/^smb-[0-9a-f]{8}$/);
     expect(prefix).toBe(`tlab-${id}`);
   });
   it('the seeded generator is reproducible and in [0,1)', () => {

@@ -1,37 +1,38 @@
 /**
- * A running sim lab (RunningLab): the network of namespaces, FRR routers, the etcd cluster on the
- * control planes, the lab PKI and the clients' traffic agents come up in `up`; each strategy's
- * SimPlan (node speakers, HAProxy, one agent per node) comes and goes with apply/unapply; drill
- * primitives act on a node's processes and on its namespace's kernel only.
+ * A running lab of EMULATED nodes (RunningLab) on any runtime: in `up` the runtime builds the
+ * hosts and segments, then this kind starts FRR on the routers, a real etcd cluster on the
+ * control planes, the lab PKI and the clients' traffic agents; each strategy's SimPlan (node
+ * speakers, the roles' daemons, one agent per node) comes and goes with apply/unapply; drill
+ * primitives act on a node through the runtime (crash, boot, freeze, isolate…) and on the node's
+ * processes in the order a real node stops them.
  *
- * Everything is recorded in the lab state before (namespaces, dirs) or right after (pids, with
- * start time) it is created; `down` is `cleanLab` on that state: the same code `lab clean` runs
- * after a SIGKILL, so the normal path and the recovery path cannot drift apart.
+ * Everything is recorded in the lab state before (hosts, dirs) or right after (pids) it is
+ * created; `down` is the runtime's `cleanLab` on that state: the same code `lab clean` runs after
+ * a SIGKILL, so the normal path and the recovery path cannot drift apart.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host, Lab, Node, StrategyRef, Target } from '../../../model/types.js';
 import type { Artifacts, DaemonSpec, SimPlan } from '../../../strategies/types.js';
-import { MECHANISMS } from '../../../strategies/registry.js';
-import { apiEndpoint, composeStrategy } from '../../../strategies/compose.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
-import type { Primitive, RunningLab, UpContext } from '../../types.js';
+import type { Primitive, ProviderName, RunningLab, UpContext } from '../../types.js';
+import type { HostProc, HostRuntime } from '../../runtimes/types.js';
 import type { TrafficStart, TrafficStatus } from '../../../traffic/rpc.js';
 import { call as rpcCall } from '../../../emulation/agent/rpc.js';
 import { readEvents } from '../../../emulation/agent/events.js';
-import { LabError, ReadinessError, settleAll } from '../../../util/errors.js';
-import { now, pidStartTime, run, sleep } from '../../../util/proc.js';
+import { LabError, settleAll } from '../../../util/errors.js';
+import { now, run, sleep } from '../../../util/proc.js';
 import { REPO_ROOT } from '../../../model/load.js';
-import { cleanLab } from '../../../state/clean.js';
 import { renderRouterFrr, nodeRouter } from '../../../render/frr.js';
 import { makePki } from '../../../emulation/pki.js';
-import { allHosts, buildNetwork, renderNetworkPlan, type NetworkPlan } from '../../runtimes/netns/network.js';
-import { Supervisor, waitFor, type Managed } from '../../runtimes/netns/procs.js';
-import { startFrr, vtysh, bgpPeers, type FrrInstance } from '../../runtimes/netns/frr.js';
-import { startEtcdCluster, waitForEtcd } from '../../runtimes/netns/etcd.js';
-import { isolate, unisolate, resetKernelState, setGarpIgnore } from '../../runtimes/netns/faults.js';
-import { Watchers, type WireEvent } from '../../runtimes/netns/watchers.js';
-import { ResilientEcmp, routeGateways } from '../../runtimes/netns/ecmp.js';
+import { MECHANISMS } from '../../../strategies/registry.js';
+import { apiEndpoint, composeStrategy } from '../../../strategies/compose.js';
+import { allHosts } from '../../runtimes/netns/network.js';
+import { startFrr, restartFrr, vtysh, bgpPeers, instanceOf, type FrrInstance } from '../../gear/frr.js';
+import { startEtcdCluster, waitForEtcd } from '../../gear/etcd.js';
+import { Watchers, type WireEvent } from '../../gear/watchers.js';
+import { ResilientEcmp, routeGateways } from '../../gear/ecmp.js';
+import { waitFor } from '../../gear/readiness.js';
 
 type Fault = 'shutdown' | 'crash' | 'freeze' | 'partition' | 'leave';
 
@@ -39,15 +40,13 @@ const AGENT_MAIN = join(REPO_ROOT, 'src', 'emulation', 'agent', 'main.ts');
 /** agents started at once (see apply) */
 const AGENT_STARTS = 6;
 
-export class SimLab implements RunningLab {
-  readonly provider = 'sim' as const;
+export class EmulatedLab implements RunningLab {
   bringUpMs = 0;
-  private readonly sup: Supervisor;
   private readonly routersFrr = new Map<string, FrrInstance>();
   private readonly speakers = new Map<string, FrrInstance>();
-  private readonly agents = new Map<string, Managed>();
+  private readonly agents = new Map<string, HostProc>();
   private readonly agentSpecs = new Map<string, AgentSpec>();
-  private daemons: Managed[] = [];
+  private daemons: HostProc[] = [];
   private readonly faults = new Map<string, Set<Fault>>();
   private readonly watchers: Watchers;
   private readonly ecmp = new Map<string, ResilientEcmp>();
@@ -58,11 +57,11 @@ export class SimLab implements RunningLab {
   private constructor(
     readonly lab: Lab,
     readonly ctx: UpContext,
-    readonly net: NetworkPlan,
+    readonly rt: HostRuntime,
+    readonly provider: ProviderName,
   ) {
-    this.sup = new Supervisor(ctx.state, ctx.state.subdir('logs'));
     this.eventsDir = ctx.state.subdir('events');
-    this.watchers = new Watchers(join(this.eventsDir, '_wire.jsonl'));
+    this.watchers = new Watchers(rt, join(this.eventsDir, '_wire.jsonl'));
   }
 
   get id() {
@@ -70,11 +69,6 @@ export class SimLab implements RunningLab {
   }
   get prefix() {
     return this.ctx.prefix;
-  }
-  ns(host: string): string {
-    const ns = this.net.hostNs[host];
-    if (!ns) throw new LabError(`no host '${host}' in lab ${this.lab.name}; hosts: ${Object.keys(this.net.hostNs).join(', ')}`);
-    return ns;
   }
   private host(name: string): Host {
     const h = allHosts(this.lab.topology).find((x) => x.name === name);
@@ -90,9 +84,9 @@ export class SimLab implements RunningLab {
   // -------------------------------------------------------------------------------------------
   // bring-up
 
-  static async up(lab: Lab, ctx: UpContext): Promise<SimLab> {
+  static async up(lab: Lab, ctx: UpContext, rt: HostRuntime, provider: ProviderName): Promise<EmulatedLab> {
     const t0 = now();
-    const self = new SimLab(lab, ctx, renderNetworkPlan(lab.topology, ctx.prefix));
+    const self = new EmulatedLab(lab, ctx, rt, provider);
     try {
       await self.bringUp();
     } catch (e) {
@@ -107,42 +101,51 @@ export class SimLab implements RunningLab {
     const { state, signal } = this.ctx;
     const t = this.lab.topology;
     const say = (m: string) => this.ctx.progress?.(m);
-    say(`network: ${this.net.namespaces.length} namespaces`);
-    await buildNetwork(this.net, state);
+    say(`${this.rt.name}: ${allHosts(t).length} hosts on ${t.segments.length} segments`);
+    await this.rt.build(signal);
     signal?.throwIfAborted();
     const pki = makePki(state.dir, t);
     const routers = t.routers.filter((r) => r.bgp !== false);
     say(`FRR on ${routers.map((r) => r.name).join(', ') || 'no router (no BGP)'}; etcd on ${t.nodes.filter((n) => n.role === 'controlplane').length} control planes`);
-    const frr = settleAll(routers.map(async (r) => this.routersFrr.set(r.name, await startFrr(this.sup, state, r.name, this.ns(r.name), renderRouterFrr(r, t), signal))));
-    const etcd = startEtcdCluster(this.sup, state, t, (h) => this.ns(h), this.prefix, signal);
+    const frr = settleAll(routers.map(async (r) => this.routersFrr.set(r.name, await startFrr(this.rt, r.name, renderRouterFrr(r, t), signal))));
+    const etcd = startEtcdCluster(this.rt, t, (n) => state.subdir('etcd', n), this.prefix, signal);
     await settleAll([frr, etcd, pki] as Promise<unknown>[]);
-    this.startWatchers();
+    await this.startWatchers();
     // the routers' own sessions (ToR ↔ edge) must be up before clients can cross the fabric
-    await settleAll(routers.filter((r) => r.peers.length).map((r) => waitFor('forBgpEstablished', `${r.name} ↔ ${r.peers.map((p) => p.router).join(', ')}`, async () => (await bgpPeers(this.routersFrr.get(r.name)!)).filter((p) => p.state === 'Established' && p.pfxRcd > 0).length >= r.peers.length, { timeoutMs: 20_000, intervalMs: 200, signal })));
+    await settleAll(
+      routers
+        .filter((r) => r.peers.length)
+        .map((r) => waitFor('forBgpEstablished', `${r.name} ↔ ${r.peers.map((p) => p.router).join(', ')}`, async () => (await bgpPeers(this.rt, this.routersFrr.get(r.name)!)).filter((p) => p.state === 'Established' && p.pfxRcd > 0).length >= r.peers.length, { timeoutMs: 20_000, intervalMs: 200, signal })),
+    );
     const ca = (await pki).caCert;
     await settleAll(t.clients.map((c) => this.startAgent(c.name, [{ kind: 'traffic', config: { caFile: ca } }])));
   }
 
-  private startWatchers(): void {
+  private async startWatchers(): Promise<void> {
     const t = this.lab.topology;
-    const rec = (name: string) => (pid: number) => this.ctx.state.record({ kind: 'pid', name, pid, startTime: pidStartTime(pid) });
-    for (const s of t.segments.filter((x) => x.kind === 'lan')) this.watchers.arp(this.net.switchNs, s.name, rec(`tcpdump ${s.name}`));
+    // every LAN's GARPs, seen from its router (the segment's gateway)
+    for (const s of t.segments.filter((x) => x.kind === 'lan' && x.gateway)) {
+      const r = t.routers.find((x) => x.name === s.gateway!.router)!;
+      const ifname = r.interfaces.find((i) => i.segment === s.name)!.ifname;
+      await this.watchers.arp(r.name, ifname, s.name);
+    }
     const re = t.resilientEcmp;
     for (const r of t.routers.filter((x) => x.bgp !== false)) {
       let shim: ResilientEcmp | undefined;
       if (re.enabled && r.nodeSegments.length) {
         const devOf = (gw: string) => r.interfaces.find((i) => t.segments.find((s) => s.name === i.segment && sameSubnet(gw, i.ip, i.prefixLen)))?.ifname ?? r.interfaces[0]!.ifname;
-        shim = new ResilientEcmp(this.ns(r.name), re.buckets, re.idleTimerS, devOf);
+        shim = new ResilientEcmp((cmd, args, o) => this.rt.exec(r.name, cmd, args, o), re.buckets, re.idleTimerS, devOf);
         this.ecmp.set(r.name, shim);
       }
-      this.watchers.routes(r.name, this.ns(r.name), rec(`ip monitor ${r.name}`), shim ? (e: WireEvent) => void (/proto bgp/.test(String(e.detail)) ? shim!.sync(String(e.prefix)) : undefined) : undefined, shim ? () => void shim!.syncAll() : undefined);
+      await this.watchers.routes(r.name, shim ? (e: WireEvent) => void (/proto bgp/.test(String(e.detail)) ? shim!.sync(String(e.prefix)) : undefined) : undefined, shim ? () => void shim!.syncAll() : undefined);
     }
   }
 
   private agentSpec(host: string, components: ComponentSpec[]): AgentSpec {
     return {
       host,
-      ns: this.ns(host),
+      // the host's FRR instance name (its node speaker): `vtysh -N` from inside the host
+      ns: instanceOf(this.rt, host),
       stateDir: this.ctx.state.dir,
       socket: join(this.ctx.state.subdir('agents'), `${host}.sock`),
       eventsFile: join(this.eventsDir, `${host}.jsonl`),
@@ -156,17 +159,18 @@ export class SimLab implements RunningLab {
     const file = join(this.ctx.state.subdir('agents'), `${host}.json`);
     writeFileSync(file, JSON.stringify(spec));
     this.agentSpecs.set(host, spec);
-    const m = this.sup.start(host, 'agent', 'agent', process.execPath, ['--import', 'tsx', AGENT_MAIN, file], this.ns(host), undefined, REPO_ROOT);
-    this.agents.set(host, m);
-    await this.waitAgent(host, m);
+    const p = await this.rt.start(host, { role: 'agent', name: 'agent', cmd: process.execPath, args: ['--import', 'tsx', AGENT_MAIN, file], cwd: REPO_ROOT });
+    this.agents.set(host, p);
+    await this.waitAgent(host, p);
   }
 
-  private waitAgent(host: string, m: Managed): Promise<void> {
+  private waitAgent(host: string, p: HostProc): Promise<void> {
     const spec = this.agentSpecs.get(host)!;
     const want = spec.components.length;
     return waitFor('forAgentReady', `${host}/agent`, async () => (await rpcCall<{ components: string[] }>(spec.socket, 'ping', null, 2000)).components.length === want, {
       timeoutMs: 30_000,
-      daemon: m.daemon,
+      rt: this.rt,
+      proc: p,
       intervalMs: 100,
       signal: this.ctx.signal,
     });
@@ -180,11 +184,11 @@ export class SimLab implements RunningLab {
       const r = await run(cmd, args, { reject: false });
       return re.exec(r.stdout + r.stderr)?.[1] ?? 'unknown';
     };
-    const [frr, etcd, kernel, nft] = await Promise.all([
+    const [frr, etcd, nft, rt] = await Promise.all([
       v('/usr/lib/frr/zebra', ['--version'], /zebra version (\S+)/),
       v('etcd', ['--version'], /etcd Version: (\S+)/),
-      v('uname', ['-r'], /(\S+)/),
       v('nft', ['--version'], /nftables v(\S+)/),
+      this.rt.versions(),
     ]);
     // the real software the lab's mechanisms run (HAProxy…), as each mechanism says how to ask it
     const own: Record<string, string> = {};
@@ -195,17 +199,17 @@ export class SimLab implements RunningLab {
         }
       }
     }
-    return { frr, etcd, kernel, nftables: nft, ...own, node: process.versions.node, 'talos-control-plane': 'emulated' };
+    return { frr, etcd, nftables: nft, ...rt, ...own, node: process.versions.node, 'talos-control-plane': 'emulated' };
   }
 
   async apply(ref: StrategyRef, artifacts: Artifacts): Promise<void> {
     if (this.current) await this.unapply(this.current.ref);
     const plan = artifacts.sim;
     this.current = { ref, plan };
-    const { state, signal } = this.ctx;
+    const { signal } = this.ctx;
     const t = this.lab.topology;
-    // 1. node speakers (agents announce through them), 2. HAProxy, 3. one agent per node
-    await settleAll(Object.entries(plan.speakers).map(async ([node, sp]) => this.speakers.set(node, await startFrr(this.sup, state, node, this.ns(node), sp.frrConf, signal))));
+    // 1. node speakers (agents announce through them), 2. the roles' daemons, 3. one agent per node
+    await settleAll(Object.entries(plan.speakers).map(async ([node, sp]) => this.speakers.set(node, await startFrr(this.rt, node, sp.frrConf, signal))));
     for (const d of plan.daemons) this.daemons.push(await this.startDaemon(d));
     const hosts = Object.keys(plan.components).filter((h) => t.nodes.some((n) => n.name === h));
     // control planes first: their API servers must listen before any node's KubePrism dials them
@@ -218,7 +222,7 @@ export class SimLab implements RunningLab {
     await settleAll(
       [...this.speakers.entries()].map(([node]) => {
         const r = nodeRouter(this.node(node), t);
-        return waitFor('forBgpEstablished', `${node} → ${r.name}`, async () => (await bgpPeers(this.speakers.get(node)!)).some((p) => p.state === 'Established'), { timeoutMs: 30_000, intervalMs: 200, signal });
+        return waitFor('forBgpEstablished', `${node} → ${r.name}`, async () => (await bgpPeers(this.rt, this.speakers.get(node)!)).some((p) => p.state === 'Established'), { timeoutMs: 30_000, intervalMs: 200, signal });
       }),
     );
     // ready = what the drills measure answers from the client: the API endpoint and every Service
@@ -234,31 +238,47 @@ export class SimLab implements RunningLab {
     if (settle) await sleep(settle, signal);
   }
 
+  /** a mechanism's real daemon (HAProxy…): its files in the lab state, its config checked, then started */
+  private async startDaemon(d: DaemonSpec): Promise<HostProc> {
+    const dir = this.ctx.state.subdir(`daemons/${d.host}-${d.name}`);
+    const paths: Record<string, string> = {};
+    for (const [name, content] of Object.entries(d.files ?? {})) writeFileSync((paths[name] = join(dir, name)), content);
+    const fill = (args: string[]) => args.map((a) => a.replace(/\{file:([^}]+)\}/g, (_, n: string) => paths[n] ?? a));
+    if (d.check) await this.rt.exec(d.host, d.check[0]!, fill(d.check.slice(1)));
+    return this.rt.start(d.host, { role: 'daemon', name: d.name, cmd: d.cmd, args: fill(d.args) });
+  }
+
   async unapply(_ref: StrategyRef): Promise<void> {
     if (!this.current) return;
     const t = this.lab.topology;
     for (const h of [...this.faults.keys()]) await this.restore(h).catch(() => undefined);
-    await settleAll([...this.agents.entries()].filter(([h]) => t.nodes.some((n) => n.name === h)).map(async ([h, m]) => {
-      await this.sup.stop(m, 8000);
-      this.sup.forget(m);
-      this.agents.delete(h);
-      this.agentSpecs.delete(h);
-    }));
+    await settleAll(
+      [...this.agents.entries()]
+        .filter(([h]) => t.nodes.some((n) => n.name === h))
+        .map(async ([h, p]) => {
+          await this.rt.stop(p, 8000);
+          this.rt.forget(p);
+          this.agents.delete(h);
+          this.agentSpecs.delete(h);
+        }),
+    );
     for (const d of this.daemons.splice(0)) {
-      await this.sup.stop(d);
-      this.sup.forget(d);
+      await this.rt.stop(d);
+      this.rt.forget(d);
     }
-    await settleAll([...this.speakers.entries()].map(async ([h, inst]) => {
-      await Promise.all(inst.procs.map((p) => this.sup.stop(p)));
-      inst.procs.forEach((p) => this.sup.forget(p));
-      this.speakers.delete(h);
-    }));
+    await settleAll(
+      [...this.speakers.entries()].map(async ([h, inst]) => {
+        await Promise.all(inst.procs.map((p) => this.rt.stop(p)));
+        inst.procs.forEach((p) => this.rt.forget(p));
+        this.speakers.delete(h);
+      }),
+    );
     // what the strategy's components left in the nodes' kernels (addresses, nft tables)
-    await settleAll(t.nodes.map((n) => resetKernelState(n, this.ns(n.name))));
+    await settleAll(t.nodes.map((n) => this.rt.resetKernelState(n.name)));
     this.current = null;
   }
 
-  /** Observed holders: nodes with the address on a link, or the router's nexthops for it (BGP). */
+  /** Observed holders: nodes with the address on a link, or the routers' nexthops for it (BGP). */
   async holders(target: Target): Promise<string[]> {
     if (!this.current) return [];
     const t = this.lab.topology;
@@ -270,7 +290,7 @@ export class SimLab implements RunningLab {
     const out: string[] = [];
     await Promise.all(
       t.nodes.map(async (n) => {
-        const r = await run('ip', ['-o', '-4', 'addr', 'show'], { ns: this.ns(n.name), reject: false });
+        const r = await this.rt.exec(n.name, 'ip', ['-o', '-4', 'addr', 'show'], { reject: false });
         if (r.stdout.includes(` ${ip}/32 `)) out.push(n.name);
       }),
     );
@@ -282,7 +302,7 @@ export class SimLab implements RunningLab {
     const byIp = new Map(t.nodes.map((n) => [n.ip, n.name]));
     const out = new Set<string>();
     for (const r of t.routers.filter((x) => x.nodeSegments.length && x.bgp !== false)) {
-      for (const g of await routeGateways(this.ns(r.name), `${ip}/32`)) if (byIp.has(g)) out.add(byIp.get(g)!);
+      for (const g of await routeGateways((cmd, args, o) => this.rt.exec(r.name, cmd, args, o), `${ip}/32`)) if (byIp.has(g)) out.add(byIp.get(g)!);
     }
     return [...out].sort();
   }
@@ -294,44 +314,35 @@ export class SimLab implements RunningLab {
   }
 
   /** The node's processes, in the order a graceful shutdown stops them (agent first: it resigns while etcd still works). */
-  private nodeProcs(host: string): Managed[] {
-    return [...this.sup.of(host, 'agent'), ...(this.speakers.get(host)?.procs ?? []).slice().reverse(), ...this.sup.of(host, 'etcd')];
+  private nodeProcs(host: string): HostProc[] {
+    const agent = this.agents.get(host);
+    return [...(agent ? [agent] : []), ...(this.speakers.get(host)?.procs ?? []).slice().reverse(), ...this.rt.procs(host, 'etcd')];
   }
 
   async inject(primitive: Primitive, host: string, opts: { downMs?: number } = {}): Promise<void> {
-    const h = this.host(host);
-    const ns = this.ns(host);
+    this.host(host);
     const f = this.faultSet(host);
     switch (primitive) {
       case 'shutdown':
         // graceful: SIGTERM in order, each allowed to say goodbye (resign, NOTIFICATION, leave)
-        for (const m of this.nodeProcs(host)) await this.sup.stop(m, 10_000);
-        await resetKernelState(h, ns);
+        await this.rt.shutdown(host, this.nodeProcs(host), 10_000);
         f.add('shutdown');
         return;
       case 'crash':
-        // drop first, so nothing the dying processes might still send gets out, then SIGKILL
-        await isolate(h, ns);
-        for (const m of this.nodeProcs(host)) this.sup.kill(m);
-        await resetKernelState(h, ns);
+        await this.rt.crash(host);
         f.add('crash');
         return;
       case 'freeze':
-        for (const m of this.nodeProcs(host)) this.sup.signal(m, 'SIGSTOP');
+        await this.rt.freeze(host);
         f.add('freeze');
         return;
       case 'partition':
-        await isolate(h, ns);
+        await this.rt.isolate(host);
         f.add('partition');
         return;
-      case 'link-flap': {
-        const dev = h.interfaces[0]!.ifname;
-        await run('ip', ['link', 'set', dev, 'down'], { ns });
-        await sleep(opts.downMs ?? 2000, this.ctx.signal);
-        await run('ip', ['link', 'set', dev, 'up'], { ns });
-        if (h.gateway) await run('ip', ['route', 'replace', 'default', 'via', h.gateway], { ns, reject: false });
+      case 'link-flap':
+        await this.rt.linkFlap(host, opts.downMs ?? 2000, this.ctx.signal);
         return;
-      }
       case 'leave':
       case 'join': {
         const inst = this.speakers.get(host);
@@ -339,7 +350,7 @@ export class SimLab implements RunningLab {
         const n = this.node(host);
         const r = nodeRouter(n, this.lab.topology);
         const peer = r.interfaces.find((i) => i.segment === n.rack)!.ip;
-        const res = await vtysh(inst, ['configure terminal', `router bgp ${n.asn}`, `${primitive === 'leave' ? '' : 'no '}neighbor ${peer} shutdown`]);
+        const res = await vtysh(this.rt, inst, ['configure terminal', `router bgp ${n.asn}`, `${primitive === 'leave' ? '' : 'no '}neighbor ${peer} shutdown`]);
         if (res.exitCode !== 0) throw new LabError(`${primitive} on ${host}: vtysh failed: ${res.stderr || res.stdout}`);
         if (primitive === 'leave') f.add('leave');
         else f.delete('leave');
@@ -351,42 +362,28 @@ export class SimLab implements RunningLab {
   async restore(host: string): Promise<void> {
     const f = this.faults.get(host);
     if (!f || !f.size) return;
-    const ns = this.ns(host);
-    if (f.has('freeze')) for (const m of this.nodeProcs(host)) this.sup.signal(m, 'SIGCONT');
-    if (f.has('partition') || f.has('crash')) await unisolate(ns);
+    if (f.has('freeze')) await this.rt.thaw(host);
+    if (f.has('partition')) await this.rt.unisolate(host);
     if (f.has('leave')) await this.inject('join', host);
-    if (f.has('crash') || f.has('shutdown')) await this.restart(host);
+    if (f.has('crash') || f.has('shutdown')) {
+      await this.rt.boot(host);
+      await this.restart(host);
+    }
     this.faults.delete(host);
-  }
-
-  /** a mechanism's real daemon (HAProxy…): its files in the lab state, its config checked, then started */
-  private async startDaemon(d: DaemonSpec): Promise<Managed> {
-    const dir = this.ctx.state.subdir(`daemons/${d.host}-${d.name}`);
-    const paths: Record<string, string> = {};
-    for (const [name, content] of Object.entries(d.files ?? {})) writeFileSync((paths[name] = join(dir, name)), content);
-    const fill = (args: string[]) => args.map((a) => a.replace(/\{file:([^}]+)\}/g, (_, n: string) => paths[n] ?? a));
-    if (d.check) await run(d.check[0]!, fill(d.check.slice(1)));
-    return this.sup.start(d.host, 'daemon', d.name, d.cmd, fill(d.args), this.ns(d.host));
   }
 
   /** boot again: etcd, the speaker, the agent, with the specs they had */
   private async restart(host: string): Promise<void> {
     const signal = this.ctx.signal;
-    const etcd = this.sup.of(host, 'etcd');
-    for (const m of etcd) this.sup.spawn(m);
+    const etcd = this.rt.procs(host, 'etcd');
+    for (const p of etcd) await this.rt.respawn(p);
     const n = this.lab.topology.nodes.find((x) => x.name === host);
-    if (n && etcd[0]) await waitForEtcd(n, this.ns(host), etcd[0], signal, 30_000);
+    if (n && etcd[0]) await waitForEtcd(this.rt, n, etcd[0], signal, 30_000);
     const inst = this.speakers.get(host);
-    if (inst) {
-      for (const m of inst.procs) {
-        this.sup.spawn(m);
-        if (m.spec.name.endsWith('/zebra')) await sleep(300);
-      }
-      await waitFor('forBgpd', `${host}/bgpd`, async () => (await vtysh(inst, ['show bgp summary json'])).exitCode === 0, { timeoutMs: 10_000, intervalMs: 100, signal });
-    }
+    if (inst) await restartFrr(this.rt, inst, signal);
     const agent = this.agents.get(host);
     if (agent) {
-      this.sup.spawn(agent);
+      await this.rt.respawn(agent);
       await this.waitAgent(host, agent);
     }
   }
@@ -396,7 +393,8 @@ export class SimLab implements RunningLab {
     // the routers of the LANs where addresses move, and the LAN's clients (none in the shipped labs)
     const hosts = t.routers.filter((r) => r.interfaces.some((i) => t.segments.find((s) => s.name === i.segment)?.kind === 'lan'));
     const movable = [t.vip, ...t.pool.addresses];
-    await settleAll(hosts.map((h) => setGarpIgnore(this.ns(h.name), on, movable)));
+    const { garpIgnoreRules, GARP_TABLE } = await import('../../runtimes/netns/faults.js');
+    await settleAll(hosts.map((h) => (on ? this.rt.exec(h.name, 'nft', ['-f', '-'], { input: garpIgnoreRules(movable) + '\n' }) : this.rt.exec(h.name, 'nft', ['delete', 'table', 'arp', GARP_TABLE], { reject: false }))));
   }
 
   call<T = unknown>(host: string, method: string, params?: unknown, timeoutMs?: number): Promise<T> {
@@ -410,7 +408,7 @@ export class SimLab implements RunningLab {
   }
 
   async exec(host: string, cmd: string, args: string[]) {
-    const r = await run(cmd, args, { ns: this.ns(host), reject: false });
+    const r = await this.rt.exec(host, cmd, args, { reject: false });
     return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
   }
 
@@ -433,9 +431,8 @@ export class SimLab implements RunningLab {
   async down(): Promise<void> {
     if (this.downed) return;
     this.downed = true;
-    await this.watchers.stop();
-    const r = await cleanLab(this.ctx.state, { graceMs: 1500 });
-    if (r.errors.length) throw new LabError(`teardown of ${this.prefix} left: ${r.errors.join('; ')}`);
+    await this.watchers.stop().catch(() => undefined);
+    await this.rt.down();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -458,5 +455,3 @@ function sameSubnet(a: string, b: string, len: number): boolean {
   const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
   return (n(a) & mask) === (n(b) & mask);
 }
-
-export { ReadinessError };

@@ -11,7 +11,8 @@ import type { PlanStep, Provider, Support } from '../../types.js';
 import { PrerequisiteError } from '../../../util/errors.js';
 import { renderRouterFrr } from '../../../render/frr.js';
 import { renderNetworkPlan } from '../../runtimes/netns/network.js';
-import { SimLab } from './lab.js';
+import { EmulatedLab } from './lab.js';
+import { NetnsRuntime } from '../../runtimes/netns/runtime.js';
 import { MECHANISMS } from '../../../strategies/registry.js';
 
 /** binary → the Debian package that has it */
@@ -45,6 +46,9 @@ export function missingPackages(lab?: Lab): string[] {
 export const simProvider: Provider = {
   name: 'sim',
   emulated: true,
+  nodes: 'emulated',
+  // every instance lives in its own namespaces: the same addresses never meet
+  maxInstances: 64,
 
   async check(lab: Lab): Promise<void> {
     const missing = missingPackages(lab);
@@ -63,7 +67,7 @@ export const simProvider: Provider = {
   },
 
   async up(lab, ctx) {
-    return SimLab.up(lab, ctx);
+    return EmulatedLab.up(lab, ctx, new NetnsRuntime(lab.topology, ctx), 'sim');
   },
 
   async plan(lab, { prefix, renderDir }): Promise<PlanStep[]> {

@@ -1,5 +1,5 @@
 /**
- * The sim's process supervision: every daemon a lab starts (FRR, etcd, HAProxy, agents) is one
+ * The netns runtime's process supervision: every daemon a lab starts (FRR, etcd, HAProxy, agents) is one
  * `Managed` process, spawned detached in its host's namespace through the one process runner
  * (src/util/proc.ts), recorded in the lab state with its start time right after the spawn (its
  * namespace was recorded before, so even a kill in between leaves nothing: `lab clean` stops
@@ -7,8 +7,7 @@
  */
 import { join } from 'node:path';
 import type { LabState } from '../../../state/state.js';
-import { ReadinessError } from '../../../util/errors.js';
-import { pidStartTime, sleep, spawnDaemon, stopProcess, signalGroup, type Daemon, type DaemonSpec } from '../../../util/proc.js';
+import { pidStartTime, spawnDaemon, stopProcess, signalGroup, type Daemon, type DaemonSpec } from '../../../util/proc.js';
 
 /** what a supervised process is to its host: FRR, etcd, the agent, or a mechanism's own daemon */
 export type Role = 'frr' | 'etcd' | 'daemon' | 'agent';
@@ -70,28 +69,5 @@ export class Supervisor {
   forget(m: Managed): void {
     const i = this.procs.indexOf(m);
     if (i >= 0) this.procs.splice(i, 1);
-  }
-}
-
-/**
- * A named readiness check (STYLE lesson 6): poll `probe` until it returns true; on timeout (or the
- * daemon exiting) throw a ReadinessError carrying the daemon's last log lines.
- */
-export async function waitFor(check: string, target: string, probe: () => Promise<boolean>, o: { timeoutMs: number; daemon?: Daemon | null; intervalMs?: number; signal?: AbortSignal }): Promise<void> {
-  const deadline = Date.now() + o.timeoutMs;
-  let last: string | undefined;
-  for (;;) {
-    o.signal?.throwIfAborted();
-    try {
-      if (await probe()) return;
-    } catch (e) {
-      last = (e as Error).message.split('\n')[0];
-    }
-    if (o.daemon && !o.daemon.isRunning()) {
-      await sleep(50);
-      throw new ReadinessError(check, target, o.timeoutMs, o.daemon.logTail(20), `the process exited${last ? ` (${last})` : ''}`);
-    }
-    if (Date.now() > deadline) throw new ReadinessError(check, target, o.timeoutMs, o.daemon?.logTail(20) ?? '', last);
-    await sleep(o.intervalMs ?? 50);
   }
 }

@@ -1,11 +1,14 @@
 /**
- * What the sim provider itself observes on the wire and in the routers, for the phase breakdown
- * (src/orchestrator/analysis.ts): every gratuitous ARP on a LAN bridge (tcpdump in the switch
- * namespace, kernel capture timestamps) and every change of a /32 route in a BGP router's kernel
- * table (`ip monitor route`). Written to `<state>/events/_wire.jsonl` in the agents' event format.
+ * What the lab itself observes on the wire and in the routers, for the phase breakdown
+ * (src/orchestrator/analysis.ts) and the live view: every gratuitous ARP on a LAN, captured on the
+ * LAN's router (tcpdump on its LAN link, kernel capture timestamps — the router sees every
+ * broadcast of its LAN, before its own nftables, so also the GARPs a sticky-ARP drill makes it
+ * ignore), and every change of a /32 route in a BGP router's kernel table (`ip monitor route`).
+ * Both run on the router host through the runtime, so they work the same on namespaces and
+ * containers. Written to `<state>/events/_wire.jsonl` in the agents' event format.
  */
 import { appendFileSync } from 'node:fs';
-import { spawnLines, type LineWatcher } from '../../../util/proc.js';
+import type { HostProc, HostRuntime } from '../runtimes/types.js';
 
 export interface WireEvent {
   t: number;
@@ -41,28 +44,37 @@ export function parseRouteLine(line: string, router: string): WireEvent | null {
 }
 
 export class Watchers {
-  private readonly list: LineWatcher[] = [];
-  constructor(private readonly file: string) {}
+  private readonly list: HostProc[] = [];
+  constructor(
+    private readonly rt: HostRuntime,
+    private readonly file: string,
+  ) {}
 
   private write(e: WireEvent) {
     appendFileSync(this.file, JSON.stringify(e) + '\n');
   }
 
-  arp(switchNs: string, bridge: string, onPid: (pid: number) => void): void {
-    const w = spawnLines('tcpdump', ['-tt', '-n', '-e', '-l', '-i', bridge, 'arp'], {
-      ns: switchNs,
+  /** gratuitous ARP on `segment`, seen from `router`'s link `ifname` on it */
+  async arp(router: string, ifname: string, segment: string): Promise<void> {
+    const p = await this.rt.start(router, {
+      role: 'watcher',
+      name: `tcpdump-${ifname}`,
+      cmd: 'tcpdump',
+      args: ['-tt', '-n', '-e', '-l', '-i', ifname, 'arp'],
       onLine: (line) => {
-        const e = parseArpLine(line, bridge);
+        const e = parseArpLine(line, segment);
         if (e) this.write(e);
       },
     });
-    onPid(w.pid);
-    this.list.push(w);
+    this.list.push(p);
   }
 
-  routes(router: string, ns: string, onPid: (pid: number) => void, onChange?: (e: WireEvent) => void, onNexthop?: () => void): void {
-    const w = spawnLines('ip', ['monitor', 'route', 'nexthop'], {
-      ns,
+  async routes(router: string, onChange?: (e: WireEvent) => void, onNexthop?: () => void): Promise<void> {
+    const p = await this.rt.start(router, {
+      role: 'watcher',
+      name: 'ip-monitor',
+      cmd: 'ip',
+      args: ['monitor', 'route', 'nexthop'],
       onLine: (line, t) => {
         // zebra's nexthop objects change in place too (`id N group …`, `Deleted id N …`)
         if (/^(Deleted )?id \d+ .*proto zebra/.test(line)) return onNexthop?.();
@@ -73,11 +85,10 @@ export class Watchers {
         onChange?.(e);
       },
     });
-    onPid(w.pid);
-    this.list.push(w);
+    this.list.push(p);
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.list.splice(0).map((w) => w.stop()));
+    await Promise.all(this.list.splice(0).map((p) => this.rt.stop(p)));
   }
 }

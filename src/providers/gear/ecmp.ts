@@ -1,5 +1,5 @@
 /**
- * Resilient ECMP on a sim router (topology `network.resilientEcmp`). zebra (FRR 8.4) installs each
+ * Resilient ECMP on a lab router (topology `network.resilientEcmp`). zebra (FRR 8.4) installs each
  * BGP multipath route with a plain nexthop group (hash-threshold: when a member leaves, the hash
  * space is re-cut and flows on SURVIVING members move too). Linux also has resilient nexthop
  * groups (`ip nexthop … type resilient`, kernel ≥ 5.13): a fixed table of buckets; when a member
@@ -17,7 +17,11 @@
  * falls through to the main table. When zebra's route goes away, the shim's goes too. Group
  * membership changes are `ip nexthop replace` on the same group id: that keeps surviving buckets.
  */
-import { run } from '../../../util/proc.js';
+import type { ExecOptions } from '../runtimes/types.js';
+import type { RunResult } from '../../util/proc.js';
+
+/** runs a command on the router (its namespace or container) */
+export type Exec = (cmd: string, args: string[], opts?: ExecOptions) => Promise<RunResult>;
 
 export const RESILIENT_TABLE = 100;
 
@@ -39,7 +43,7 @@ export class ResilientEcmp {
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly ns: string,
+    private readonly exec: Exec,
     private readonly buckets: number,
     private readonly idleTimerS: number,
     private readonly dev: (gateway: string) => string,
@@ -58,15 +62,15 @@ export class ResilientEcmp {
   }
 
   private async syncNow(prefix: string): Promise<void> {
-    const gws = await routeGateways(this.ns, prefix);
+    const gws = await routeGateways(this.exec, prefix);
     const gid = this.groupIds.get(prefix);
     // nothing changed (also what stops our own nexthop updates from echoing back here)
     if (gid !== undefined && this.members.get(prefix) === gws.join(',')) return;
     this.members.set(prefix, gws.join(','));
     if (!gws.length) {
       if (gid !== undefined) {
-        await run('ip', ['route', 'del', prefix, 'table', String(RESILIENT_TABLE)], { ns: this.ns, reject: false });
-        await run('ip', ['nexthop', 'del', 'id', String(gid)], { ns: this.ns, reject: false });
+        await this.exec('ip', ['route', 'del', prefix, 'table', String(RESILIENT_TABLE)], { reject: false });
+        await this.exec('ip', ['nexthop', 'del', 'id', String(gid)], { reject: false });
         this.groupIds.delete(prefix);
       }
       this.members.delete(prefix);
@@ -90,29 +94,29 @@ export class ResilientEcmp {
     this.groupIds.set(prefix, id);
     lines.push(`nexthop replace id ${id} group ${ids.join('/')} type resilient buckets ${this.buckets} idle_timer ${this.idleTimerS}`);
     if (gid === undefined) lines.push(`route replace ${prefix} nhid ${id} table ${RESILIENT_TABLE}`);
-    await run('ip', ['-batch', '-'], { ns: this.ns, input: lines.join('\n') + '\n' });
+    await this.exec('ip', ['-batch', '-'], { input: lines.join('\n') + '\n' });
   }
 }
 
-/** The gateways of the BGP route(s) for a prefix in a namespace (zebra's nexthop groups resolved). */
-export async function routeGateways(ns: string, prefix: string): Promise<string[]> {
-  const r = await run('ip', ['-j', '-4', 'route', 'show', prefix, 'proto', 'bgp'], { ns, reject: false });
+/** The gateways of the BGP route(s) for a prefix on a router (zebra's nexthop groups resolved). */
+export async function routeGateways(exec: Exec, prefix: string): Promise<string[]> {
+  const r = await exec('ip', ['-j', '-4', 'route', 'show', prefix, 'proto', 'bgp'], { reject: false });
   const routes = JSON.parse(r.stdout || '[]') as RouteJson[];
   const gws = new Set<string>();
   for (const rt of routes) {
     if (rt.gateway) gws.add(rt.gateway);
     for (const n of rt.nexthops ?? []) if (n.gateway) gws.add(n.gateway);
-    if (rt.nhid !== undefined && !rt.gateway && !rt.nexthops) for (const g of await nexthopGateways(ns, rt.nhid)) gws.add(g);
+    if (rt.nhid !== undefined && !rt.gateway && !rt.nexthops) for (const g of await nexthopGateways(exec, rt.nhid)) gws.add(g);
   }
   return [...gws].sort();
 }
 
-export async function nexthopGateways(ns: string, id: number): Promise<string[]> {
-  const r = await run('ip', ['-j', 'nexthop', 'show', 'id', String(id)], { ns, reject: false });
+export async function nexthopGateways(exec: Exec, id: number): Promise<string[]> {
+  const r = await exec('ip', ['-j', 'nexthop', 'show', 'id', String(id)], { reject: false });
   const nh = (JSON.parse(r.stdout || '[]') as { gateway?: string; group?: { id: number }[] }[])[0];
   if (!nh) return [];
   if (nh.gateway) return [nh.gateway];
   const out: string[] = [];
-  for (const m of nh.group ?? []) out.push(...(await nexthopGateways(ns, m.id)));
+  for (const m of nh.group ?? []) out.push(...(await nexthopGateways(exec, m.id)));
   return out;
 }

@@ -1,0 +1,209 @@
+/**
+ * What a run will do, known before it starts: every strategy × target × drill × repeat with its
+ * expected band and how long it should take, the hold of held faults, the lanes strategies run
+ * in when instances run in parallel, and the estimated duration and its floor. Pure: the lab in,
+ * the plan out — the same figures the progress display counts down and the benchmark compares
+ * with the measured durations.
+ */
+import type { DrillKind, DrillSpec, Lab, LbService, Target } from '../model/types.js';
+import type { Band, Strategy } from '../strategies/types.js';
+import type { PlannedRun } from './events.js';
+import { composeStrategy, blockingConflicts } from '../strategies/compose.js';
+import { drill as drillFor } from '../drills/index.js';
+import { withEndpointTail } from '../emulation/endpoints.js';
+
+/** after a fault ends, the probe must stay clean this long before the observation stops */
+export const STABLE_MS = 1000;
+/** a held fault is held until the slowest strategy could have failed over, plus this margin */
+export const HOLD_MARGIN_MS = 5000;
+/** a node with no peer to take over comes back after this long (crash on a single node) */
+export const DEFAULT_DOWNTIME_MS = 10_000;
+/**
+ * How long an emulated node takes from "powered on" to serving again (etcd, FRR, agent with its
+ * components started): measured here at 3–6 s on the 2-core machine, bounded at 15 s. Real Talos
+ * boots in one to two minutes; the report says so for runs that include a boot.
+ */
+export const EMULATED_BOOT_MS = 15_000;
+/** samples a baseline window needs: the p99 of ~1,000 requests rests on ~10 of them */
+export const BASELINE_SAMPLES = 1000;
+/** traffic start/stop, event reads, victim choice: the fixed cost of one measured run */
+export const RUN_OVERHEAD_MS = 2500;
+
+export function targetsOf(spec: DrillSpec): Target[] {
+  return spec.target === 'both' ? ['api', 'service'] : [spec.target];
+}
+
+/** the Services a drill runs against: baseline compares every Service (ETP Cluster vs Local), other drills the first */
+export function servicesOf(lab: Lab, kind: DrillKind, target: Target): (LbService | undefined)[] {
+  return target === 'service' ? (kind === 'baseline' ? lab.topology.services : [lab.topology.services[0]!]) : [undefined];
+}
+
+/** The band the mechanism's timers predict for a drill (null = nothing to predict), before hold and endpoint effects. */
+export function mechanismBand(lab: Lab, s: Strategy, kind: DrillKind, target: Target): Band | null {
+  if (kind === 'baseline' || kind === 'class-conflict') return null;
+  const role = target === 'api' ? s.cp : s.svc;
+  return role.expectedOutage(kind, { topology: lab.topology, strategy: s.ref, roles: { cp: s.cp, svc: s.svc } });
+}
+
+/**
+ * How long a held fault (freeze, partition, the VIP loss) is held: as the lab says when it says
+ * so (a blip is its own drill variant with its own hold), else until the slowest strategy of the
+ * run could have failed over — the largest band maximum among the lab's strategies, plus a margin
+ * — so a slow mechanism is never made to look fast by a fault that ended before its timers did.
+ */
+export function holdFor(lab: Lab, spec: DrillSpec, target: Target, strategies: Strategy[]): number {
+  if (spec.holdMs > 0) return spec.holdMs;
+  const maxima = strategies.map((s) => mechanismBand(lab, s, spec.kind, target)?.max ?? 0);
+  return Math.max(...maxima, 0) + HOLD_MARGIN_MS;
+}
+
+/**
+ * The band of a held fault given its hold H: a fault that ends before the mechanism fails over is
+ * an outage of about H (the victim comes back still holding the address); one held past the band
+ * is the failover itself; in between, either.
+ */
+export function heldBand(band: Band | null, holdMs: number): Band | null {
+  if (!band) return null;
+  if (holdMs >= band.max) return band;
+  const s = (ms: number) => `${Math.round(ms) / 1000} s`;
+  if (holdMs < band.min) {
+    return { min: holdMs, max: holdMs + STABLE_MS + 1000, basis: `the fault is held ${s(holdMs)}, less than the failover (${band.basis}) needs at least (${s(band.min)}): the victim comes back still holding the address` };
+  }
+  return { min: Math.min(band.min, holdMs), max: Math.max(band.max, holdMs + STABLE_MS + 1000), basis: `the fault is held ${s(holdMs)}, inside the failover band (${band.basis}): either the others take over or the victim comes back first` };
+}
+
+/**
+ * A crash with nobody to take over (one control plane, one announcer): the node comes back after
+ * its downtime, and the outage is the downtime plus its boot.
+ */
+export function downtimeBand(downtimeMs: number): Band {
+  const s = (ms: number) => `${Math.round(ms) / 1000} s`;
+  return { min: downtimeMs, max: downtimeMs + EMULATED_BOOT_MS, basis: `no peer can take over: the node is down ${s(downtimeMs)} and serves again after its boot (≤ ${s(EMULATED_BOOT_MS)} emulated)` };
+}
+
+export interface RunPlan extends Omit<PlannedRun, 'service'> {
+  strategyRef: Strategy;
+  spec: DrillSpec;
+  service?: LbService;
+  band: Band | null;
+  /** held faults: how long; crashes with no peer: the downtime */
+  holdMs: number;
+}
+
+/** every measured run of the lab, in order, with its band, hold and estimated duration */
+export function planRuns(lab: Lab, opts: { downtimeMs?: number } = {}): { runs: RunPlan[]; unsupported: { strategy: Strategy; reason: string }[] } {
+  const strategies: Strategy[] = [];
+  const unsupported: { strategy: Strategy; reason: string }[] = [];
+  for (const ref of lab.strategies) {
+    const s = composeStrategy(ref);
+    const blocking = blockingConflicts(s);
+    if (blocking.length) unsupported.push({ strategy: s, reason: blocking.join('; ') });
+    else strategies.push(s);
+  }
+  const runs: RunPlan[] = [];
+  for (const s of strategies) {
+    for (const spec of lab.drills) {
+      const d = drillFor(spec.kind);
+      for (const target of targetsOf(spec)) {
+        const role = target === 'api' ? s.cp : s.svc;
+        if (d.applicable(s, target) ?? role.drillIssue?.(spec.kind)) continue;
+        for (const service of servicesOf(lab, spec.kind, target)) {
+          const repeats = spec.kind === 'baseline' ? 1 : lab.repeats;
+          for (let repeat = 0; repeat < repeats; repeat++) {
+            runs.push(planOne(lab, s, spec, target, service, repeat, strategies, opts.downtimeMs ?? DEFAULT_DOWNTIME_MS));
+          }
+        }
+      }
+    }
+  }
+  return { runs, unsupported };
+}
+
+/**
+ * The band a run is judged by: the mechanism's (from its timers), shaped by how long the fault is
+ * held (a held fault, or a crash nobody can take over and whose node comes back after its
+ * downtime), and for an ETP Cluster Service the endpoint tail of a silent node's pod.
+ */
+export function runBand(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, service: LbService | undefined, victimRunsPod: boolean, holdMs: number): Band | null {
+  const d = drillFor(spec.kind);
+  const mech = mechanismBand(lab, s, spec.kind, target);
+  let band = d.held ? heldBand(mech, holdMs) : mech;
+  if (spec.kind === 'crash' && !mech && holdMs > 0) band = downtimeBand(holdMs);
+  if (target === 'service') band = withEndpointTail(band, spec.kind, service ?? lab.topology.services[0], lab.topology, victimRunsPod, holdMs, d.held || holdMs > 0);
+  return band;
+}
+
+/** how long the fault is held: held faults as holdFor says, a crash nobody can take over for its downtime, others not */
+export function runHold(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, all: Strategy[], downtimeMs: number): number {
+  if (drillFor(spec.kind).held) return holdFor(lab, spec, target, all);
+  if (spec.kind === 'crash' && !mechanismBand(lab, s, spec.kind, target)) return downtimeMs;
+  return 0;
+}
+
+function planOne(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, service: LbService | undefined, repeat: number, all: Strategy[], downtimeMs: number): RunPlan {
+  const d = drillFor(spec.kind);
+  const holdMs = runHold(lab, s, spec, target, all, downtimeMs);
+  const band = runBand(lab, s, spec, target, service, true, holdMs);
+  let during: number;
+  if (spec.kind === 'baseline') during = baselineWindowMs(lab, spec);
+  else if (spec.kind === 'class-conflict') during = Math.max(spec.observeMs, 1000);
+  else during = Math.max(band?.max ?? spec.observeMs, holdMs) + STABLE_MS + Math.min(spec.settleMs, 3000);
+  const prepare = d.prepare ? Math.min(spec.settleMs, 3000) : 0;
+  return {
+    strategy: s.ref.id,
+    strategyRef: s,
+    spec,
+    target,
+    ...(service ? { service } : {}),
+    drill: spec.kind,
+    repeat,
+    band,
+    holdMs,
+    estimateMs: Math.round(spec.preMs + during + prepare + RUN_OVERHEAD_MS + lab.traffic.probeTimeoutMs),
+  } as RunPlan;
+}
+
+/** a baseline window long enough for the percentiles the report shows, at the lab's request rate */
+export function baselineWindowMs(lab: Lab, spec: DrillSpec): number {
+  const needed = Math.ceil((BASELINE_SAMPLES / Math.max(1, lab.traffic.rate)) * 1000);
+  return Math.max(1000, Math.min(spec.observeMs, needed));
+}
+
+/** seconds a strategy switch costs on the emulated nodes: agents start a few at a time */
+export function applyEstimateMs(lab: Lab): number {
+  return 3000 + 700 * lab.topology.nodes.length;
+}
+
+/**
+ * Strategies into `n` lanes (one lab instance each), longest first into the least loaded lane,
+ * so the whole run lasts about as long as its longest lane.
+ */
+export function lanes<T extends { id: string }>(strategies: T[], costMs: (s: T) => number, n: number): T[][] {
+  const out: { items: T[]; ms: number }[] = Array.from({ length: Math.max(1, Math.min(n, strategies.length)) }, () => ({ items: [], ms: 0 }));
+  for (const s of [...strategies].sort((a, b) => costMs(b) - costMs(a))) {
+    const lane = out.reduce((a, b) => (b.ms < a.ms ? b : a));
+    lane.items.push(s);
+    lane.ms += costMs(s);
+  }
+  // within a lane, the lab's own order
+  const order = new Map(strategies.map((s, i) => [s.id, i]));
+  return out.filter((l) => l.items.length).map((l) => l.items.sort((a, b) => order.get(a.id)! - order.get(b.id)!));
+}
+
+/**
+ * The floor of a run: for every strategy the sum over its drills and repeats of the expected
+ * outage maximum (or the hold) plus the fixed settle time; with strategies in parallel, the
+ * longest strategy. What no scheduling can beat.
+ */
+export function floorMs(runs: RunPlan[], parallel: number): number {
+  const per = new Map<string, number>();
+  for (const r of runs) {
+    const fixed = Math.min(r.spec.settleMs, 3000) + STABLE_MS;
+    const core = r.drill === 'baseline' || r.drill === 'class-conflict' ? 0 : Math.max(r.band?.max ?? 0, r.holdMs);
+    per.set(r.strategy, (per.get(r.strategy) ?? 0) + core + fixed);
+  }
+  const ms = [...per.values()].sort((a, b) => b - a);
+  if (parallel <= 1) return ms.reduce((a, b) => a + b, 0);
+  // lanes: longest-first packing, as the run does
+  return Math.max(0, ...lanes([...per.entries()].map(([id, m]) => ({ id, m })), (x) => x.m, parallel).map((l) => l.reduce((a, x) => a + x.m, 0)));
+}

@@ -1,0 +1,89 @@
+/**
+ * The plan of a run: which runs, how long a held fault is held, how the band changes with the
+ * hold, how strategies are packed into lab instances, and the floor of the whole run. Expected
+ * values are computed here from the lab files' timers, not by the functions under test.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
+import { selectLab } from '../../src/model/select.js';
+import { composeStrategy } from '../../src/strategies/compose.js';
+import { DEFAULT_DOWNTIME_MS, EMULATED_BOOT_MS, HOLD_MARGIN_MS, floorMs, heldBand, holdFor, lanes, planRuns } from '../../src/orchestrator/plan.js';
+import { join } from 'node:path';
+
+const smb = loadLab('smb', { repoRoot: REPO_ROOT });
+const minecraft = loadLab('minecraft', { repoRoot: REPO_ROOT });
+
+describe('held faults', () => {
+  it('are held until the slowest strategy of the run could have failed over (its band maximum) plus a margin', () => {
+    const t = smb.topology.timers;
+    const partition = smb.drills.find((d) => d.kind === 'partition');
+    expect(partition).toBeDefined();
+    // the slowest API failover of smb is Talos VIP's session lease: TTL + 3 election timeouts +
+    // the lessor's 500 ms tick + the campaign retry + 1 s margin (etcd lease expiry, then a new campaign)
+    const talosMax = t.talosVip.sessionTtlS * 1000 + 3 * t.etcd.electionMs + 500 + t.talosVip.campaignRetryS * 1000 + 1000;
+    const strategies = smb.strategies.map(composeStrategy);
+    const hold = holdFor(smb, { ...partition!, holdMs: 0 }, 'api', strategies);
+    expect(hold).toBe(talosMax + HOLD_MARGIN_MS);
+    // a lab that sets a hold gets exactly that (a short blip is its own variant)
+    expect(holdFor(smb, { ...partition!, holdMs: 3000 }, 'api', strategies)).toBe(3000);
+  });
+
+  it('a hold shorter than the failover turns the band into the hold; a longer one keeps it', () => {
+    const band = { min: 40_000, max: 65_500, basis: 'lease' };
+    expect(heldBand(band, 70_000)).toEqual(band);
+    const short = heldBand(band, 10_000)!;
+    expect(short.min).toBe(10_000);
+    expect(short.max).toBeLessThan(band.min);
+    expect(short.basis).toMatch(/held 10 s/);
+    const mid = heldBand(band, 50_000)!;
+    expect(mid.min).toBe(40_000);
+    expect(mid.max).toBeGreaterThanOrEqual(65_500);
+    expect(heldBand(null, 1000)).toBeNull();
+  });
+});
+
+describe('a crash nobody can take over', () => {
+  it('the single node comes back after its downtime: the band is the downtime plus the emulated boot', () => {
+    const { runs } = planRuns(minecraft);
+    const crash = runs.find((r) => r.drill === 'crash' && r.target === 'api');
+    expect(crash).toBeDefined();
+    expect(crash!.holdMs).toBe(DEFAULT_DOWNTIME_MS);
+    expect(crash!.band).toMatchObject({ min: DEFAULT_DOWNTIME_MS, max: DEFAULT_DOWNTIME_MS + EMULATED_BOOT_MS });
+    const { runs: longer } = planRuns(minecraft, { downtimeMs: 30_000 });
+    expect(longer.find((r) => r.drill === 'crash' && r.target === 'api')!.band!.min).toBe(30_000);
+  });
+});
+
+describe('the run plan', () => {
+  it('has one run per strategy × target × drill × repeat (baseline once per Service), none for drills that do not apply', () => {
+    const lab = selectLab(smb, { strategies: ['talos-vip+metallb-l2'], drills: ['baseline', 'crash', 'node-leave'] });
+    const { runs } = planRuns(lab);
+    const baseline = runs.filter((r) => r.drill === 'baseline');
+    expect(baseline.map((r) => `${r.target}${r.service ? `:${r.service.name}` : ''}`).sort()).toEqual(['api', ...smb.topology.services.map((s) => `service:${s.name}`)].sort());
+    expect(runs.filter((r) => r.drill === 'crash')).toHaveLength(2 * lab.repeats);
+    // L2 Services: no ECMP to churn
+    expect(runs.some((r) => r.drill === 'node-leave')).toBe(false);
+    for (const r of runs) expect(r.estimateMs).toBeGreaterThan(r.spec.preMs);
+  });
+
+  it('packs strategies into lanes longest first, and the floor of parallel lanes is the longest lane', () => {
+    const items = [
+      { id: 'a', ms: 10 },
+      { id: 'b', ms: 7 },
+      { id: 'c', ms: 5 },
+      { id: 'd', ms: 4 },
+    ];
+    const two = lanes(items, (x) => x.ms, 2);
+    expect(two.map((l) => l.map((x) => x.id))).toEqual([['a', 'd'], ['b', 'c']]);
+    expect(lanes(items, (x) => x.ms, 8)).toHaveLength(4);
+    expect(lanes(items, (x) => x.ms, 1)).toEqual([items]);
+    const lab = loadLab(join(REPO_ROOT, 'test/fixtures/labs/ci-smb.yaml'), { repoRoot: REPO_ROOT });
+    const { runs } = planRuns(lab);
+    const seq = floorMs(runs, 1);
+    const par = floorMs(runs, lab.strategies.length);
+    expect(par).toBeLessThan(seq);
+    const perStrategy = lab.strategies.map((s) => floorMs(runs.filter((r) => r.strategy === s.id), 1));
+    expect(par).toBe(Math.max(...perStrategy));
+    expect(seq).toBe(perStrategy.reduce((a, b) => a + b, 0));
+  });
+});
