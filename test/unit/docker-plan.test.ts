@@ -18,25 +18,24 @@ import { toYamlDocs } from '../../src/providers/kinds/talos/machine-config.js';
 import {
   TALOS_TMPFS,
   TALOS_VOLUMES,
-  allHosts,
+  bootstrapCommands,
   buildDockerPlan,
-  deliveredByTalos,
   dockerCheck,
   dockerImages,
-  dockerIpam,
   dockerPaths,
   dockerPrimitive,
   dockerProvider,
   dockerSupports,
-  garpIgnoreNft,
-  holdersFromAddressYaml,
+  hostModulesNeeded,
+  loadedModules,
   nodeRoutePatchDocs,
-  partitionNft,
-  strategyApplyCommands,
-  strategyUnapplyCommands,
   talosGenCommands,
   withUserdata,
 } from '../../src/providers/runtimes/docker/talos.js';
+import { allHosts, dockerCliEquivalent, dockerIpam } from '../../src/providers/runtimes/docker/network.js';
+import { garpIgnoreNft, partitionNft } from '../../src/providers/runtimes/docker/faults.js';
+import { APPLIANCE_IMAGE_PLACEHOLDER } from '../../src/providers/runtimes/docker/hosts.js';
+import { deliveredByTalos, holdersFromAddressYaml, strategyApplyCommands, strategyUnapplyCommands } from '../../src/providers/kinds/talos/cluster.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
 const tmp = useTempDirs();
@@ -111,6 +110,11 @@ describe('the Talos containers (as talosctl’s docker provisioner creates them)
       expect(o.HostConfig!.Privileged).toBe(true);
       expect(o.HostConfig!.SecurityOpt).toEqual(['seccomp:unconfined']);
       expect(o.HostConfig!.ReadonlyRootfs).toBe(true);
+      // node.go sets it unless IPv6 is disabled (talosctl's default keeps it)
+      expect(o.HostConfig!.Sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '0' });
+      expect(o.HostConfig!.NanoCpus).toBe(2e9);
+      expect(o.HostConfig!.Memory).toBe(2048 * 1024 * 1024);
+      expect(o.HostConfig!.RestartPolicy).toBeUndefined(); // as talosctl: a container that reboots stays stopped
       const mounts = o.HostConfig!.Mounts!;
       expect(mounts.filter((m) => m.Type === 'tmpfs').map((m) => m.Target)).toEqual(['/run', '/system', '/tmp']);
       expect(mounts.filter((m) => m.Type === 'volume').map((m) => m.Target)).toEqual(['/var', '/system/state', '/etc/cni', '/etc/kubernetes', '/usr/libexec/kubernetes', '/opt']);
@@ -142,20 +146,24 @@ describe('the Talos containers (as talosctl’s docker provisioner creates them)
     const t = smb.topology;
     expect(dockerImages(t, {}).talos).toBe('ghcr.io/siderolabs/talos:v1.11.6');
     expect(dockerImages(t, { TLAB_TALOS_IMAGE: 'mirror/talos:v1.11.6' }).talos).toBe('mirror/talos:v1.11.6');
-    expect(dockerImages(t, {}).netbox).toMatch(/^tlab-netbox:bookworm-[0-9a-f]{12}$/);
-    expect(dockerImages(t, { TLAB_NETBOX_IMAGE: 'x/netbox:1' })).toMatchObject({ netbox: 'x/netbox:1', netboxBuilt: false });
+    // the appliance's tag is its content hash, known once ensured at up (pinned Debian packages, ./appliance.ts)
+    expect(dockerImages(t, {})).toMatchObject({ appliance: APPLIANCE_IMAGE_PLACEHOLDER, applianceBuilt: true });
+    expect(dockerImages(t, { TLAB_APPLIANCE_IMAGE: 'x/appliance:1' })).toMatchObject({ appliance: 'x/appliance:1', applianceBuilt: false });
   });
 });
 
 describe('the lab’s networks and appliance containers', () => {
-  it('one network per segment with a fixed subnet; only LANs reach out (Talos pulls its images), uplink and fabric are internal', () => {
+  it('one network per segment with a fixed subnet; none --internal (moby drops routed traffic there under br_netfilter); only LANs have NAT', () => {
     for (const l of labs) {
       const p = plan(l);
       expect(p.networks.map((n) => n.segment)).toEqual(l.topology.segments.map((s) => s.name));
       for (const n of p.networks) {
         const seg = l.topology.segments.find((s) => s.name === n.segment)!;
         expect(n.options.IPAM!.Config).toEqual([{ Subnet: seg.cidr, Gateway: n.gateway, IPRange: n.ipRange }]);
-        expect(n.options.Internal).toBe(seg.kind !== 'lan');
+        // an internal network gets `-i br ! -d subnet -j DROP`: the client → router → VIP frames on the uplink bridge
+        expect(n.options.Internal, `${l.name}/${seg.name}`).toBe(false);
+        expect(n.options.Options!['com.docker.network.bridge.enable_ip_masquerade']).toBe(seg.kind === 'lan' ? undefined : 'false');
+        expect(dockerCliEquivalent(n)).not.toContain('--internal');
         expect(n.name.startsWith(`tlab-${l.name}-beef-`)).toBe(true);
       }
     }
@@ -247,7 +255,17 @@ describe('commands', () => {
     expect(cmds.some((c) => c.includes('kubeprism.patch.yaml'))).toBe(false); // already in gen config
     expect(cmds.some((c) => c.includes('metallb-frr-k8s.yaml'))).toBe(true);
     expect(cmds.some((c) => c.includes('pod-security.kubernetes.io/enforce=privileged'))).toBe(true);
-    expect(cmds.at(-1)).toContain('apply --server-side --force-conflicts -f /r/x/metallb/l2.yaml');
+    expect(cmds.find((c) => c.includes('/r/x/metallb/l2.yaml'))).toContain('apply --server-side --force-conflicts -f /r/x/metallb/l2.yaml');
+  });
+
+  it('waits for EVERY node by IP (talosctl health), not `kubectl wait nodes --all` (passes on the nodes registered so far)', () => {
+    const smb = lab('smb');
+    const cmds = bootstrapCommands(smb, paths);
+    expect(cmds.map((c) => c.join(' ')).join('\n')).not.toMatch(/wait .*nodes --all/);
+    const health = cmds.find((c) => c.includes('health'))!;
+    const all = [health[health.indexOf('--control-plane-nodes') + 1], health[health.indexOf('--worker-nodes') + 1]].join(',').split(',');
+    expect(all.sort()).toEqual(smb.topology.nodes.map((n) => n.ip).sort());
+    expect(cmds.filter((c) => c.includes('bootstrap'))).toHaveLength(1);
   });
 
   it('apply: Cilium installed with the chart Talos documents when Cilium BGP is the service mechanism', () => {
@@ -259,8 +277,8 @@ describe('commands', () => {
     expect(helm.join(' ')).not.toMatch(/SYS_MODULE/);
   });
 
-  it('a static pod that Talos already runs (machine.pods) is not kubectl-applied, and its kubeconfig is provided', () => {
-    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-vip', namespace: 'kube-system' }, spec: { volumes: [{ name: 'k', hostPath: { path: '/var/local/kube-vip/kubeconfig', type: 'File' } }] } };
+  it('a static pod that Talos already runs (machine.pods) is not kubectl-applied; one that needs a kubeconfig file is refused (machine.files reboots)', () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-vip', namespace: 'kube-system' }, spec: { containers: [] } };
     const patch: RenderedFile = { path: 'talos/kv.patch.yaml', kind: 'talos-patch', content: toYamlDocs([{ machine: { pods: [pod] } }]), hosts: ['cp1'] };
     const manifest: RenderedFile = { path: 'kube-vip/pod.yaml', kind: 'k8s-manifest', content: toYamlDocs([pod]) };
     const other: RenderedFile = { path: 'kube-vip/ds.yaml', kind: 'k8s-manifest', content: toYamlDocs([{ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'x' } }]) };
@@ -271,7 +289,10 @@ describe('commands', () => {
     const cmds = strategyApplyCommands(smb, smb.strategies[1]!, paths, [patch, manifest, other], '/r').map((c) => c.join(' '));
     expect(cmds.some((c) => c.includes('kube-vip/pod.yaml'))).toBe(false);
     expect(cmds.some((c) => c.includes('kube-vip/ds.yaml'))).toBe(true);
-    expect(cmds.findIndex((c) => c.includes('static-pod-kubeconfig.patch.yaml'))).toBeLessThan(cmds.findIndex((c) => c.includes('talos/kv.patch.yaml')));
+    expect(cmds.some((c) => c.includes('static-pod-kubeconfig'))).toBe(false);
+    const withKc = { ...pod, spec: { volumes: [{ name: 'k', hostPath: { path: '/var/local/kube-vip/kubeconfig', type: 'File' } }] } };
+    const bad: RenderedFile = { ...patch, content: toYamlDocs([{ machine: { pods: [withKc] } }]) };
+    expect(() => strategyApplyCommands(smb, smb.strategies[1]!, paths, [bad], '/r')).toThrow(/machine\.files/);
   });
 });
 
@@ -306,6 +327,19 @@ describe('drills on docker', () => {
     expect(holdersFromAddressYaml('', '10.32.0.10', [{ name: 'cp1', ip: '10.32.0.11' }])).toEqual([]);
   });
 
+  it('names the kernel modules a lab’s strategies need on the host (kube-vip lb_enable: IPVS), and reads which are loaded', async () => {
+    const { kubeVipReal } = await import('../../src/strategies/kube-vip/manifests.js');
+    const smb = lab('smb');
+    const kv = smb.strategies.find((s) => s.options.kubeVipLbEnable === true)!;
+    expect(kubeVipReal.hostModules!(kv)).toEqual(['ip_vs', 'ip_vs_rr']);
+    expect(kubeVipReal.hostModules!({ ...kv, options: {} })).toEqual([]);
+    // the roles are asked, never an id: a lab whose roles name no module needs none
+    expect(hostModulesNeeded({ ...smb, strategies: smb.strategies.filter((s) => s.cp === 'haproxy') })).toEqual([]);
+    const proc = 'ip_vs_rr 16384 1 - Live 0x0\nip_vs 180224 3 ip_vs_rr, Live 0x0\nbr_netfilter 32768 0 - Live 0x0\n';
+    expect(loadedModules(['ip_vs', 'ip_vs_rr', 'nf_conntrack'], proc)).toEqual(['ip_vs', 'ip_vs_rr']);
+    expect(loadedModules(['ip_vs'], 'ip_vs_rr 16384 0 - Live 0x0\n')).toEqual([]);
+  });
+
   it('says resilient ECMP is not reproduced by the docker router', () => {
     const res = lab('ci-smb-resilient');
     expect(res.topology.resilientEcmp.enabled).toBe(true);
@@ -330,7 +364,7 @@ describe('plan() and check()', () => {
         const o = JSON.parse(readFileSync(join(dir, 'docker', c.file), 'utf8'));
         expect(o.name).toBe(c.name);
       }
-      expect(existsSync(join(dir, 'docker', 'netbox', 'Dockerfile'))).toBe(true);
+      expect(readFileSync(join(dir, 'docker', 'appliance', 'Dockerfile'), 'utf8')).toMatch(/frr=8\.4\.4/); // pinned packages
       expect(existsSync(join(dir, 'docker', 'routers', 'rtr.frr.conf'))).toBe(true);
       for (const f of readdirSync(join(dir, 'docker', 'talos', 'patches'))) {
         for (const d of parseAllDocuments(readFileSync(join(dir, 'docker', 'talos', 'patches', f), 'utf8'))) expect(d.errors).toEqual([]);

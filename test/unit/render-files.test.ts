@@ -101,8 +101,12 @@ describe('the files of a strategy on a real Talos cluster', () => {
     for (const r of smb.strategies.filter((s) => s.cp !== 'talos-vip')) expect(file(smb.topology, r, VIP_PATCH)).toBeUndefined();
   });
 
-  it('the VIP removal deletes the VIP field (≤ 1.11) or the whole Layer2VIPConfig document (≥ 1.12)', () => {
-    expect(vipRemovalDocs('10.0.0.10', 'v1.11.6', 'eth0')).toEqual([{ machine: { network: { interfaces: [{ interface: 'eth0', vip: { $patch: 'delete' } }] } } }]);
+  it('the VIP removal deletes the eth0 item, merging back what else it had (≤ 1.11: Talos refuses a delete inside a list item), or the whole Layer2VIPConfig document (≥ 1.12)', () => {
+    expect(vipRemovalDocs('10.0.0.10', 'v1.11.6', 'eth0')).toEqual([{ machine: { network: { interfaces: [{ interface: 'eth0', $patch: 'delete' }] } } }]);
+    const routes = [{ network: '10.9.0.0/24', gateway: '10.0.0.1' }];
+    expect(vipRemovalDocs('10.0.0.10', 'v1.11.6', 'eth0', { interface: 'eth0', routes, vip: { ip: '10.0.0.10' } })).toEqual([
+      { machine: { network: { interfaces: [{ interface: 'eth0', $patch: 'delete' }, { interface: 'eth0', routes }] } } },
+    ]);
     expect(vipRemovalDocs('10.0.0.10', 'v1.12.0', 'eth0')).toEqual([{ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: '10.0.0.10', $patch: 'delete' }]);
     expect(vipPatchDocs('10.0.0.10', 'v1.11.6', { deviceSelector: { driver: 'virtio_net' } })).toEqual([{ machine: { network: { interfaces: [{ deviceSelector: { driver: 'virtio_net' }, vip: { ip: '10.0.0.10' } }] } } }]);
     expect(() => vipPatchDocs('10.0.0.10', 'v1.12.0', { deviceSelector: { driver: 'virtio_net' } })).toThrow(/link name/);

@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadLab } from '../../src/model/index.js';
 import type { Lab, Topology } from '../../src/model/types.js';
+import { PrerequisiteError } from '../../src/util/errors.js';
 import {
+  qemuCheck,
+  talosBootAssets,
   qemuCreateCommand,
   qemuDestroyCommand,
   qemuNodeIps,
@@ -49,6 +52,14 @@ describe('qemu commands', () => {
     expect(flagValues(cmd, '--config-patch')).toContain('@/st/qemu/patches/kubeprism.patch.yaml');
     expect(cmd).toContain('--skip-kubeconfig'); // never merges into the user's ~/.kube/config
     expect(cmd).not.toContain('--use-vip'); // the topology VIP .10 is not talosctl's .50
+    // talosctl ≤ 1.11 defaults --vmlinuz-path/--initrd-path to _out/… under the working directory
+    // (create/command.go@v1.11.6): the release's own files from the lab's cache are passed instead
+    const boot = talosBootAssets('v1.11.6');
+    expect(flagValues(cmd, '--vmlinuz-path')).toEqual([boot.vmlinuz]);
+    expect(flagValues(cmd, '--initrd-path')).toEqual([boot.initramfs]);
+    expect(boot.vmlinuz.startsWith('/')).toBe(true);
+    expect(boot.vmlinuz).toMatch(/talos\/v1\.11\.6\/vmlinuz-(amd64|arm64)$/);
+    expect(boot.initramfs).toMatch(/talos\/v1\.11\.6\/initramfs-(amd64|arm64)\.xz$/);
     expect(qemuDestroyCommand(smb, 'tlab-smb-beef', p)).toEqual(['talosctl', 'cluster', 'destroy', '--name', 'tlab-smb-beef', '--state', '/st/qemu/clusters', '--provisioner', 'qemu']);
   });
 
@@ -61,6 +72,26 @@ describe('qemu commands', () => {
     expect(cmd).not.toContain('--config-patch-control-plane');
     expect(flagValues(cmd, '--talosconfig-destination')).toEqual(['/st/qemu/talosconfig']);
     expect(qemuDestroyCommand(l, 'x', p)).not.toContain('--provisioner');
+    // ≥ 1.12 boots the Image Factory's iso preset for --talos-version: no kernel flags exist there
+    expect(cmd).not.toContain('--vmlinuz-path');
+    expect(cmd).not.toContain('--iso-path');
+  });
+
+  it('check() says when the ≤ 1.11 kernel and initramfs are missing, with a download that verifies their sha256', async () => {
+    const before = process.env.TLAB_TALOS_ASSETS;
+    process.env.TLAB_TALOS_ASSETS = tmp('tlx-qemu-assets-');
+    try {
+      const err = await qemuCheck(smb).then(() => null, (e: unknown) => e);
+      if (process.platform !== 'linux') return;
+      expect(err).toBeInstanceOf(PrerequisiteError);
+      const e = err as PrerequisiteError;
+      expect(e.what).toMatch(/Talos v1\.11\.6 boot artefacts missing/);
+      expect(e.fix).toMatch(/vmlinuz-(amd64|arm64) .*initramfs-(amd64|arm64)\.xz .*sha256sum\.txt && sha256sum --ignore-missing -c sha256sum\.txt/);
+      expect(await qemuCheck(v12(smb)).then(() => '', (x: Error) => x.message)).not.toMatch(/boot artefacts/);
+    } finally {
+      if (before === undefined) delete process.env.TLAB_TALOS_ASSETS;
+      else process.env.TLAB_TALOS_ASSETS = before;
+    }
   });
 
   it('talosctl numbers the VMs from the 2nd address, control planes first', () => {

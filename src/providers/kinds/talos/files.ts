@@ -10,6 +10,7 @@ import { renderRouterFrr } from '../../../render/frr.js';
 import { apiEndpointUrl, clusterCni, composeStrategy, renderStrategy, routerBgpTimers } from '../../../strategies/compose.js';
 import { bfdFor } from '../../../strategies/bands.js';
 import { certSansPatchDoc, cniNonePatchDoc, endpointPatchDoc, kubePrismPatchDoc, patchScope, staticPatch, toYamlDocs } from './machine-config.js';
+import { echoWorkloadFiles, isWorkloadFile } from './workload.js';
 
 /** Paths (inside a strategy's render dir) of the Talos patches this module writes, by concern. */
 export const TALOS_PATCH = {
@@ -85,6 +86,8 @@ export function renderTalosFiles(t: Topology, s: Strategy, roleFiles: RenderedFi
   for (const r of t.routers.filter((x) => x.bgp !== false)) {
     files.push({ path: routerFrrPath(r), kind: 'frr', delivery: 'router', hosts: [r.name], content: renderRouterFrr(r, t, { timers: bgp, ...(bfd !== undefined ? { bfd } : {}) }) });
   }
+  // the echo Deployment and the Services the client measures (a real cluster has no emulated echo pods)
+  files.push(...echoWorkloadFiles(t, s));
   files.push({ path: README_PATH, kind: 'other', delivery: 'doc', content: readme(t, s, [...roleFiles, ...files]) });
   return files;
 }
@@ -127,11 +130,16 @@ function readme(t: Topology, s: Strategy, files: RenderedFile[]): string {
   }
   const plain = t.routers.filter((r) => r.bgp === false).map((r) => r.name);
   if (frr.length && plain.length) L.push(`  (${plain.join(', ')}: no BGP, plain IP forwarding)`);
-  const own = files.filter((f) => f.kind !== 'talos-patch' && f.kind !== 'frr' && f.path !== README_PATH);
+  const own = files.filter((f) => f.kind !== 'talos-patch' && f.kind !== 'frr' && f.path !== README_PATH && !isWorkloadFile(f));
+  const workload = files.filter(isWorkloadFile);
   const how: Record<string, string> = { kubectl: 'kubectl apply -f (after the cluster is up)', 'lb-host': 'on the load-balancer box', talos: 'through the Talos machine config', router: 'on the routers', doc: 'to read' };
   if (own.length) {
     L.push('', `The mechanisms' own files (${s.cp.title}, ${s.svc.title}):`);
     for (const f of own) L.push(`  ${f.path.padEnd(52)} ${how[f.delivery ?? 'kubectl']}`);
+  }
+  if (workload.length) {
+    L.push('', 'The echo workload and the Services the client measures (applied after the mechanisms’ files):');
+    for (const f of workload) L.push(`  ${f.path.padEnd(52)} ${how[f.delivery ?? 'kubectl']}`);
   }
   L.push(
     '',

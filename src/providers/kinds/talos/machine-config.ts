@@ -130,3 +130,49 @@ export function relinkPatch(content: string, from: string, to: VipLink | string)
   const header = content.split('\n').filter((l) => l.startsWith('#'));
   return toYamlDocs(out.filter((d): d is Record<string, unknown> => d !== null), [...header.map((l) => l.replace(/^# ?/, '')), `re-linked: ${from} → ${JSON.stringify(to)}`]);
 }
+
+/**
+ * Make a Talos ≤ 1.11 patch that deletes `machine.network.interfaces` entries keep what the
+ * RUNTIME's own config has on those links (a docker node's routes through the lab router, a qemu
+ * VM's DHCP entry), in forms Talos accepts (siderolabs/talos configloader/internal/decoder/
+ * delete.go + selector.go, v1.11.6 = v1.12.11 = v1.13.9):
+ *  - entries deleted by `interface` name, runtime entries named the same way: the runtime's entry
+ *    is merged back in the SAME patch, right after the delete (deletes of a patch run before its
+ *    merge: container.go `Documents()`) — one patch;
+ *  - an entry chosen by `deviceSelector` cannot be deleted at all (the selector key is compared as
+ *    a string; a mapping prints as "" and never matches: "lookup failed"), so the whole list goes
+ *    (`interfaces: {$patch: delete}` — its parent is a mapping, which Talos allows) and the
+ *    runtime's entries plus the patch's other items come back in a SECOND patch. Both are given to
+ *    ONE `talosctl patch machineconfig --patch @1 --patch @2` call: talosctl applies them in order
+ *    locally (cmd/talosctl/cmd/talos/patch.go `configpatcher.Apply`) and sends one config, so the
+ *    node never runs without its link configuration.
+ * Returns the patch contents in order (the input alone when nothing needs completing).
+ */
+export function completeInterfaceDeletes(content: string, runtimeInterfaces: Record<string, unknown>[]): string[] {
+  const docs = parseAllDocuments(content).map((d) => d.toJS() as Record<string, unknown> | null);
+  const isDelete = (i: unknown) => !!i && typeof i === 'object' && (i as Record<string, unknown>).$patch === 'delete';
+  const legacy = docs.find((d) => d && d.kind === undefined && Array.isArray((d.machine as { network?: { interfaces?: unknown } } | undefined)?.network?.interfaces));
+  const items = ((legacy?.machine as { network: { interfaces: Record<string, unknown>[] } } | undefined)?.network.interfaces ?? []) as Record<string, unknown>[];
+  if (!legacy || !items.some(isDelete)) return [content];
+  const header = content.split('\n').filter((l) => l.startsWith('#')).map((l) => l.replace(/^# ?/, ''));
+  const others = items.filter((i) => !isDelete(i));
+  const byName = items.filter(isDelete).every((d) => typeof d.interface === 'string') && runtimeInterfaces.every((e) => typeof e.interface === 'string');
+  const network = (legacy.machine as { network: Record<string, unknown> }).network;
+  if (byName) {
+    const out: Record<string, unknown>[] = [];
+    for (const i of items) {
+      out.push(i);
+      if (!isDelete(i)) continue;
+      const back = runtimeInterfaces.find((e) => e.interface === i.interface);
+      if (back && !others.some((o) => o.interface === i.interface)) out.push(structuredClone(back));
+    }
+    if (out.length === items.length) return [content];
+    network.interfaces = out;
+    return [toYamlDocs(docs.filter((d): d is Record<string, unknown> => d !== null), [...header, 'the runtime’s own settings of the deleted link are merged back in the same patch'])];
+  }
+  network.interfaces = [...runtimeInterfaces.map((e) => structuredClone(e)), ...others];
+  return [
+    toYamlDocs([{ machine: { network: { interfaces: { $patch: 'delete' } } } }], [...header, 'part 1 of 2: the whole interfaces list goes (a deviceSelector entry has no delete form)']),
+    toYamlDocs(docs.filter((d): d is Record<string, unknown> => d !== null), [...header, 'part 2 of 2: the runtime’s own interface entries come back (same talosctl call as part 1)']),
+  ];
+}

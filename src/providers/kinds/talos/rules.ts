@@ -817,3 +817,53 @@ export function checkPatchSequence(base: TalosConfig, patches: PatchStep[], vers
   }
   return problems;
 }
+
+// ---------------------------------------------------------------------------------------------
+// checkCallSequence: several patch files in one talosctl call
+
+export interface PatchCall {
+  name: string;
+  /** the patch files of ONE `talosctl patch machineconfig --patch @a --patch @b` call, in order */
+  yamls: string[];
+  /** applied to a running node (ApplyConfiguration) rather than at config generation */
+  live: boolean;
+}
+
+/**
+ * Like checkPatchSequence, for calls that carry several patches: talosctl applies a call's patches
+ * one after the other locally (cmd/talosctl/cmd/talos/patch.go: configpatcher.LoadPatches +
+ * configpatcher.Apply, v1.11.6 … v1.13.9) and sends ONE config, so what machined validates and
+ * compares with the running config ([RT] CanApplyImmediate) is the result of the whole call; an
+ * intermediate state is never applied. A refused patch fails the whole call (the config stays).
+ */
+export function checkCallSequence(base: TalosConfig, calls: PatchCall[], version: string): { problems: string[]; result: TalosDoc[] } {
+  const rs = rulesFor(version);
+  const problems: string[] = [];
+  let cur = toDocs(base);
+  for (const c of calls) {
+    let next: TalosDoc[] = cur;
+    let refused = false;
+    for (const [i, y] of c.yamls.entries()) {
+      const r = applyTalosPatch(next, y, version);
+      if (!r.ok) {
+        problems.push(`${c.name}${c.yamls.length > 1 ? ` (patch ${i + 1}/${c.yamls.length})` : ''}: Talos ${rs.tag} refuses this patch: ${r.error}`);
+        refused = true;
+        break;
+      }
+      next = r.result;
+    }
+    if (refused) continue;
+    for (const v of validate(next, rs)) problems.push(`${c.name}: Talos ${rs.tag} refuses the patched config: ${v}`);
+    if (c.live) {
+      const l = liveApplicable(cur, next, version);
+      if (!l.immediate) {
+        problems.push(
+          `${c.name}: applied live, but Talos ${rs.tag} cannot apply a change of ${l.reboot.join(', ')} without a reboot ` +
+            '(talosctl patch --mode auto reboots the node, --mode no-reboot refuses it)',
+        );
+      }
+    }
+    cur = next;
+  }
+  return { problems, result: cur };
+}

@@ -1,53 +1,80 @@
 /**
- * docker provider — REAL Talos in containers, created through dockerode the way talosctl's docker
- * provisioner creates them (siderolabs/talos v1.11.6 pkg/provision/providers/docker/node.go and
- * network.go), with three differences that are the point of this provider:
+ * docker provider — REAL Talos in containers. The Talos containers are created through dockerode
+ * the way talosctl's docker provisioner creates them (siderolabs/talos
+ * pkg/provision/providers/docker/node.go, the same at v1.11.6, v1.12.11 and v1.13.9), with three
+ * differences that are the point of this provider:
  *
  *  1. several control planes (from Talos 1.12 `talosctl cluster create docker` makes exactly one);
  *  2. eth0 is NOT marked ignored. talosctl's docker provisioner adds
- *     `v1alpha1.WithNetworkInterfaceIgnore("eth0")` for configs of Talos ≤ 1.11
- *     (pkg/provision/providers/docker/docker.go GenOptions), and Talos' VIP controller skips ignored
- *     links, so a talosctl docker cluster never gets the native VIP. Nothing else in container mode
- *     disables the VIP (link/address/VIP controllers run; GARP is a raw socket, fine in a
- *     privileged container), so the native VIP runs here. Upstream never tests this combination:
- *     the nightly run is what proves it;
- *  3. the lab's own network around the cluster: one Docker bridge network per topology segment with
- *     fixed subnets, fixed container addresses, Docker's gateway moved off the router's `.1` and
- *     Docker's dynamic allocation confined to a small free block (`IPRange`) so it can never hand
- *     out the VIP or a pool address; the FRR router(s), the external HAProxy and the client(s) as
- *     containers of one local image built from Debian packages (`tlab-netbox`).
+ *     `v1alpha1.WithNetworkInterfaceIgnore("eth0")` for configs without multi-document network
+ *     config (Talos ≤ 1.11; pkg/provision/providers/docker/docker.go GenOptions), and Talos' VIP
+ *     controller skips ignored links, so a talosctl docker cluster never gets the native VIP.
+ *     Nothing else in container mode disables the VIP, so the native VIP runs here. Upstream never
+ *     tests this combination: the nightly run is what proves it;
+ *  3. the lab's own network around the cluster (./network.ts) and the lab's boxes — FRR routers,
+ *     the HAProxy box, the clients — as containers of the pinned appliance image (./hosts.ts,
+ *     ./appliance.ts).
  *
- * `plan()` renders everything (networks, the exact ContainerCreateOptions, the talosctl/kubectl
- * commands) without touching Docker; `up()` performs it, recording every network and container
- * in the lab state BEFORE creating it, labelled `tlab.id`, and tears down on failure.
+ * Everything Talos-specific that is not about containers — configs, bootstrap, kubeconfig, waiting
+ * for the nodes, a strategy's live patches and manifests, holders, prerequisites — is the Talos
+ * kind's (src/providers/kinds/talos/cluster.ts), shared with qemu.
  *
- * Not verifiable on the offline CI machines (no images, no Docker engine): the pure builders are
- * unit-tested (test/unit/docker-plan.test.ts), the rendered Talos patches are schema-checked
- * (test/contract/talos-schema.test.ts); the rest is proven by the nightly docker run.
+ * `plan()` renders everything (networks, the exact ContainerCreateOptions, the commands) without
+ * touching Docker; `up()` performs it, recording every network and container in the lab state
+ * BEFORE creating it, labelled `tlab.id`, and tears down on failure. No real Talos runs on the
+ * offline CI machines (no images): the fake-engine e2e (test/e2e/docker-talos-fake.test.ts)
+ * checks every request and command against reviewed golden files; the nightly run on a Docker
+ * host is what runs Talos.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
-import { parseAllDocuments } from 'yaml';
-import type { Host, Lab, Node, Router, Segment, StrategyRef, Target, Topology } from '../../../model/types.js';
+import type { Host, Lab, Node, StrategyRef, Target, Topology } from '../../../model/types.js';
 import type { Artifacts, DaemonSpec, RenderedFile } from '../../../strategies/types.js';
-import { MECHANISMS } from '../../../strategies/registry.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
 import type { PlanStep, Primitive, Provider, RunningLab, Support, UpContext } from '../../types.js';
 import type { LabState } from '../../../state/state.js';
 import { stateRoot } from '../../../state/state.js';
 import { REPO_ROOT } from '../../../model/load.js';
-import { LabError, PrerequisiteError, ReadinessError } from '../../../util/errors.js';
-import { now, quote, run, sleep, type RunResult } from '../../../util/proc.js';
+import { LabError, PrerequisiteError } from '../../../util/errors.js';
+import { now, quote, sleep } from '../../../util/proc.js';
 import { readEvents } from '../../../emulation/agent/events.js';
-import { STRATEGY_SPECIFIC_PATCHES, TALOS_PATCH, renderTalosFiles, routerFrrPath, talosStrategyFiles } from '../../kinds/talos/files.js';
-import { patchScope, toYamlDocs, usesNetworkDocuments } from '../../kinds/talos/machine-config.js';
+import { routerFrrPath } from '../../kinds/talos/files.js';
+import { toYamlDocs, usesNetworkDocuments } from '../../kinds/talos/machine-config.js';
+import {
+  TalosCluster,
+  bootstrapCommand,
+  clusterPatchPlans,
+  genConfigCommand,
+  genSecretsCommand,
+  healthCommand,
+  kubeconfigCommand,
+  nodeConfigCommand,
+  prerequisites,
+  renderedServiceNames,
+  runtimeStrategyFiles,
+  stepsFromCommands,
+  strategyApplyCommands,
+  strategyDirs,
+  strategyUnapplyCommands,
+  talosPaths,
+  talosToolsMissing,
+  talosconfigCommands,
+  type TalosPatchPlan,
+  type TalosPaths,
+} from '../../kinds/talos/cluster.js';
+import type { SequenceProfile } from '../../kinds/talos/sequence.js';
 import { apiEndpoint, apiEndpointUrl, clusterCni, composeStrategy, renderStrategy } from '../../../strategies/compose.js';
-import type { RealContext, Role, Strategy } from '../../../strategies/types.js';
+import { MECHANISMS } from '../../../strategies/registry.js';
+import { buildNetworkPlans, containerName, dockerCliEquivalent, idOfPrefix, networkName, allHosts, type DockerNetworkPlan } from './network.js';
+import { APPLIANCE_IMAGE_PLACEHOLDER, applianceHostPlans, withImage, type ApplianceContainerPlan } from './hosts.js';
+import { connectDocker, createAndStart, dockerExec, dockerExecDetached, pingDocker, removeContainer, stopContainer, type ContainerPlan, type ExecResult } from './engine.js';
+import { DOCKER_FAULTS, DockerFaults, GARP_UNDO, garpIgnoreNft, type PrimitiveMapping } from './faults.js';
+import { APPLIANCE_PACKAGES, applianceDockerfile, ensureApplianceImage, PUBLIC_BASE } from './appliance.js';
 
 // ---------------------------------------------------------------------------------------------
-// what talosctl's docker provisioner does (siderolabs/talos v1.11.6, node.go / network.go)
+// what talosctl's docker provisioner does (siderolabs/talos pkg/provision/providers/docker/node.go
+// at v1.11.6 and v1.13.9: the same lines)
 
 /** tmpfs mounts of a Talos container (node.go: `for _, path := range []string{"/run", "/system", "/tmp"}`) */
 export const TALOS_TMPFS = ['/run', '/system', '/tmp'] as const;
@@ -56,116 +83,36 @@ export const TALOS_TMPFS = ['/run', '/system', '/tmp'] as const;
  * /var, /system/state, /etc/cni, /etc/kubernetes, /usr/libexec/kubernetes, /opt.
  */
 export const TALOS_VOLUMES = ['/var', '/system/state', '/etc/cni', '/etc/kubernetes', '/usr/libexec/kubernetes', '/opt'] as const;
-/** talosctl cluster create defaults `--cpus 2.0 --memory 2048` (also for workers); node.go sets TALOSSKU from them */
+/** talosctl cluster create defaults: 2 CPUs and 2 GiB per node (clusterops/options.go GetCommon @v1.13.9; `--cpus 2.0 --memory 2048` @v1.11.6); node.go sets TALOSSKU from them */
 export const TALOS_NODE_CPUS = 2;
 export const TALOS_NODE_MEMORY_MIB = 2048;
-/** the Docker network MTU talosctl sets (`--mtu`, default 1500; network.go `com.docker.network.driver.mtu`) */
-export const DOCKER_MTU = 1500;
+/** node.go: `hostConfig.Sysctls = {"net.ipv6.conf.all.disable_ipv6": "0"}` unless IPv6 is disabled (talosctl's default keeps it) */
+export const TALOS_SYSCTLS = { 'net.ipv6.conf.all.disable_ipv6': '0' } as const;
+/** graceful stop of a Talos container at teardown and when a shutdown does not end by itself */
+export const TALOS_STOP_GRACE_S = 30;
 
 // ---------------------------------------------------------------------------------------------
 // images
 
-/**
- * The lab's own appliance image for routers, the load balancer and clients: Debian's frr 8.4 and
- * haproxy 2.6 (the same packages the sim uses), nftables and iproute2 for drills, and Node 20 for
- * the traffic agent (Debian bookworm's own nodejs is 18, below the project's engines). Built
- * locally by `up()` when absent (needs the Debian mirrors once); override with TLAB_NETBOX_IMAGE.
- */
-export function netboxDockerfile(base: string): string {
-  return [
-    `FROM ${base}`,
-    'RUN apt-get update \\',
-    ' && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\',
-    '      frr haproxy iproute2 nftables iputils-arping iputils-ping curl ca-certificates procps tcpdump \\',
-    ' && rm -rf /var/lib/apt/lists/*',
-    '',
-  ].join('\n');
-}
-
 export interface DockerImages {
+  /** the image talosctl uses for the version (`--image`, default ghcr.io/siderolabs/talos:<version>) */
   talos: string;
-  netbox: string;
-  netboxBase: string;
-  /** true when `netbox` is the locally built image (built by up() when absent) */
-  netboxBuilt: boolean;
+  /** the appliance (routers, load balancer, clients): its tag is known once ensured at up */
+  appliance: string;
+  /** true when the appliance is built (ensureApplianceImage), false when TLAB_APPLIANCE_IMAGE names one */
+  applianceBuilt: boolean;
 }
 
 export function dockerImages(t: Topology, env: NodeJS.ProcessEnv = process.env): DockerImages {
-  const netboxBase = env.TLAB_NETBOX_BASE || 'node:20-bookworm-slim';
-  const tag = createHash('sha256').update(netboxDockerfile(netboxBase)).digest('hex').slice(0, 12);
   return {
-    // the image talosctl uses for the version (`--image`, default ghcr.io/siderolabs/talos:<version>)
     talos: env.TLAB_TALOS_IMAGE || `ghcr.io/siderolabs/talos:${t.talos.version}`,
-    netbox: env.TLAB_NETBOX_IMAGE || `tlab-netbox:bookworm-${tag}`,
-    netboxBase,
-    netboxBuilt: !env.TLAB_NETBOX_IMAGE,
+    appliance: env.TLAB_APPLIANCE_IMAGE || APPLIANCE_IMAGE_PLACEHOLDER,
+    applianceBuilt: !env.TLAB_APPLIANCE_IMAGE,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// addresses
-
-const ip2n = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-const n2ip = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
-function cidrRange(cidr: string): { base: number; size: number } {
-  const [ip, len] = cidr.split('/');
-  const size = 2 ** (32 - Number(len));
-  return { base: Math.floor(ip2n(ip!) / size) * size, size };
-}
-const inCidr = (ip: string, cidr: string) => {
-  const r = cidrRange(cidr);
-  const n = ip2n(ip);
-  return n >= r.base && n < r.base + r.size;
-};
-
-export function allHosts(t: Topology): Host[] {
-  return [...t.routers, ...t.nodes, ...t.clients, ...(t.loadBalancer ? [t.loadBalancer] : [])];
-}
-
-/**
- * Docker's side of one segment: its gateway (the host's bridge address — Docker would take `.1`,
- * which is the lab router's) and the block Docker may allocate dynamically (`IPRange`). Both avoid
- * every host address, the network and broadcast addresses, the VIP and the Service pool, so
- * nothing Docker does can collide with an address the lab moves around.
- */
-export function dockerIpam(t: Topology, seg: Segment): { gateway: string; ipRange: string } {
-  const { base, size } = cidrRange(seg.cidr);
-  const taken = new Set<number>();
-  for (const h of allHosts(t)) for (const i of h.interfaces) if (i.segment === seg.name) taken.add(ip2n(i.ip));
-  if (inCidr(t.vip, seg.cidr)) taken.add(ip2n(t.vip));
-  const pool = cidrRange(t.pool.cidr);
-  const reserved = (n: number) => n === base || n === base + size - 1 || taken.has(n) || (n >= pool.base && n < pool.base + pool.size);
-  let gw = -1;
-  for (let n = base + size - 2; n > base; n--) {
-    if (!reserved(n)) {
-      gw = n;
-      break;
-    }
-  }
-  if (gw < 0) throw new LabError(`segment ${seg.name} (${seg.cidr}): no free address for Docker's bridge gateway`);
-  for (const bs of [8, 4, 2, 1]) {
-    for (let start = base + size - bs; start >= base; start -= bs) {
-      let ok = true;
-      for (let n = start; n < start + bs && ok; n++) ok = !reserved(n) && n !== gw;
-      if (ok) return { gateway: n2ip(gw), ipRange: `${n2ip(start)}/${32 - Math.log2(bs)}` };
-    }
-  }
-  throw new LabError(`segment ${seg.name} (${seg.cidr}): no free address block for Docker's dynamic allocation (IPRange)`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// names and labels
-
-export function containerName(prefix: string, host: string): string {
-  return `${prefix}-${host}`;
-}
-export function networkName(prefix: string, segment: string): string {
-  return `${prefix}-${segment}`;
-}
-/** `tlab-smb-3f2a` → `smb-3f2a` (the lab id; src/orchestrator/ids.ts) */
-export function idOfPrefix(prefix: string): string {
-  return prefix.replace(/^tlab-/, '');
-}
+// the Talos runtime profile of docker
 
 const USERDATA_PLACEHOLDER = (path: string) => `USERDATA=@@base64:${path}@@`;
 /** Put the base64 machine config into a planned Talos container's options (the one value known only at `up`). */
@@ -174,15 +121,11 @@ export function withUserdata(o: Docker.ContainerCreateOptions, machineConfig: st
   return { ...o, Env: (o.Env ?? []).map((e) => (e.startsWith('USERDATA=') ? `USERDATA=${b64}` : e)) };
 }
 
-// ---------------------------------------------------------------------------------------------
-// per-node docker patch: routes to the lab's other segments through the lab router
-
 /**
  * A Talos container keeps Docker's default route (through the host's bridge: Talos pulls its
  * images through it). The lab's other segments (uplink with the clients, fabric, other racks) are
  * reached through the node's LAN router, as on real gear, with more specific routes:
- * Talos ≤ 1.11 `machine.network.interfaces[].routes`, ≥ 1.12 a `LinkConfig` document (the legacy
- * interfaces are gone from the 1.12 schema).
+ * Talos ≤ 1.11 `machine.network.interfaces[].routes`, ≥ 1.12 a `LinkConfig` document.
  */
 export function nodeRoutePatchDocs(t: Topology, n: Node): Record<string, unknown>[] {
   const link = n.interfaces[0]!.ifname;
@@ -195,34 +138,30 @@ export function nodeRoutePatchDocs(t: Topology, n: Node): Record<string, unknown
   return [{ machine: { network: { interfaces: [{ interface: link, routes: dests.map((d) => ({ network: d, gateway: gw })) }] } } }];
 }
 
+function nodeRoutePatch(t: Topology, n: Node): string {
+  const docs = nodeRoutePatchDocs(t, n);
+  return docs.length ? toYamlDocs(docs, [`docker provider, ${n.role}s on ${n.rack}: the lab's other segments through ${n.gateway} (Docker keeps the default route)`]) : '';
+}
+
+/** How docker delivers the Talos kind's files: all of them as rendered (the container-mode patch included); its nodes' eth0 carries the routes above. */
+export const DOCKER_PROFILE: SequenceProfile = {
+  name: 'docker',
+  adapt: (_t, f) => f,
+  nodeInterfaces(t, n) {
+    if (usesNetworkDocuments(t.talos.version)) return [];
+    const d = nodeRoutePatchDocs(t, n)[0] as { machine?: { network?: { interfaces?: Record<string, unknown>[] } } } | undefined;
+    return d?.machine?.network?.interfaces ?? [];
+  },
+  nodeConfigPatch: nodeRoutePatch,
+};
+
 // ---------------------------------------------------------------------------------------------
 // the plan (pure)
 
-export interface DockerNetworkPlan {
-  segment: string;
-  name: string;
-  gateway: string;
-  ipRange: string;
-  internal: boolean;
-  options: Docker.NetworkCreateOptions;
+export interface TalosContainerPlan extends ContainerPlan {
+  kind: 'talos';
 }
-
-export interface DockerContainerPlan {
-  host: string;
-  name: string;
-  kind: 'talos' | 'router' | 'lb' | 'client';
-  /** the exact dockerode create options (Talos containers: USERDATA filled in at up()) */
-  options: Docker.ContainerCreateOptions;
-  /** further networks, connected after create and before start, with fixed addresses */
-  connect: { network: string; ip: string; ifname: string }[];
-}
-
-export interface TalosPatchPlan {
-  /** file name under talos/patches/ */
-  file: string;
-  scope: 'all' | 'controlplane' | 'worker';
-  content: string;
-}
+export type DockerContainerPlan = TalosContainerPlan | ApplianceContainerPlan;
 
 export interface DockerPlan {
   labId: string;
@@ -249,27 +188,11 @@ export interface DockerPlan {
   notes: string[];
 }
 
-export interface DockerPaths {
-  /** where talos/ (configs, patches) and the other generated files live */
-  base: string;
-  /** lab state directory (bind-mounted into clients and the LB at the same path) */
-  stateDir: string;
-}
-
 export function dockerPaths(base: string, stateDir: string) {
-  const talos = join(base, 'talos');
   return {
-    base,
+    ...talosPaths(base),
     stateDir,
-    talos,
-    secrets: join(talos, 'secrets.yaml'),
-    talosconfig: join(talos, 'talosconfig'),
-    patches: join(talos, 'patches'),
-    nodes: join(talos, 'nodes'),
-    kubeconfig: join(base, 'kubeconfig'),
     routerConf: (r: string) => join(base, 'routers', `${r}.frr.conf`),
-    haproxyCfg: join(base, 'lb', 'haproxy.cfg'),
-    netboxDir: join(base, 'netbox'),
     agents: join(stateDir, 'agents'),
     events: join(stateDir, 'events'),
     caFile: join(stateDir, 'pki', 'ca.crt'),
@@ -277,17 +200,39 @@ export function dockerPaths(base: string, stateDir: string) {
 }
 export type DockerPathSet = ReturnType<typeof dockerPaths>;
 
-const neighScript = (t: Topology) => {
-  // the neighbour (ARP) cache timers of the topology on every interface, as the sim sets them
-  // (src/providers/runtimes/netns/network.ts; Linux defaults documented in src/model/timers.ts)
-  const a = t.timers.arp;
-  return [
-    'for d in /proc/sys/net/ipv4/neigh/eth*; do',
-    `  echo ${a.baseReachableS * 1000} > $d/base_reachable_time_ms; echo ${a.delayFirstProbeS} > $d/delay_first_probe_time;`,
-    `  echo ${a.ucastSolicit} > $d/ucast_solicit; echo ${a.retransMs} > $d/retrans_time_ms; echo ${a.gcStaleS} > $d/gc_stale_time;`,
-    'done',
-  ].join('\n');
-};
+export function talosContainerPlan(_t: Topology, n: Node, o: { prefix: string; clusterName: string; image: string; group: string }): TalosContainerPlan {
+  const type = n.role === 'controlplane' ? 'controlplane' : 'worker';
+  const net = networkName(o.prefix, n.interfaces[0]!.segment);
+  const name = containerName(o.prefix, n.name);
+  const mounts: Docker.MountSettings[] = [
+    ...TALOS_TMPFS.map((target) => ({ Type: 'tmpfs' as const, Target: target, Source: '' })),
+    ...TALOS_VOLUMES.map((target) => ({ Type: 'volume' as const, Target: target, Source: '' })),
+  ];
+  return {
+    host: n.name,
+    name,
+    kind: 'talos',
+    connect: [],
+    options: {
+      name,
+      Hostname: n.name,
+      Image: o.image,
+      Env: ['PLATFORM=container', `TALOSSKU=${TALOS_NODE_CPUS}CPU-${TALOS_NODE_MEMORY_MIB}RAM`, USERDATA_PLACEHOLDER(`talos/nodes/${o.group}.yaml`)],
+      Labels: { 'talos.owned': 'true', 'talos.cluster.name': o.clusterName, 'talos.type': type, 'tlab.id': idOfPrefix(o.prefix), 'tlab.host': n.name },
+      HostConfig: {
+        Privileged: true,
+        SecurityOpt: ['seccomp:unconfined'],
+        NanoCpus: TALOS_NODE_CPUS * 1e9,
+        Memory: TALOS_NODE_MEMORY_MIB * 1024 * 1024,
+        ReadonlyRootfs: true,
+        Mounts: mounts,
+        Sysctls: { ...TALOS_SYSCTLS },
+        NetworkMode: net,
+      },
+      NetworkingConfig: { EndpointsConfig: { [net]: { IPAMConfig: { IPv4Address: n.ip } } } },
+    },
+  };
+}
 
 export function buildDockerPlan(lab: Lab, o: { prefix: string; paths: DockerPathSet; env?: NodeJS.ProcessEnv }): DockerPlan {
   const t = lab.topology;
@@ -296,158 +241,28 @@ export function buildDockerPlan(lab: Lab, o: { prefix: string; paths: DockerPath
   const images = dockerImages(t, o.env);
   const first = lab.strategies[0];
   if (!first) throw new LabError(`lab ${lab.name}: no strategies`);
-  const notes: string[] = [];
-
-  const networks: DockerNetworkPlan[] = t.segments.map((s) => {
-    const { gateway, ipRange } = dockerIpam(t, s);
-    // LANs reach the internet through Docker's NAT (Talos pulls kubelet/etcd/… images); the
-    // uplink and fabric carry only lab traffic, so they are internal (no route out of the lab)
-    const internal = s.kind !== 'lan';
-    const name = networkName(o.prefix, s.name);
-    return {
-      segment: s.name,
-      name,
-      gateway,
-      ipRange,
-      internal,
-      options: {
-        Name: name,
-        CheckDuplicate: true,
-        Driver: 'bridge',
-        Internal: internal,
-        Attachable: true,
-        EnableIPv6: false,
-        IPAM: { Driver: 'default', Config: [{ Subnet: s.cidr, Gateway: gateway, IPRange: ipRange }] },
-        Options: { 'com.docker.network.driver.mtu': String(DOCKER_MTU) },
-        Labels: { 'talos.owned': 'true', 'talos.cluster.name': clusterName, 'tlab.id': labId, 'tlab.segment': s.name },
-      },
-    };
-  });
-  const netOf = (segment: string) => networkName(o.prefix, segment);
-
-  // cluster-wide Talos patches of the first strategy (talosctl gen config); the roles' own Talos
-  // patches are applied live at apply and taken back at unapply
-  const firstStrategy = composeStrategy(first);
-  const kindFiles = renderTalosFiles(t, firstStrategy);
-  const files = kindFiles.filter((f) => f.kind === 'talos-patch');
-  const patches: TalosPatchPlan[] = files.map((f) => ({
-    file: basename(f.path),
-    scope: patchScope(t, f),
-    content: f.content,
-  }));
+  const networks = buildNetworkPlans(t, { prefix: o.prefix, labels: { 'talos.owned': 'true', 'talos.cluster.name': clusterName } });
   // nodes of one role on one LAN get the same config (talosctl gen config + the same routes)
   const nodePatches: Record<string, string> = {};
   const nodeGroup: Record<string, string> = {};
   for (const n of t.nodes) {
     const group = `${n.role}-${n.rack}`;
     nodeGroup[n.name] = group;
-    const docs = nodeRoutePatchDocs(t, n);
-    nodePatches[group] ??= docs.length ? toYamlDocs(docs, [`docker provider, ${n.role}s on ${n.rack}: the lab's other segments through ${n.gateway} (Docker keeps the default route)`]) : '';
+    nodePatches[group] ??= nodeRoutePatch(t, n);
   }
-
-  const containers: DockerContainerPlan[] = [];
-  for (const n of t.nodes) {
-    const type = n.role === 'controlplane' ? 'controlplane' : 'worker';
-    const net = netOf(n.interfaces[0]!.segment);
-    const name = containerName(o.prefix, n.name);
-    const mounts: Docker.MountSettings[] = [
-      ...TALOS_TMPFS.map((target) => ({ Type: 'tmpfs' as const, Target: target, Source: '' })),
-      ...TALOS_VOLUMES.map((target) => ({ Type: 'volume' as const, Target: target, Source: '' })),
-    ];
-    containers.push({
-      host: n.name,
-      name,
-      kind: 'talos',
-      connect: [],
-      options: {
-        name,
-        Hostname: n.name,
-        Image: images.talos,
-        Env: ['PLATFORM=container', `TALOSSKU=${TALOS_NODE_CPUS}CPU-${TALOS_NODE_MEMORY_MIB}RAM`, USERDATA_PLACEHOLDER(`talos/nodes/${nodeGroup[n.name]}.yaml`)],
-        Labels: { 'talos.owned': 'true', 'talos.cluster.name': clusterName, 'talos.type': type, 'tlab.id': labId, 'tlab.host': n.name },
-        HostConfig: {
-          Privileged: true,
-          SecurityOpt: ['seccomp:unconfined'],
-          ReadonlyRootfs: true,
-          Mounts: mounts,
-          NanoCpus: TALOS_NODE_CPUS * 1e9,
-          Memory: TALOS_NODE_MEMORY_MIB * 1024 * 1024,
-          NetworkMode: net,
-        },
-        NetworkingConfig: { EndpointsConfig: { [net]: { IPAMConfig: { IPv4Address: n.ip } } } },
-      },
-    });
-  }
-
-  const netbox = (h: Host, kind: 'router' | 'lb' | 'client', script: string[], extra: Partial<Docker.HostConfig> = {}, sysctls: Record<string, string> = {}): DockerContainerPlan => {
-    const [firstIf, ...rest] = h.interfaces;
-    const net = netOf(firstIf!.segment);
-    const name = containerName(o.prefix, h.name);
-    return {
-      host: h.name,
-      name,
-      kind,
-      connect: rest.map((i) => ({ network: netOf(i.segment), ip: i.ip, ifname: i.ifname })),
-      options: {
-        name,
-        Hostname: h.name,
-        Image: images.netbox,
-        Cmd: ['/bin/sh', '-c', [...script, 'exec sleep infinity'].join('\n')],
-        Labels: { 'tlab.id': labId, 'tlab.host': h.name, 'tlab.kind': kind },
-        HostConfig: {
-          // privileged: the drills change per-device neighbour sysctls and nftables at run time
-          // (/proc/sys is read-only in an unprivileged container)
-          Privileged: true,
-          Init: true,
-          NetworkMode: net,
-          Sysctls: sysctls,
-          ...extra,
-        },
-        NetworkingConfig: { EndpointsConfig: { [net]: { IPAMConfig: { IPv4Address: firstIf!.ip } } } },
-      },
-    };
-  };
-  const p = o.paths;
-  for (const r of t.routers) {
-    const script = ['set -e', neighScript(t)];
-    if (r.gateway) script.push(`ip route replace default via ${r.gateway}`);
-    if (r.bgp !== false) {
-      script.push(
-        "sed -i -e 's/^bgpd=no/bgpd=yes/' -e 's/^bfdd=no/bfdd=yes/' /etc/frr/daemons",
-        '/usr/lib/frr/frrinit.sh start',
-      );
-    }
-    containers.push(
-      netbox(
-        r,
-        'router',
-        script,
-        r.bgp !== false ? { Binds: [`${p.routerConf(r.name)}:/etc/frr/frr.conf`] } : {},
-        // forward, and hash multipath by L4 (one flow stays on one ECMP path) as the sim's routers
-        { 'net.ipv4.ip_forward': '1', 'net.ipv4.fib_multipath_hash_policy': '1' },
-      ),
-    );
-  }
-  if (t.loadBalancer) {
-    const lb = t.loadBalancer;
-    containers.push(netbox(lb, 'lb', ['set -e', ...(lb.gateway ? [`ip route replace default via ${lb.gateway}`] : [])], { Binds: [`${p.stateDir}:${p.stateDir}`] }));
-  }
-  for (const c of t.clients) {
-    containers.push(
-      netbox(c, 'client', ['set -e', neighScript(t), ...(c.gateway ? [`ip route replace default via ${c.gateway}`] : [])], {
-        // the traffic agent runs from this checkout; state (sockets, events, CA) at the same path as on the host
-        Binds: [`${REPO_ROOT}:${REPO_ROOT}:ro`, `${p.stateDir}:${p.stateDir}`],
-      }),
-    );
-  }
-
-  notes.push(
+  const containers: DockerContainerPlan[] = [
+    ...t.nodes.map((n) => talosContainerPlan(t, n, { prefix: o.prefix, clusterName, image: images.talos, group: nodeGroup[n.name]! })),
+    ...applianceHostPlans(t, { prefix: o.prefix, image: images.appliance, stateDir: o.paths.stateDir, repoRoot: REPO_ROOT, routerConf: o.paths.routerConf }),
+  ];
+  const notes = [
     `Talos ${t.talos.version} from ${images.talos}, created like talosctl's docker provisioner (PLATFORM=container, USERDATA, privileged, seccomp unconfined, read-only root, tmpfs ${TALOS_TMPFS.join(' ')}, volumes ${TALOS_VOLUMES.join(' ')}), ${t.nodes.filter((n) => n.role === 'controlplane').length} control plane(s).`,
     'eth0 is not marked ignored (talosctl ≤ 1.11 does that for docker clusters, which keeps the native VIP from ever running there): the native VIP runs on these containers. Upstream does not test this combination; the nightly docker run proves it.',
     'From Talos 1.12, `talosctl cluster create docker` makes one control plane only; this provider creates the containers itself and keeps several.',
-    `USERDATA is the base64 of talos/nodes/<role>-<lan>.yaml, generated at up by talosctl with fresh cluster secrets: the plan shows its file, not its value.`,
-    'The docker provider needs Linux: the host reaches the containers on their bridge addresses (Docker Desktop hides them in its VM; Talos documents that VIPs do not work on Docker for Mac).',
-  );
+    'USERDATA is the base64 of talos/nodes/<role>-<lan>.yaml, generated at up by talosctl with fresh cluster secrets: the plan shows its file, not its value.',
+    `Routers, load balancer and clients run the lab appliance (${images.applianceBuilt ? `built once from ${PUBLIC_BASE} or an offline Debian base with pinned packages` : images.appliance}).`,
+    'No segment is --internal: moby drops routed traffic on internal networks once br_netfilter is loaded (the client → router → VIP path).',
+    'Linux only: the host reaches the containers on their bridge addresses (Docker Desktop hides them in its VM; Talos documents that VIPs do not work on Docker for Mac).',
+  ];
   return {
     labId,
     prefix: o.prefix,
@@ -456,11 +271,11 @@ export function buildDockerPlan(lab: Lab, o: { prefix: string; paths: DockerPath
     kubernetesVersion: t.talos.kubernetesVersion,
     images,
     initialStrategy: first.id,
-    cni: clusterCni(firstStrategy),
+    cni: clusterCni(composeStrategy(first)),
     networks,
     containers,
-    talos: { patches, nodePatches, nodeGroup },
-    routers: Object.fromEntries(kindFiles.filter((f) => f.kind === 'frr').map((f) => [f.hosts![0]!, f.content])),
+    talos: { patches: clusterPatchPlans(t, first, DOCKER_PROFILE), nodePatches, nodeGroup },
+    routers: Object.fromEntries(t.routers.filter((r) => r.bgp !== false).map((r) => [r.name, runtimeStrategyFiles(t, first, DOCKER_PROFILE).find((f) => f.kind === 'frr' && f.path === routerFrrPath(r))?.content ?? ''])),
     notes,
   };
 }
@@ -468,113 +283,31 @@ export function buildDockerPlan(lab: Lab, o: { prefix: string; paths: DockerPath
 // ---------------------------------------------------------------------------------------------
 // commands (exact argv; PlanStep.command is their shell quoting)
 
-export function talosGenCommands(plan: DockerPlan, lab: Lab, p: DockerPathSet, ref: StrategyRef): string[][] {
+const nodeGroups = (plan: DockerPlan) =>
+  Object.entries(plan.talos.nodePatches).map(([group, patch]) => ({ group, role: group.startsWith('controlplane-') ? ('controlplane' as const) : ('worker' as const), patch }));
+
+export function talosGenCommands(plan: DockerPlan, lab: Lab, p: TalosPaths, ref: StrategyRef): string[][] {
   const t = lab.topology;
-  const cps = t.nodes.filter((n) => n.role === 'controlplane');
-  const gen = [
-    'talosctl', 'gen', 'config', plan.clusterName, apiEndpointUrl(t, composeStrategy(ref).cp),
-    '--with-secrets', p.secrets,
-    '--talos-version', t.talos.version,
-    '--kubernetes-version', t.talos.kubernetesVersion,
-    '--with-docs=false', '--with-examples=false',
-    ...plan.talos.patches.flatMap((x) => [{ all: '--config-patch', controlplane: '--config-patch-control-plane', worker: '--config-patch-worker' }[x.scope], `@${join(p.patches, x.file)}`]),
-    '--output-types', 'controlplane,worker,talosconfig',
-    '--output', p.talos, '--force',
-  ];
-  const perNode = Object.entries(plan.talos.nodePatches).map(([group, patch]) => {
-    const base = join(p.talos, group.startsWith('controlplane-') ? 'controlplane.yaml' : 'worker.yaml');
-    return patch
-      ? ['talosctl', 'machineconfig', 'patch', base, '--patch', `@${join(p.nodes, `${group}.patch.yaml`)}`, '--output', join(p.nodes, `${group}.yaml`)]
-      : ['cp', base, join(p.nodes, `${group}.yaml`)];
-  });
-  return [
-    ['talosctl', 'gen', 'secrets', '--output-file', p.secrets, '--force'],
-    gen,
-    ...perNode,
-    // pitfall 1: talosctl talks to the node IPs, never to the VIP
-    ['talosctl', '--talosconfig', p.talosconfig, 'config', 'endpoint', ...cps.map((n) => n.ip)],
-    ['talosctl', '--talosconfig', p.talosconfig, 'config', 'node', cps[0]!.ip],
-  ];
-}
-
-export function bootstrapCommands(lab: Lab, p: DockerPathSet): string[][] {
-  const cp1 = lab.topology.nodes.find((n) => n.role === 'controlplane')!;
-  return [
-    // etcd is bootstrapped once, through a node IP (the VIP only exists after etcd)
-    ['talosctl', '--talosconfig', p.talosconfig, 'bootstrap', '--nodes', cp1.ip, '--endpoints', cp1.ip],
-    ['talosctl', '--talosconfig', p.talosconfig, 'kubeconfig', p.kubeconfig, '--nodes', cp1.ip, '--endpoints', cp1.ip, '--force'],
-    ['kubectl', '--kubeconfig', p.kubeconfig, '--server', `https://${cp1.ip}:${lab.topology.apiPort}`, 'wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=15m'],
-  ];
-}
-
-/** kubectl/helm of a role's real steps get the lab's kubeconfig and a control plane's address */
-function realArgv(argv: string[], kubectl: string[], helm: string[]): string[] {
-  if (argv[0] === 'kubectl') return [...kubectl, ...argv.slice(1)];
-  if (argv[0] === 'helm') return [...helm, ...argv.slice(1)];
-  return argv;
-}
-
-/** The strategy's two roles, once per family for what a family installs once (kube-vip for the API and Services). */
-function realRoles(s: Strategy): Role[] {
-  return s.cp.family === s.svc.family && s.cp.real === s.svc.real ? [s.cp] : [s.cp, s.svc];
-}
-
-/** What `apply(strategy)` runs, in order (also printed by `--dry-run` for every strategy). */
-export function strategyApplyCommands(lab: Lab, ref: StrategyRef, p: DockerPathSet, files: RenderedFile[], dir: string): string[][] {
-  const t = lab.topology;
-  const s = composeStrategy(ref);
   const cps = t.nodes.filter((n) => n.role === 'controlplane').map((n) => n.ip);
-  const all = t.nodes.map((n) => n.ip);
-  const cp1 = cps[0]!;
-  const kubectl = ['kubectl', '--kubeconfig', p.kubeconfig, '--server', `https://${cp1}:${t.apiPort}`];
-  const helm = ['helm', '--kubeconfig', p.kubeconfig, '--kube-apiserver', `https://${cp1}:${t.apiPort}`];
-  const cmds: string[][] = [];
-  const kubeconfigs = staticPodKubeconfigPaths(files);
-  if (kubeconfigs.length) {
-    // written at apply from the cluster's admin kubeconfig (credentials stay in the lab state)
-    cmds.push(['talosctl', '--talosconfig', p.talosconfig, 'patch', 'machineconfig', '--nodes', cps.join(','), '--patch', `@${join(p.base, 'static-pod-kubeconfig.patch.yaml')}`]);
-  }
-  const mine = new Set<string>(Object.values(TALOS_PATCH));
-  for (const f of files.filter((x) => x.kind === 'talos-patch' && !x.path.includes('/unapply/'))) {
-    // the cluster-wide patches went into gen config; strategy-specific and the roles' patches are applied live
-    if (mine.has(f.path) && !STRATEGY_SPECIFIC_PATCHES.includes(f.path)) continue;
-    const ips = (f.hosts ?? t.nodes.map((n) => n.name)).map((h) => t.nodes.find((n) => n.name === h)?.ip).filter(Boolean) as string[];
-    cmds.push(['talosctl', '--talosconfig', p.talosconfig, 'patch', 'machineconfig', '--nodes', (ips.length ? ips : all).join(','), '--patch', `@${join(dir, f.path)}`]);
-  }
-  const ctx = realContext(t, ref, dir);
-  for (const role of realRoles(s)) for (const step of role.real?.install?.(ctx) ?? []) cmds.push(realArgv(step.argv, kubectl, helm));
-  for (const f of files.filter((x) => x.kind === 'k8s-manifest' && !deliveredByTalos(x, files))) cmds.push([...kubectl, 'apply', '--server-side', '--force-conflicts', '-f', join(dir, f.path)]);
-  return cmds;
+  return [
+    genSecretsCommand(p),
+    genConfigCommand(t, plan.clusterName, apiEndpointUrl(t, composeStrategy(ref).cp), plan.talos.patches, p),
+    ...nodeGroups(plan).map((g) => nodeConfigCommand(p, g.group, g.role, !!g.patch)),
+    ...talosconfigCommands(p, cps),
+  ];
 }
 
-/** What `unapply(strategy)` runs: the roles' manifests deleted, their controllers removed, their Talos patches taken back. */
-export function strategyUnapplyCommands(lab: Lab, ref: StrategyRef, p: DockerPathSet, files: RenderedFile[], dir: string): string[][] {
+/** After the containers: bootstrap once, the kubeconfig, then until every node is part of a healthy cluster. */
+export function bootstrapCommands(lab: Lab, p: TalosPaths): string[][] {
   const t = lab.topology;
-  const s = composeStrategy(ref);
   const cp1 = t.nodes.find((n) => n.role === 'controlplane')!.ip;
-  const kubectl = ['kubectl', '--kubeconfig', p.kubeconfig, '--server', `https://${cp1}:${t.apiPort}`];
-  const helm = ['helm', '--kubeconfig', p.kubeconfig, '--kube-apiserver', `https://${cp1}:${t.apiPort}`];
-  const cmds: string[][] = [];
-  for (const f of files.filter((x) => x.kind === 'k8s-manifest' && !deliveredByTalos(x, files)).reverse()) {
-    cmds.push([...kubectl, 'delete', '--ignore-not-found', '--wait=true', '--timeout=2m', '-f', join(dir, f.path)]);
-  }
-  const ctx = realContext(t, ref, dir);
-  for (const role of realRoles(s)) for (const step of role.real?.uninstall?.(ctx) ?? []) cmds.push(realArgv(step.argv, kubectl, helm));
-  for (const f of files.filter((x) => x.kind === 'talos-patch' && x.path.includes('/unapply/'))) {
-    const ips = (f.hosts ?? t.nodes.map((n) => n.name)).map((h) => t.nodes.find((n) => n.name === h)?.ip).filter(Boolean) as string[];
-    cmds.push(['talosctl', '--talosconfig', p.talosconfig, 'patch', 'machineconfig', '--nodes', ips.join(','), '--patch', `@${join(dir, f.path)}`]);
-  }
-  return cmds;
-}
-
-/** The context a role's real-cluster steps and holder queries see (kubectl runs through the first control plane). */
-export function realContext(t: Topology, ref: StrategyRef, dir: string, kubectlRun?: (args: string[]) => Promise<{ stdout: string; exitCode: number }>): RealContext {
-  return {
-    topology: t,
-    strategy: ref,
-    fileOf: (path) => join(dir, path),
-    kubectl: kubectlRun ?? (async () => ({ stdout: '', exitCode: 1 })),
-  };
+  const cni = clusterCni(composeStrategy(lab.strategies[0]!));
+  return [
+    bootstrapCommand(p, cp1),
+    kubeconfigCommand(p, cp1),
+    // with Cilium as the CNI the nodes stay NotReady until it is installed at apply: registration only, health after the install
+    cni === 'cilium' ? ['kubectl', '--kubeconfig', p.kubeconfig, '--server', `https://${cp1}:${t.apiPort}`, 'get', 'nodes', '-o', 'json'] : healthCommand(p, t.nodes),
+  ];
 }
 
 /** The container-side steps of `apply` (done through dockerode; shown as their docker CLI equivalents). */
@@ -590,16 +323,9 @@ export function strategyContainerSteps(lab: Lab, ref: StrategyRef, files: Render
   }
   const client = t.clients[0];
   if (client) {
-    // one client is enough to know the endpoints answer
     const c = containerName(plan.prefix, client.name);
     steps.push({ what: `${ref.id}: wait until the API endpoint answers through the router`, command: quote(['docker', 'exec', c, 'curl', '-sS', '--cacert', p.caFile, `${apiEndpointUrl(t, composeStrategy(ref).cp)}/readyz`]) });
-    const services = new Set(
-      files
-        .filter((f) => f.kind === 'k8s-manifest')
-        .flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null))
-        .filter((o) => o?.kind === 'Service')
-        .map((o) => o!.metadata?.name),
-    );
+    const services = renderedServiceNames(files);
     for (const s of t.services) {
       steps.push(
         services.has(s.name)
@@ -611,110 +337,23 @@ export function strategyContainerSteps(lab: Lab, ref: StrategyRef, files: Render
   return steps;
 }
 
-// ---------------------------------------------------------------------------------------------
-// static pods delivered by Talos (machine.pods)
-
-interface PodLike {
-  kind?: string;
-  metadata?: { name?: string; namespace?: string };
-  spec?: { volumes?: { hostPath?: { path?: string; type?: string } }[] };
-}
-
-function talosPods(files: RenderedFile[]): PodLike[] {
-  const pods: PodLike[] = [];
-  for (const f of files.filter((x) => x.kind === 'talos-patch')) {
-    for (const doc of parseAllDocuments(f.content)) {
-      const o = doc.toJS() as { machine?: { pods?: PodLike[] } } | null;
-      pods.push(...(o?.machine?.pods ?? []));
-    }
-  }
-  return pods;
-}
-
-/**
- * A manifest whose documents are all Pods that a Talos patch already runs as static pods
- * (`machine.pods`): kubelet starts those; `kubectl apply` would add a second, scheduled copy.
- */
-export function deliveredByTalos(f: RenderedFile, files: RenderedFile[]): boolean {
-  if (f.kind !== 'k8s-manifest') return false;
-  const docs = parseAllDocuments(f.content).map((d) => d.toJS() as PodLike | null).filter((d): d is PodLike => !!d);
-  if (!docs.length || docs.some((d) => d.kind !== 'Pod')) return false;
-  const pods = talosPods(files);
-  return docs.every((d) => pods.some((p) => p.metadata?.name === d.metadata?.name && (p.metadata?.namespace ?? 'default') === (d.metadata?.namespace ?? 'default')));
-}
-
-/**
- * What undoes a mechanism's Talos patches when its strategy is unapplied: the `machine.pods` and
- * `machine.files` keys deleted (`$patch: delete` on a map key, Talos docs "Configuration
- * Patches"); the lab's base configs have neither, so nothing else is lost.
- */
-export function reversePatchDocs(files: RenderedFile[]): Record<string, unknown>[] {
-  const keys = new Set<string>();
-  for (const f of files.filter((x) => x.kind === 'talos-patch')) {
-    for (const doc of parseAllDocuments(f.content)) {
-      const m = (doc.toJS() as { machine?: Record<string, unknown> } | null)?.machine;
-      if (m?.pods) keys.add('pods');
-    }
-  }
-  if (keys.has('pods') && staticPodKubeconfigPaths(files).length) keys.add('files');
-  return keys.size ? [{ machine: Object.fromEntries([...keys].map((k) => [k, { $patch: 'delete' }])) }] : [];
-}
-
-/** Host files (under /var, the only writable place on Talos) that Talos static pods mount as a kubeconfig. */
-export function staticPodKubeconfigPaths(files: RenderedFile[]): string[] {
-  const paths = new Set<string>();
-  for (const p of talosPods(files)) {
-    for (const v of p.spec?.volumes ?? []) {
-      const hp = v.hostPath;
-      if (hp?.path && hp.type === 'File' && /kubeconfig/i.test(hp.path) && hp.path.startsWith('/var/')) paths.add(hp.path);
-    }
-  }
-  return [...paths];
-}
-
-/**
- * The `machine.files` patch that puts an admin kubeconfig for the local API server
- * (`https://localhost:<port>` — each control plane's own kube-apiserver) at those paths: Talos
- * writes no kubeconfig a static pod could use. Contains credentials: written to the lab state only.
- */
-export function kubeconfigFilesPatch(paths: string[], kubeconfig: string, apiPort: number): string {
-  const local = kubeconfig.replace(/server:\s*\S+/g, `server: https://localhost:${apiPort}`);
-  return toYamlDocs([{ machine: { files: paths.map((path) => ({ content: local, permissions: 0o600, path, op: 'create' })) } }], ['docker/qemu provider: a kubeconfig for static pods (machine.files; Talos only writes under /var)']);
-}
-
-function stepsFromCommands(what: string, cmds: string[][]): PlanStep[] {
-  return cmds.map((c, i) => ({ what: `${what}${cmds.length > 1 ? ` (${i + 1}/${cmds.length})` : ''}`, command: quote(c) }));
-}
-
-export function dockerCliEquivalent(n: DockerNetworkPlan): string[] {
-  return [
-    'docker', 'network', 'create', '--driver', 'bridge', '--subnet', n.options.IPAM!.Config![0]!.Subnet!, '--gateway', n.gateway, '--ip-range', n.ipRange,
-    ...(n.internal ? ['--internal'] : []),
-    '--opt', `com.docker.network.driver.mtu=${DOCKER_MTU}`,
-    ...Object.entries(n.options.Labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
-    n.name,
-  ];
-}
-
 export function planSteps(lab: Lab, plan: DockerPlan, p: DockerPathSet): PlanStep[] {
   const first = lab.strategies[0]!;
-  const steps: PlanStep[] = [
-    { what: `check: Docker answers, talosctl and kubectl are installed, ${plan.images.talos} is present` },
-    plan.images.netboxBuilt
-      ? { what: `build the lab appliance image (routers, load balancer, clients) from Debian packages if absent`, command: `docker build -t ${plan.images.netbox} - < ${join(p.netboxDir, 'Dockerfile')}` }
-      : { what: `use the appliance image ${plan.images.netbox} (TLAB_NETBOX_IMAGE)` },
-    ...plan.networks.map((n) => ({ what: `network ${n.name} (${n.segment}${n.internal ? ', internal' : ''}; Docker gateway ${n.gateway}, dynamic range ${n.ipRange})`, command: quote(dockerCliEquivalent(n)) })),
+  return [
+    { what: `check: Linux, Docker answers, talosctl and kubectl are installed, ${plan.images.talos} is present, the kernel modules the strategies need are loaded` },
+    plan.images.applianceBuilt
+      ? { what: `the lab appliance image (routers, load balancer, clients): built once FROM ${PUBLIC_BASE} (or an offline Debian base) with pinned Debian packages, reused by its hash`, command: `docker build - < ${join(p.base, 'appliance', 'Dockerfile')}` }
+      : { what: `use the appliance image ${plan.images.appliance} (TLAB_APPLIANCE_IMAGE)` },
+    ...plan.networks.map((n) => ({ what: `network ${n.name} (${n.segment}${n.masquerade ? ', NAT' : ', no NAT'}; Docker gateway ${n.gateway}, dynamic range ${n.ipRange})`, command: quote(dockerCliEquivalent(n)) })),
+    ...plan.containers.filter((c) => c.kind !== 'talos').map((c) => ({ what: `container ${c.name} (${c.kind}, ${[Object.keys(c.options.NetworkingConfig?.EndpointsConfig ?? {})[0], ...c.connect.map((x) => x.network)].join(' + ')}): create options in docker/containers/${c.name}.json` })),
     ...stepsFromCommands(`Talos configs for ${plan.initialStrategy}`, talosGenCommands(plan, lab, p, first)),
-    ...plan.containers.map((c) => ({
-      what: `container ${c.name} (${c.kind}${c.kind === 'talos' ? ` ${c.options.Labels?.['talos.type']}` : ''}, ${[Object.keys(c.options.NetworkingConfig?.EndpointsConfig ?? {})[0], ...c.connect.map((x) => x.network)].join(' + ')}): create options in docker/containers/${c.name}.json`,
-    })),
-    ...stepsFromCommands('bootstrap etcd through a node IP, fetch the kubeconfig, wait for the nodes', bootstrapCommands(lab, p)),
+    ...plan.containers.filter((c) => c.kind === 'talos').map((c) => ({ what: `container ${c.name} (talos ${c.options.Labels?.['talos.type']}, ${Object.keys(c.options.NetworkingConfig?.EndpointsConfig ?? {})[0]}): create options in docker/containers/${c.name}.json` })),
+    ...stepsFromCommands('bootstrap etcd once through a node IP, fetch the kubeconfig, wait until every node is part of a healthy cluster', bootstrapCommands(lab, p)),
     ...lab.topology.clients.map((c) => ({
-      what: `traffic agent on ${c.name} for the whole run (API probes verify the cluster CA, written to ${p.caFile} from the kubeconfig)`,
-      command: quote(['docker', 'exec', '-d', containerName(plan.prefix, c.name), 'node', '--import', 'tsx', `${REPO_ROOT}/src/emulation/agent/main.ts`, join(p.agents, `${c.name}.json`)]),
+      what: `traffic agent on ${c.name} for the whole run, as the invoking user (API probes verify the cluster CA, written to ${p.caFile} from the kubeconfig)`,
+      command: quote(['docker', 'exec', '-d', '--user', `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, containerName(plan.prefix, c.name), 'node', '--import', 'tsx', `${REPO_ROOT}/src/emulation/agent/main.ts`, join(p.agents, `${c.name}.json`)]),
     })),
   ];
-  return steps;
 }
 
 /** Write plan.json, containers/<name>.json, the Talos patches and the appliance Dockerfile below `<renderDir>/docker/`. */
@@ -731,139 +370,80 @@ export function writeDockerPlan(plan: DockerPlan, steps: PlanStep[], renderDir: 
   for (const x of plan.talos.patches) put(`talos/patches/${x.file}`, x.content);
   for (const [n, y] of Object.entries(plan.talos.nodePatches)) if (y) put(`talos/nodes/${n}.patch.yaml`, y);
   for (const [r, conf] of Object.entries(plan.routers)) put(`routers/${r}.frr.conf`, conf);
-  put('netbox/Dockerfile', netboxDockerfile(plan.images.netboxBase));
+  put('appliance/Dockerfile', applianceDockerfile(PUBLIC_BASE));
+  put('appliance/packages.json', JSON.stringify(APPLIANCE_PACKAGES, null, 2) + '\n');
   put(
     'plan.json',
-    JSON.stringify(
-      {
-        provider: 'docker',
-        ...plan,
-        containers: plan.containers.map((c) => ({ name: c.name, host: c.host, kind: c.kind, file: `containers/${c.name}.json`, connect: c.connect })),
-        steps,
-        ...extra,
-      },
-      null,
-      2,
-    ) + '\n',
+    JSON.stringify({ provider: 'docker', ...plan, containers: plan.containers.map((c) => ({ name: c.name, host: c.host, kind: c.kind, file: `containers/${c.name}.json`, connect: c.connect })), steps, ...extra }, null, 2) + '\n',
   );
   return written;
 }
 
 // ---------------------------------------------------------------------------------------------
-// drills: primitives mapped to Docker, and what cannot be done honestly
+// drills
 
-/** nftables, in the node's own network namespace: drop everything on the LAN link, both ways, ARP too; processes run on. */
-export function partitionNft(ifname: string): string {
-  return [
-    'table inet tlab_partition {',
-    `  chain c_input { type filter hook input priority -300; policy accept; iifname "${ifname}" drop; }`,
-    `  chain c_forward { type filter hook forward priority -300; policy accept; iifname "${ifname}" drop; oifname "${ifname}" drop; }`,
-    `  chain c_output { type filter hook output priority -300; policy accept; oifname "${ifname}" drop; }`,
-    '}',
-    'table arp tlab_partition {',
-    `  chain c_input { type filter hook input priority -300; policy accept; iifname "${ifname}" drop; }`,
-    `  chain c_output { type filter hook output priority -300; policy accept; oifname "${ifname}" drop; }`,
-    '}',
-    '',
-  ].join('\n');
-}
-export const PARTITION_UNDO = 'delete table inet tlab_partition\ndelete table arp tlab_partition\n';
-
-/**
- * Sticky-ARP gear on the router: drop gratuitous ARP (sender IP = target IP) for the addresses the
- * lab moves (VIP, Service pool). Requests and replies addressed to the router still pass, so the
- * path heals when the router's own neighbour entry expires and it asks again — Linux behaviour.
- */
-export function garpIgnoreNft(t: Topology): string {
-  const moving = [...new Set([t.vip, ...t.pool.addresses])];
-  return [
-    'table arp tlab_garp {',
-    `  set moving { type ipv4_addr; elements = { ${moving.join(', ')} } }`,
-    '  chain c_input { type filter hook input priority -300; policy accept; arp saddr ip @moving arp daddr ip @moving drop; }',
-    '}',
-    '',
-  ].join('\n');
-}
-export const GARP_UNDO = 'delete table arp tlab_garp\n';
-
-export interface PrimitiveMapping {
-  how: string;
-  restore: string;
-}
-
-/** How each primitive is done on a Talos container, or why it cannot be. */
+/** How each primitive is done on this lab's containers, or why it cannot be. */
 export function dockerPrimitive(p: Primitive, ref: StrategyRef | undefined): PrimitiveMapping | { unsupported: string } {
   switch (p) {
     case 'shutdown':
-      return { how: 'talosctl shutdown (Talos’ own graceful sequence: services stopped, the VIP holder resigns); the container exits', restore: 'docker start' };
+      return {
+        how: 'talosctl shutdown (Talos’ own graceful sequence: services stopped, the VIP holder resigns); the container exits',
+        restore: 'docker start, once the container has exited (a shutdown still under way is waited for, then stopped)',
+      };
     case 'crash':
-      return { how: 'docker kill -s KILL: every process dies at once and the network namespace goes with it (peers notice by timeouts)', restore: 'docker start (same volumes: /var and /system/state persist)' };
+      return DOCKER_FAULTS.crash;
     case 'freeze':
-      return { how: 'docker pause (cgroup freezer): processes stop, the kernel still answers ARP and completes TCP handshakes', restore: 'docker unpause' };
+      return DOCKER_FAULTS.freeze;
     case 'partition':
-      return { how: 'nftables in the node’s network namespace (helper container on `--network container:<node>`): all traffic on eth0 dropped both ways, ARP too; the link stays up and processes run on', restore: 'delete the nft tables' };
+      return DOCKER_FAULTS.partition;
     case 'link-flap':
-      return { how: 'docker network disconnect (the link disappears), reconnect after the hold time with the same address', restore: 'docker network connect' };
+      return DOCKER_FAULTS['link-flap'];
     case 'leave':
-    case 'join':
-      if (ref && composeStrategy(ref).svc.real?.honoursExcludeLabel && composeStrategy(ref).svc.traits.bgp) {
+    case 'join': {
+      const s = ref ? composeStrategy(ref) : undefined;
+      if (s?.svc.real?.honoursExcludeLabel && s.svc.traits.bgp) {
         return {
           how: 'kubectl label node <n> node.kubernetes.io/exclude-from-external-load-balancers= — MetalLB (≥ 0.13.4) withdraws the node’s announcements gracefully (join: remove the label)',
           restore: 'remove the label',
         };
       }
       return { unsupported: `${p} on docker needs a BGP Service mechanism whose speakers honour node.kubernetes.io/exclude-from-external-load-balancers (a per-node graceful withdraw the lab can trigger from outside); ${ref?.svc ?? 'this strategy'} has none` };
+    }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // prerequisites
 
-function arch(): string {
-  return process.arch === 'arm64' ? 'arm64' : 'amd64';
-}
-
-export function talosctlInstall(version: string): string {
-  return `sudo curl -fsSLo /usr/local/bin/talosctl https://github.com/siderolabs/talos/releases/download/${version}/talosctl-linux-${arch()} && sudo chmod +x /usr/local/bin/talosctl`;
-}
-export function kubectlInstall(k8sVersion: string): string {
-  const v = k8sVersion.startsWith('v') ? k8sVersion : `v${k8sVersion}`;
-  return `curl -fsSLO https://dl.k8s.io/release/${v}/bin/linux/${arch()}/kubectl && sudo install -m 0755 kubectl /usr/local/bin/kubectl`;
-}
-export const HELM_INSTALL = 'curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash';
-
-async function have(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    const r = await run(cmd, args, { reject: false, timeoutMs: 15_000 });
-    return r.exitCode === 0;
-  } catch {
-    return false;
+/** Kernel modules loaded on the host (`/proc/modules`, or `/sys/module/<m>` for built-ins). */
+export function loadedModules(names: string[], procModules?: string): string[] {
+  let text = procModules;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/modules', 'utf8');
+    } catch {
+      text = '';
+    }
   }
+  return names.filter((m) => new RegExp(`^${m}\\s`, 'm').test(text!) || (procModules === undefined && existsSync(`/sys/module/${m}`)));
 }
 
-async function connectDocker(): Promise<Docker> {
-  const { default: DockerCtor } = await import('dockerode');
-  return new DockerCtor();
-}
-
-async function pingDocker(d: Docker): Promise<{ ok: true } | { ok: false; why: string; permission: boolean }> {
-  // abortable: a daemon that never answers must not keep the process alive after the check
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new Error('no answer within 5 s')), 5000);
-  try {
-    await (d.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal: ac.signal });
-    return { ok: true };
-  } catch (e) {
-    const err = (ac.signal.aborted ? ac.signal.reason : e) as NodeJS.ErrnoException;
-    return { ok: false, why: err.message, permission: err.code === 'EACCES' || /permission denied/i.test(err.message) };
-  } finally {
-    clearTimeout(timer);
+/**
+ * Kernel modules the lab's strategies need on the HOST: Talos in a container shares the host's
+ * kernel and cannot load modules into it (kube-vip's lb_enable programs IPVS: pkg/loadbalancer/
+ * ipvs.go needs ip_vs). Asked from the roles (RealSupport.hostModules).
+ */
+export function hostModulesNeeded(lab: Lab): { module: string; why: string }[] {
+  const out = new Map<string, string>();
+  for (const ref of lab.strategies) {
+    const s = composeStrategy(ref);
+    for (const role of [s.cp, s.svc]) for (const m of role.real?.hostModules?.(ref) ?? []) if (!out.has(m)) out.set(m, `${ref.id} (${role.title})`);
   }
+  return [...out].map(([module, why]) => ({ module, why }));
 }
 
 export async function dockerCheck(lab: Lab): Promise<void> {
   const t = lab.topology;
-  const missing: { what: string; fix: string }[] = [];
   if (process.platform !== 'linux') {
     throw new PrerequisiteError(
       `the docker provider needs a Linux host (this is ${process.platform}): it reaches the Talos containers on their bridge addresses, which Docker Desktop hides in its VM, and Talos documents that VIPs do not work on Docker for Mac`,
@@ -871,20 +451,18 @@ export async function dockerCheck(lab: Lab): Promise<void> {
     );
   }
   const d = await connectDocker();
-  // all probes at once: a missing daemon or tool costs its timeout only once
-  const [ping, talosctl, kubectl, helm] = await Promise.all([
-    pingDocker(d),
-    have('talosctl', ['version', '--client']),
-    have('kubectl', ['version', '--client']),
-    lab.strategies.some((s) => clusterCni(composeStrategy(s)) === 'cilium') ? have('helm', ['version', '--short']) : Promise.resolve(true),
-  ]);
+  const [ping, tools] = await Promise.all([pingDocker(d), talosToolsMissing(lab)]);
+  const missing: { what: string; fix: string }[] = [];
   if (!ping.ok) {
     if (ping.permission) missing.push({ what: `Docker daemon refuses this user (${ping.why})`, fix: 'sudo usermod -aG docker "$USER" && newgrp docker' });
     else missing.push({ what: `Docker daemon not reachable (${process.env.DOCKER_HOST || '/var/run/docker.sock'}: ${ping.why})`, fix: 'sudo systemctl start docker   (without systemd: sudo dockerd &)' });
   }
-  if (!talosctl) missing.push({ what: 'talosctl not found in PATH', fix: talosctlInstall(t.talos.version) });
-  if (!kubectl) missing.push({ what: 'kubectl not found in PATH', fix: kubectlInstall(t.talos.kubernetesVersion) });
-  if (!helm) missing.push({ what: 'helm not found in PATH (Cilium is installed with its chart)', fix: HELM_INSTALL });
+  missing.push(...tools);
+  const needed = hostModulesNeeded(lab);
+  const have = loadedModules(needed.map((m) => m.module));
+  for (const m of needed.filter((x) => !have.includes(x.module))) {
+    missing.push({ what: `kernel module ${m.module} is not loaded on this host (${m.why} needs it; Talos in a container uses the host's kernel)`, fix: `sudo modprobe ${m.module}` });
+  }
   if (ping.ok) {
     const image = dockerImages(t).talos;
     try {
@@ -895,14 +473,6 @@ export async function dockerCheck(lab: Lab): Promise<void> {
   }
   if (missing.length) throw prerequisites(missing);
 }
-
-/** Everything missing at once: one line per problem, one `fix:` line per command. */
-export function prerequisites(missing: { what: string; fix: string }[]): PrerequisiteError {
-  return new PrerequisiteError(missing.map((m) => m.what).join('\n'), missing.map((m) => m.fix).join('\n  fix: '));
-}
-
-// ---------------------------------------------------------------------------------------------
-// support
 
 export function dockerSupports(strategy: StrategyRef, lab: Lab): Support {
   const t = lab.topology;
@@ -920,74 +490,58 @@ export function dockerSupports(strategy: StrategyRef, lab: Lab): Support {
 // ---------------------------------------------------------------------------------------------
 // the running lab
 
-interface ExecResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
+export interface DockerProviderOptions {
+  /** how long a node's graceful shutdown may take before restore stops it (default 2 min) */
+  shutdownExitWaitMs?: number;
+  /** pause between retries of talosctl/kubectl steps (default 3 s) */
+  retryIntervalMs?: number;
+  /** the appliance: `offline: true` skips the registry probe (ensureApplianceImage) */
+  applianceOffline?: boolean;
+  /** how long the API endpoint and the Services may take to answer after apply (default 5 min) */
+  readyTimeoutMs?: number;
+  /** how long the client's traffic agent may take to answer its first ping (default 60 s) */
+  agentReadyTimeoutMs?: number;
 }
-
-async function dockerExec(d: Docker, container: string, cmd: string[], env: string[] = []): Promise<ExecResult> {
-  const c = d.getContainer(container);
-  const ex = await c.exec({ Cmd: cmd, Env: env, AttachStdout: true, AttachStderr: true });
-  const stream = await ex.start({ hijack: true, stdin: false });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const { Writable } = await import('node:stream');
-  const sink = (into: Buffer[]) => new Writable({ write: (chunk, _e, cb) => (into.push(Buffer.from(chunk)), cb()) });
-  d.modem.demuxStream(stream, sink(out), sink(err));
-  await new Promise<void>((res, rej) => {
-    stream.on('end', () => res());
-    stream.on('close', () => res());
-    stream.on('error', rej);
-  });
-  const info = await ex.inspect();
-  return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode: info.ExitCode ?? -1 };
-}
-
-/**
- * Which of `nodes` hold `ip` on a link, from Talos' own AddressStatus resources
- * (`talosctl get addresses`: one YAML document per address, with the answering node's IP).
- */
-export async function talosAddressHolders(talosconfig: string, ip: string, nodes: { name: string; ip: string }[], signal?: AbortSignal): Promise<string[]> {
-  if (!nodes.length) return [];
-  const r = await run('talosctl', ['--talosconfig', talosconfig, '--nodes', nodes.map((n) => n.ip).join(','), 'get', 'addresses', '-o', 'yaml'], { timeoutMs: 30_000, signal, reject: false }).catch(() => null);
-  if (!r) return [];
-  return holdersFromAddressYaml(r.stdout, ip, nodes);
-}
-
-/** Parse `talosctl get addresses -o yaml` (pure; unit-tested). */
-export function holdersFromAddressYaml(yamlText: string, ip: string, nodes: { name: string; ip: string }[]): string[] {
-  const held = new Set<string>();
-  for (const doc of parseAllDocuments(yamlText)) {
-    const o = doc.toJS() as { node?: string; spec?: { address?: string } } | null;
-    if (o?.spec?.address?.split('/')[0] === ip && o.node) held.add(o.node);
-  }
-  return nodes.filter((n) => held.has(n.ip)).map((n) => n.name);
-}
-
-const connError = (e: unknown) => /refused|timed? ?out|unreachable|no route|EOF|connection reset|i\/o timeout/i.test((e as Error).message ?? '');
 
 class DockerLab implements RunningLab {
   readonly provider = 'docker' as const;
   bringUpMs = 0;
   private readonly p: DockerPathSet;
   private readonly t: Topology;
-  private current?: { ref: StrategyRef; artifacts: Artifacts };
+  private current?: { ref: StrategyRef; files: RenderedFile[] };
   private readonly daemons: { host: string; pid: string }[] = [];
   private cni: 'flannel' | 'cilium';
+  private healthy = false;
   private readonly injected = new Map<string, Primitive>();
   private readonly say: (m: string) => void;
+  private readonly cluster: TalosCluster;
+  private readonly faults: DockerFaults;
+  private applianceImage: string;
+  private apiVersion?: string;
 
   constructor(
     readonly lab: Lab,
     private readonly ctx: UpContext,
     private readonly d: Docker,
     private plan: DockerPlan,
+    private readonly o: DockerProviderOptions,
   ) {
     this.t = lab.topology;
     this.p = dockerPaths(join(ctx.state.dir, 'docker'), ctx.state.dir);
     this.cni = plan.cni;
     this.say = (m) => ctx.progress?.(m);
+    this.applianceImage = plan.images.appliance;
+    this.cluster = new TalosCluster({ lab, paths: this.p, profile: DOCKER_PROFILE, signal: ctx.signal, say: this.say, retryIntervalMs: o.retryIntervalMs });
+    this.faults = new DockerFaults({
+      docker: d,
+      container: (h) => this.cname(h),
+      helperImage: () => this.applianceImage,
+      labels: { 'tlab.id': plan.labId },
+      record: (name) => this.state.record({ kind: 'container', name }),
+      apiVersion: () => this.apiVersion,
+      signal: ctx.signal,
+      say: this.say,
+    });
   }
 
   get id() {
@@ -999,9 +553,6 @@ class DockerLab implements RunningLab {
   private get state(): LabState {
     return this.ctx.state;
   }
-  private cps(): Node[] {
-    return this.t.nodes.filter((n) => n.role === 'controlplane');
-  }
   private host(name: string): Host {
     const h = allHosts(this.t).find((x) => x.name === name);
     if (!h) throw new LabError(`unknown host '${name}'`);
@@ -1011,44 +562,13 @@ class DockerLab implements RunningLab {
     return containerName(this.prefix, host);
   }
 
-  // ---- process helpers ------------------------------------------------------------------
-  private talosctl(args: string[], timeoutMs = 120_000): Promise<RunResult> {
-    return run('talosctl', ['--talosconfig', this.p.talosconfig, ...args], { timeoutMs, signal: this.ctx.signal });
-  }
-  /** kubectl through each control plane in turn (the drill's victim may be the first one) */
-  private async kubectl(args: string[], timeoutMs = 120_000): Promise<RunResult> {
-    let last: unknown;
-    for (const cp of this.cps()) {
-      try {
-        return await run('kubectl', ['--kubeconfig', this.p.kubeconfig, '--server', `https://${cp.ip}:${this.t.apiPort}`, '--request-timeout=15s', ...args], { timeoutMs, signal: this.ctx.signal });
-      } catch (e) {
-        last = e;
-        if (!connError(e)) throw e;
-      }
-    }
-    throw last;
-  }
-  private async retry<T>(what: string, target: string, timeoutMs: number, f: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    for (;;) {
-      this.ctx.signal?.throwIfAborted();
-      try {
-        return await f();
-      } catch (e) {
-        last = (e as Error).message.split('\n').slice(0, 3).join(' ');
-        if (Date.now() > deadline) throw new ReadinessError(what, target, timeoutMs, '', last);
-        await sleep(3000, this.ctx.signal);
-      }
-    }
-  }
-
   // ---- bring-up -------------------------------------------------------------------------
   async bringUp(): Promise<void> {
     const t0 = now();
     const p = this.p;
-    for (const dir of [p.talos, p.patches, p.nodes, dirname(p.haproxyCfg), dirname(p.routerConf('x')), p.agents, p.events, dirname(p.caFile)]) mkdirSync(dir, { recursive: true });
-    await this.ensureNetbox();
+    for (const dir of [p.talos, p.patches, p.nodes, dirname(p.routerConf('x')), p.agents, p.events, dirname(p.caFile)]) mkdirSync(dir, { recursive: true });
+    this.apiVersion = (await this.d.version()).ApiVersion;
+    await this.ensureAppliance();
     for (const n of this.plan.networks) {
       this.say(`docker: network ${n.name} ${n.options.IPAM?.Config?.[0]?.Subnet}`);
       this.state.record({ kind: 'network', name: n.name });
@@ -1056,95 +576,65 @@ class DockerLab implements RunningLab {
     }
     // the routers' first frr.conf (the first strategy's; bind-mounted, rewritten in place at apply)
     for (const [r, conf] of Object.entries(this.plan.routers)) writeFileSync(p.routerConf(r), conf);
-    for (const c of this.plan.containers.filter((x) => x.kind !== 'talos')) await this.createContainer(c);
+    for (const c of this.plan.containers.filter((x) => x.kind !== 'talos')) await this.createContainer(withImage(c, this.applianceImage));
     await this.buildCluster(this.lab.strategies[0]!);
     // one traffic agent per client for the whole run, as the sim does (src/providers/kinds/emulated/lab.ts)
     for (const c of this.t.clients) await this.startAgent(c.name);
     this.bringUpMs = now() - t0;
   }
 
-  private async ensureNetbox(): Promise<void> {
-    const img = this.plan.images;
-    try {
-      await this.d.getImage(img.netbox).inspect();
+  /** the pinned appliance (./appliance.ts), built once and reused by its hash; TLAB_APPLIANCE_IMAGE names a ready one */
+  private async ensureAppliance(): Promise<void> {
+    if (!this.plan.images.applianceBuilt) {
+      try {
+        await this.d.getImage(this.plan.images.appliance).inspect();
+      } catch {
+        throw new PrerequisiteError(`image ${this.plan.images.appliance} (TLAB_APPLIANCE_IMAGE) is not present`, `docker pull ${this.plan.images.appliance}`);
+      }
       return;
-    } catch {
-      if (!img.netboxBuilt) throw new PrerequisiteError(`image ${img.netbox} (TLAB_NETBOX_IMAGE) is not present`, `docker pull ${img.netbox}`);
     }
-    this.say(`docker: building ${img.netbox} from Debian packages (once)`);
-    mkdirSync(this.p.netboxDir, { recursive: true });
-    writeFileSync(join(this.p.netboxDir, 'Dockerfile'), netboxDockerfile(img.netboxBase));
-    const stream = await this.d.buildImage({ context: this.p.netboxDir, src: ['Dockerfile'] }, { t: img.netbox, labels: { 'tlab.image': 'netbox' } });
-    const out = await new Promise<{ error?: string; errorDetail?: { message: string } }[]>((res, rej) => this.d.modem.followProgress(stream, (e: Error | null, r: any[]) => (e ? rej(e) : res(r))));
-    const bad = out.find((x) => x.error || x.errorDetail);
-    if (bad) throw new LabError(`building ${img.netbox} failed: ${bad.error ?? bad.errorDetail?.message}`);
+    const img = await ensureApplianceImage(this.d, { offline: this.o.applianceOffline, log: this.say, signal: this.ctx.signal });
+    this.applianceImage = img.image;
   }
 
-  private async createContainer(c: DockerContainerPlan, options = c.options): Promise<void> {
+  private async createContainer(c: ContainerPlan, options = c.options): Promise<void> {
     this.say(`docker: container ${c.name}`);
     const { availableParallelism } = await import('node:os');
     const cpus = availableParallelism() * 1e9;
     if ((options.HostConfig?.NanoCpus ?? 0) > cpus) options = { ...options, HostConfig: { ...options.HostConfig, NanoCpus: cpus } };
     this.state.record({ kind: 'container', name: c.name, host: c.host });
-    const ct = await this.d.createContainer(options);
-    for (const x of c.connect) await this.d.getNetwork(x.network).connect({ Container: ct.id, EndpointConfig: { IPAMConfig: { IPv4Address: x.ip } } });
-    await ct.start();
+    await createAndStart(this.d, c, { apiVersion: this.apiVersion, options });
   }
 
-  /** Generate the Talos configs for `ref`, create the Talos containers, bootstrap, wait until Kubernetes answers. */
+  /** Generate the Talos configs for `ref`, create the Talos containers, bootstrap once, wait until every node is there. */
   private async buildCluster(ref: StrategyRef): Promise<void> {
     const p = this.p;
     if (ref.id !== this.plan.initialStrategy) this.plan = buildDockerPlan({ ...this.lab, strategies: [ref, ...this.lab.strategies.filter((s) => s.id !== ref.id)] }, { prefix: this.prefix, paths: p });
     this.cni = this.plan.cni;
-    for (const x of this.plan.talos.patches) writeFileSync(join(p.patches, x.file), x.content);
-    for (const [n, y] of Object.entries(this.plan.talos.nodePatches)) if (y) writeFileSync(join(p.nodes, `${n}.patch.yaml`), y);
-    this.say(`talos: generating configs for ${ref.id} (${this.plan.cni})`);
-    for (const cmd of talosGenCommands(this.plan, this.lab, p, ref)) {
-      if (cmd[0] === 'cp') writeFileSync(cmd[2]!, readFileSync(cmd[1]!));
-      else await run(cmd[0]!, cmd.slice(1), { timeoutMs: 60_000, signal: this.ctx.signal });
-    }
-    for (const c of this.plan.containers.filter((x) => x.kind === 'talos')) {
+    this.healthy = false;
+    await this.cluster.generate(ref, this.plan.clusterName, nodeGroups(this.plan));
+    for (const c of this.plan.containers.filter((x): x is TalosContainerPlan => x.kind === 'talos')) {
       await this.createContainer(c, withUserdata(c.options, readFileSync(join(p.nodes, `${this.plan.talos.nodeGroup[c.host]}.yaml`), 'utf8')));
     }
-    const [bootstrap, kubeconfig] = bootstrapCommands(this.lab, p);
-    this.say('talos: bootstrapping etcd through the first control plane');
-    await this.retry('talosctl bootstrap', this.cps()[0]!.name, 5 * 60_000, () => run(bootstrap![0]!, bootstrap!.slice(1), { timeoutMs: 30_000 }));
-    await this.retry('talosctl kubeconfig', this.cps()[0]!.name, 10 * 60_000, () => run(kubeconfig![0]!, kubeconfig!.slice(1), { timeoutMs: 30_000 }));
-    this.writeCa();
-    this.say('kubernetes: waiting for the nodes');
-    if (this.cni === 'cilium') {
-      // nodes stay NotReady until the CNI exists: wait for registration, install Cilium at apply
-      await this.retry('nodes registered', this.t.name, 15 * 60_000, async () => {
-        const r = await this.kubectl(['get', 'nodes', '-o', 'name']);
-        const n = r.stdout.split('\n').filter(Boolean).length;
-        if (n < this.t.nodes.length) throw new Error(`${n}/${this.t.nodes.length} nodes registered`);
-      });
-    } else {
-      await this.retry('nodes Ready', this.t.name, 15 * 60_000, () => this.kubectl(['wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=60s'], 90_000));
+    await this.cluster.bootstrap();
+    await this.cluster.kubeconfig(p.caFile);
+    this.say('kubernetes: waiting until every node has registered');
+    await this.cluster.waitRegistered();
+    if (this.cni !== 'cilium') {
+      await this.cluster.waitHealthy();
+      this.healthy = true;
     }
-  }
-
-  private writeCa(): void {
-    const kc = readFileSync(this.p.kubeconfig, 'utf8');
-    const m = /certificate-authority-data:\s*(\S+)/.exec(kc);
-    if (!m) throw new LabError(`${this.p.kubeconfig}: no certificate-authority-data`);
-    writeFileSync(this.p.caFile, Buffer.from(m[1]!, 'base64'));
   }
 
   private async destroyCluster(): Promise<void> {
-    for (const c of this.plan.containers.filter((x) => x.kind === 'talos')) {
-      await this.d
-        .getContainer(c.name)
-        .remove({ force: true, v: true })
-        .catch((e: { statusCode?: number }) => {
-          if (e.statusCode !== 404) throw e;
-        });
-    }
+    const talos = this.plan.containers.filter((x) => x.kind === 'talos');
+    await Promise.all(talos.map((c) => stopContainer(this.d, c.name, TALOS_STOP_GRACE_S)));
+    for (const c of talos) await removeContainer(this.d, c.name);
   }
 
   // ---- RunningLab -------------------------------------------------------------------------
   async components(): Promise<Record<string, string>> {
-    const out: Record<string, string> = { talos: this.t.talos.version, kubernetes: this.t.talos.kubernetesVersion, 'talos image': this.plan.images.talos };
+    const out: Record<string, string> = { ...this.cluster.versions(this.current?.ref), 'talos image': this.plan.images.talos, appliance: this.applianceImage };
     try {
       out.docker = (await this.d.version()).Version;
     } catch {
@@ -1162,10 +652,6 @@ class DockerLab implements RunningLab {
         }
       }
     }
-    if (this.current) {
-      const s = composeStrategy(this.current.ref);
-      Object.assign(out, s.cp.real?.versions, s.svc.real?.versions);
-    }
     return out;
   }
 
@@ -1178,16 +664,8 @@ class DockerLab implements RunningLab {
       await this.destroyCluster();
       await this.buildCluster(ref);
     }
-    const dir = join(this.p.base, 'strategies', ref.id);
-    // the roles' files and the Talos kind's (endpoint, KubePrism…) for this strategy
-    const files = talosStrategyFiles(t, ref);
-    for (const f of files) {
-      const path = join(dir, f.path);
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, f.content);
-    }
-    const kubeconfigs = staticPodKubeconfigPaths(files);
-    if (kubeconfigs.length) writeFileSync(join(this.p.base, 'static-pod-kubeconfig.patch.yaml'), kubeconfigFilesPatch(kubeconfigs, readFileSync(this.p.kubeconfig, 'utf8'), t.apiPort));
+    const { dir, liveDir } = strategyDirs(this.p, ref);
+    const files = runtimeStrategyFiles(t, ref, DOCKER_PROFILE);
     // routers: this strategy's frr.conf (timers, BFD), FRR restarted so the sessions come up with it
     for (const r of t.routers.filter((x) => x.bgp !== false)) {
       const f = files.find((x) => x.kind === 'frr' && x.path === routerFrrPath(r));
@@ -1198,13 +676,37 @@ class DockerLab implements RunningLab {
     }
     // the roles' daemons on the lab's own boxes (HAProxy on the load balancer), from the lab state
     for (const d of artifacts.sim.daemons) await this.startDaemon(d);
-    for (const cmd of strategyApplyCommands(this.lab, ref, this.p, files, dir)) {
-      this.say(`${ref.id}: ${cmd.slice(0, 4).join(' ')} …`);
-      // webhooks (MetalLB's) take a while after their deployment is Available: retry applies
-      await this.retry(cmd.slice(0, 3).join(' '), ref.id, 5 * 60_000, () => run(cmd[0]!, cmd.slice(1), { timeoutMs: 6 * 60_000, signal: this.ctx.signal }));
+    this.current = { ref, files };
+    await this.cluster.apply(ref, files, { dir, liveDir });
+    if (!this.healthy) {
+      // the CNI came with this strategy (Cilium): now every node can become Ready
+      await this.cluster.waitHealthy();
+      this.healthy = true;
     }
-    this.current = { ref, artifacts: { ...artifacts, files } };
     await this.waitReady(ref, files);
+  }
+
+  private async waitReady(ref: StrategyRef, files: RenderedFile[]): Promise<void> {
+    const t = this.t;
+    const client = t.clients[0];
+    if (!client) return;
+    const host = apiEndpoint(t, composeStrategy(ref).cp);
+    const timeout = this.o.readyTimeoutMs ?? 5 * 60_000;
+    await this.cluster.retry('API endpoint /readyz', host, timeout, async () => {
+      const r = await dockerExec(this.d, this.cname(client.name), ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '--cacert', this.p.caFile, `https://${host}:${t.apiPort}/readyz`]);
+      if (r.stdout.trim() !== '200') throw new Error(`HTTP ${r.stdout.trim() || r.stderr.trim()}`);
+    });
+    const rendered = renderedServiceNames(files);
+    for (const s of t.services) {
+      if (!rendered.has(s.name)) {
+        this.say(`${ref.id}: no Service '${s.name}' among the rendered manifests — its target cannot be measured on docker`);
+        continue;
+      }
+      await this.cluster.retry(`Service ${s.name}`, `${s.ip}:${s.port}`, timeout, async () => {
+        const r = await dockerExec(this.d, this.cname(client.name), ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${s.ip}:${s.port}/`]);
+        if (r.stdout.trim() !== '200') throw new Error(`HTTP ${r.stdout.trim() || r.stderr.trim()}`);
+      });
+    }
   }
 
   private clientAgentSpec(host: string, components: ComponentSpec[]): AgentSpec {
@@ -1221,20 +723,21 @@ class DockerLab implements RunningLab {
     };
   }
 
+  /**
+   * The client's traffic agent, run in the client container as the INVOKING user (uid:gid of this
+   * process): its RPC socket, events and logs in the bind-mounted lab state then belong to that
+   * user — a root agent's socket (root, 0755) refuses a user of the docker group (connect(2) on a
+   * unix socket needs write permission on it).
+   */
   private async startAgent(host: string): Promise<void> {
     const spec = this.clientAgentSpec(host, [{ kind: 'traffic', config: {} }]);
     const specFile = join(this.p.agents, `${host}.json`);
     writeFileSync(specFile, JSON.stringify(spec, null, 2));
     const pid = join(this.p.agents, `${host}.pid`);
     const log = join(this.p.agents, `${host}.log`);
-    const ex = await this.d.getContainer(this.cname(host)).exec({
-      Cmd: ['sh', '-c', `echo $$ > ${pid}; cd ${REPO_ROOT} && exec node --import tsx src/emulation/agent/main.ts ${specFile} >> ${log} 2>&1`],
-      AttachStdout: false,
-      AttachStderr: false,
-    });
-    await ex.start({ Detach: true });
+    await dockerExecDetached(this.d, this.cname(host), ['sh', '-c', `echo $$ > ${pid}; cd ${REPO_ROOT} && exec node --import tsx src/emulation/agent/main.ts ${specFile} >> ${log} 2>&1`], { user: agentUser() });
     const { call } = await import('../../../emulation/agent/rpc.js');
-    await this.retry('traffic agent', host, 60_000, () => call(spec.socket, 'ping', null, 2000));
+    await this.cluster.retry('traffic agent', host, this.o.agentReadyTimeoutMs ?? 60_000, () => call(spec.socket, 'ping', null, 2000));
   }
 
   private async stopAgents(): Promise<void> {
@@ -1242,28 +745,6 @@ class DockerLab implements RunningLab {
       const pid = join(this.p.agents, `${c.name}.pid`);
       if (!existsSync(pid)) continue;
       await dockerExec(this.d, this.cname(c.name), ['sh', '-c', `kill -TERM $(cat ${pid}) 2>/dev/null; for i in $(seq 50); do kill -0 $(cat ${pid}) 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL $(cat ${pid})`]).catch(() => null);
-    }
-  }
-
-  private async waitReady(ref: StrategyRef, files: RenderedFile[]): Promise<void> {
-    const t = this.t;
-    const client = t.clients[0];
-    if (!client) return;
-    const host = apiEndpoint(t, composeStrategy(ref).cp);
-    await this.retry('API endpoint /readyz', host, 5 * 60_000, async () => {
-      const r = await dockerExec(this.d, this.cname(client.name), ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '--cacert', this.p.caFile, `https://${host}:${t.apiPort}/readyz`]);
-      if (r.stdout.trim() !== '200') throw new Error(`HTTP ${r.stdout.trim() || r.stderr.trim()}`);
-    });
-    const rendered = files.filter((f) => f.kind === 'k8s-manifest').flatMap((f) => parseAllDocuments(f.content).map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null));
-    for (const s of t.services) {
-      if (!rendered.some((o) => o?.kind === 'Service' && o.metadata?.name === s.name)) {
-        this.say(`${ref.id}: no Service '${s.name}' among the rendered manifests — its target cannot be measured on docker`);
-        continue;
-      }
-      await this.retry(`Service ${s.name}`, `${s.ip}:${s.port}`, 5 * 60_000, async () => {
-        const r = await dockerExec(this.d, this.cname(client.name), ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${s.ip}:${s.port}/`]);
-        if (r.stdout.trim() !== '200') throw new Error(`HTTP ${r.stdout.trim() || r.stderr.trim()}`);
-      });
     }
   }
 
@@ -1286,18 +767,9 @@ class DockerLab implements RunningLab {
   }
 
   async unapply(ref: StrategyRef): Promise<void> {
-    const dir = join(this.p.base, 'strategies', ref.id);
-    const all = this.current?.artifacts.files ?? [];
-    const reverse = reversePatchDocs(all);
-    if (reverse.length) {
-      // the mechanism's static pods (and their kubeconfig) leave with it
-      const f = join(this.p.base, 'unapply.patch.yaml');
-      writeFileSync(f, toYamlDocs(reverse));
-      await this.talosctl(['patch', 'machineconfig', '--nodes', this.cps().map((n) => n.ip).join(','), '--patch', `@${f}`]).catch((e) => this.say(`unapply ${ref.id}: ${(e as Error).message.split('\n')[0]}`));
-    }
-    for (const cmd of strategyUnapplyCommands(this.lab, ref, this.p, all, dir)) {
-      await run(cmd[0]!, cmd.slice(1), { timeoutMs: 3 * 60_000, signal: this.ctx.signal }).catch((e) => this.say(`unapply ${ref.id}: ${(e as Error).message.split('\n')[0]}`));
-    }
+    const { dir, liveDir } = strategyDirs(this.p, ref);
+    const files = this.current?.files ?? runtimeStrategyFiles(this.t, ref, DOCKER_PROFILE);
+    await this.cluster.unapply(ref, files, { dir, liveDir });
     for (const d of this.daemons.splice(0)) await dockerExec(this.d, this.cname(d.host), ['sh', '-c', `kill $(cat ${d.pid} 2>/dev/null) 2>/dev/null; rm -f ${d.pid}`]).catch(() => null);
     this.current = undefined;
   }
@@ -1305,25 +777,10 @@ class DockerLab implements RunningLab {
   async holders(target: Target): Promise<string[]> {
     const ref = this.current?.ref;
     if (!ref) return [];
-    const t = this.t;
-    const s = composeStrategy(ref);
-    const role = target === 'api' ? s.cp : s.svc;
-    const svc = t.services[0];
-    const ip = target === 'api' ? apiEndpoint(t, s.cp) : svc?.ip;
-    if (!ip) return [];
-    if (role.holders === 'lb-host') return t.loadBalancer ? [t.loadBalancer.name] : [];
-    if (role.holders === 'routes') return this.routeHolders(`${ip}/32`);
-    if (target === 'service' && svc && role.real?.holders) {
-      const dir = join(this.p.base, 'strategies', ref.id);
-      return role.real.holders(realContext(t, ref, dir, (args) => this.kubectl(args, 30_000).catch((e) => ({ stdout: '', exitCode: 1, stderr: String(e) }))), svc);
-    }
-    return this.addressHolders(ip, target === 'api' ? this.cps() : t.nodes);
-  }
-
-  /** nodes whose Talos AddressStatus list holds `ip` (Talos' VIP and kube-vip both add it to eth0) */
-  private async addressHolders(ip: string, among: Node[]): Promise<string[]> {
-    const alive = among.filter((n) => !['crash', 'shutdown'].includes(this.injected.get(n.name) ?? ''));
-    return talosAddressHolders(this.p.talosconfig, ip, alive.map((n) => ({ name: n.name, ip: n.ip })));
+    return this.cluster.holders(ref, target, strategyDirs(this.p, ref).dir, {
+      address: (ip, among) => this.cluster.addressHolders(ip, among.filter((n) => !['crash', 'shutdown'].includes(this.injected.get(n.name) ?? ''))),
+      routes: (prefix) => this.routeHolders(prefix),
+    });
   }
 
   /** next hops of the routers that face the nodes (ECMP: every announcing node) */
@@ -1344,93 +801,60 @@ class DockerLab implements RunningLab {
 
   async inject(primitive: Primitive, host: string, opts: { downMs?: number } = {}): Promise<void> {
     const h = this.host(host);
-    const name = this.cname(host);
     const m = dockerPrimitive(primitive, this.current?.ref);
     if ('unsupported' in m) throw new LabError(`unsupported on docker: ${m.unsupported}`);
+    const shell = h.kind !== 'node';
     this.injected.set(host, primitive);
-    const c = this.d.getContainer(name);
     switch (primitive) {
       case 'shutdown':
         if (h.kind === 'node') {
-          await this.talosctl(['--nodes', h.ip, '--endpoints', h.ip, 'shutdown', '--wait=false'], 60_000).catch(async (e) => {
+          await this.cluster.talosctl(['--nodes', h.ip, '--endpoints', h.ip, 'shutdown', '--wait=false'], 60_000).catch(async (e) => {
             this.say(`talosctl shutdown ${host} failed (${(e as Error).message.split('\n')[0]}): docker stop instead`);
-            await c.stop({ t: 30 });
+            await this.faults.stop(host, TALOS_STOP_GRACE_S);
           });
-        } else await c.stop({ t: 10 });
+        } else await this.faults.stop(host, 10);
         return;
       case 'crash':
-        await c.kill({ signal: 'SIGKILL' });
-        return;
+        return this.faults.crash(host);
       case 'freeze':
-        await c.pause();
-        return;
+        return this.faults.freeze(host);
       case 'partition':
-        await this.nftIn(host, partitionNft(h.interfaces[0]!.ifname));
-        return;
+        return this.faults.partition(host, h.interfaces[0]!.ifname, shell);
       case 'link-flap': {
         const i = h.interfaces[0]!;
-        await this.d.getNetwork(networkName(this.prefix, i.segment)).disconnect({ Container: name, Force: true });
-        await sleep(opts.downMs ?? 2000, this.ctx.signal);
-        await this.d.getNetwork(networkName(this.prefix, i.segment)).connect({ Container: name, EndpointConfig: { IPAMConfig: { IPv4Address: i.ip } } });
+        await this.faults.linkFlap(host, networkName(this.prefix, i.segment), i.ip, i.ifname, opts.downMs ?? 2000, shell);
         this.injected.delete(host);
         return;
       }
       case 'leave':
-        await this.kubectl(['label', '--overwrite', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers=']);
+        await this.cluster.kubectl(['label', '--overwrite', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers=']);
         return;
       case 'join':
-        await this.kubectl(['label', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers-']);
+        await this.cluster.kubectl(['label', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers-']);
         this.injected.delete(host);
         return;
-    }
-  }
-
-  /** run an nft script in a container's network namespace (the Talos image has no nft: a helper container joins it) */
-  private async nftIn(host: string, script: string): Promise<void> {
-    const h = this.host(host);
-    if (h.kind !== 'node') {
-      const r = await dockerExec(this.d, this.cname(host), ['sh', '-c', 'printf "%s" "$NFT" | nft -f -'], [`NFT=${script}`]);
-      if (r.exitCode !== 0) throw new LabError(`nft on ${host}: ${r.stderr}`);
-      return;
-    }
-    const name = `${this.cname(host)}-nft-${Date.now().toString(36)}`;
-    this.state.record({ kind: 'container', name, host });
-    const c = await this.d.createContainer({
-      name,
-      Image: this.plan.images.netbox,
-      Cmd: ['sh', '-c', 'printf "%s" "$NFT" | nft -f -'],
-      Env: [`NFT=${script}`],
-      Labels: { 'tlab.id': this.plan.labId, 'tlab.kind': 'helper' },
-      HostConfig: { NetworkMode: `container:${this.cname(host)}`, CapAdd: ['NET_ADMIN'] },
-    });
-    try {
-      await c.start();
-      const r = (await c.wait()) as { StatusCode: number };
-      if (r.StatusCode !== 0) throw new LabError(`nft in ${host}'s network namespace failed (exit ${r.StatusCode})`);
-    } finally {
-      await c.remove({ force: true }).catch(() => null);
     }
   }
 
   async restore(host: string): Promise<void> {
     const what = this.injected.get(host);
     if (!what) return;
-    const c = this.d.getContainer(this.cname(host));
+    const shell = this.host(host).kind !== 'node';
     switch (what) {
       case 'shutdown':
+        await this.faults.startAgain(host, this.o.shutdownExitWaitMs ?? 120_000);
+        break;
       case 'crash':
-        await c.start().catch((e: { statusCode?: number }) => {
-          if (e.statusCode !== 304) throw e; // 304: already running
-        });
+        await this.faults.startAgain(host, 10_000);
         break;
       case 'freeze':
-        await c.unpause();
+        await this.faults.thaw(host);
         break;
       case 'partition':
-        await this.nftIn(host, PARTITION_UNDO);
+        await this.faults.heal(host, shell);
         break;
       case 'leave':
-        await this.kubectl(['label', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers-']);
+        await this.cluster.kubectl(['label', 'node', host, 'node.kubernetes.io/exclude-from-external-load-balancers-']);
         break;
       default:
         break;
@@ -1440,7 +864,7 @@ class DockerLab implements RunningLab {
 
   async setGarpIgnored(on: boolean): Promise<void> {
     for (const r of this.t.routers.filter((x) => x.nodeSegments.length || x.role === 'single')) {
-      await this.nftIn(r.name, on ? garpIgnoreNft(this.t) : GARP_UNDO).catch((e) => {
+      await this.faults.nft(r.name, on ? garpIgnoreNft(this.t) : GARP_UNDO, true).catch((e) => {
         if (on) throw e;
       });
     }
@@ -1460,8 +884,12 @@ class DockerLab implements RunningLab {
     return dockerExec(this.d, this.cname(host), [cmd, ...args]);
   }
 
+  /** agents stopped, every container stopped gracefully (in parallel), then removed with the networks from the lab state */
   async down(): Promise<void> {
     await this.stopAgents().catch(() => null);
+    for (const [host, what] of this.injected) if (what === 'freeze') await this.faults.thaw(host).catch(() => null);
+    const grace = (c: DockerContainerPlan) => (c.kind === 'talos' ? TALOS_STOP_GRACE_S : 10);
+    await Promise.all(this.plan.containers.map((c) => stopContainer(this.d, c.name, grace(c)).catch((e) => this.say(`stop ${c.name}: ${(e as Error).message}`))));
     const { cleanLab } = await import('../../../state/clean.js');
     const r = await cleanLab(this.state);
     if (r.errors.length) throw new LabError(`docker teardown of ${this.prefix} left errors:\n${r.errors.join('\n')}`);
@@ -1472,65 +900,82 @@ class DockerLab implements RunningLab {
   }
 }
 
+/** uid:gid of this process (the agent in the client container runs as the invoking user). */
+export function agentUser(): string {
+  return `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // the provider
 
-export const dockerProvider: Provider & {
-  supportsDrill(primitive: Primitive, strategy: StrategyRef): Support;
-} = {
-  name: 'docker',
-  emulated: false,
-  check: dockerCheck,
-  supports: dockerSupports,
-  supportsDrill(primitive, strategy) {
-    const m = dockerPrimitive(primitive, strategy);
-    return 'unsupported' in m ? { supported: false, reason: m.unsupported } : { supported: true };
-  },
-  async up(lab, ctx) {
-    const paths = dockerPaths(join(ctx.state.dir, 'docker'), ctx.state.dir);
-    const plan = buildDockerPlan(lab, { prefix: ctx.prefix, paths });
-    const d = await connectDocker();
-    const running = new DockerLab(lab, ctx, d, plan);
-    try {
-      await running.bringUp();
-    } catch (e) {
-      ctx.progress?.(`docker: bring-up failed, tearing down ${ctx.prefix}: ${(e as Error).message.split('\n')[0]}`);
-      await running.down().catch((d2) => ctx.progress?.(`teardown: ${(d2 as Error).message}`));
-      throw e;
-    }
-    return running;
-  },
-  async plan(lab, ctx) {
-    const renderDir = ctx.renderDir;
-    const id = idOfPrefix(ctx.prefix);
-    const stateDir = join(stateRoot(), id);
-    // in the plan, talosctl's files live under the render dir; at up they live in the lab state
-    const paths = dockerPaths(renderDir ? join(renderDir, 'docker') : join(stateDir, 'docker'), stateDir);
-    const plan = buildDockerPlan(lab, { prefix: ctx.prefix, paths });
-    const steps = planSteps(lab, plan, paths);
-    const perStrategy: Record<string, { supported: boolean; reason?: string; commands: string[] }> = {};
-    let prevCni: string = plan.cni;
-    for (const ref of lab.strategies) {
-      const support = dockerSupports(ref, lab);
-      const files: RenderedFile[] = talosStrategyFiles(lab.topology, ref);
-      const dir = renderDir ? join(renderDir, ref.id) : join(paths.base, 'strategies', ref.id);
-      const cmds = strategyApplyCommands(lab, ref, paths, files, dir);
-      const cni = clusterCni(composeStrategy(ref));
-      if (support.supported) {
-        steps.push(
-          ...(cni !== prevCni ? [{ what: `${ref.id}: needs ${cni} as the CNI: the Talos nodes are rebuilt for it (configs regenerated, bootstrap again)` }] : []),
-          ...stepsFromCommands(`apply ${ref.id}`, cmds),
-          ...strategyContainerSteps(lab, ref, files, plan, paths),
-          ...stepsFromCommands(`unapply ${ref.id}`, strategyUnapplyCommands(lab, ref, paths, files, dir)),
-        );
-        prevCni = cni;
-      } else {
-        steps.push({ what: `${ref.id}: unsupported on docker — ${support.reason}` });
+export type DockerProvider = Provider & { supportsDrill(primitive: Primitive, strategy: StrategyRef): Support };
+
+export function createDockerProvider(o: DockerProviderOptions = {}): DockerProvider {
+  return {
+    name: 'docker',
+    emulated: false,
+    check: dockerCheck,
+    supports: dockerSupports,
+    supportsDrill(primitive, strategy) {
+      const m = dockerPrimitive(primitive, strategy);
+      return 'unsupported' in m ? { supported: false, reason: m.unsupported } : { supported: true };
+    },
+    async up(lab, ctx) {
+      const paths = dockerPaths(join(ctx.state.dir, 'docker'), ctx.state.dir);
+      const plan = buildDockerPlan(lab, { prefix: ctx.prefix, paths });
+      const d = await connectDocker();
+      const running = new DockerLab(lab, ctx, d, plan, o);
+      try {
+        await running.bringUp();
+      } catch (e) {
+        ctx.progress?.(`docker: bring-up failed, tearing down ${ctx.prefix}: ${(e as Error).message.split('\n')[0]}`);
+        await running.down().catch((d2) => ctx.progress?.(`teardown: ${(d2 as Error).message}`));
+        throw e;
       }
-      perStrategy[ref.id] = { ...support, commands: cmds.map(quote) } as never;
-    }
-    steps.push({ what: 'down: remove every recorded container (with its anonymous volumes) and network, then sweep by name prefix', command: `npm run cli -- down ${id}` });
-    if (renderDir) writeDockerPlan(plan, steps, renderDir, { strategies: perStrategy });
-    return steps;
-  },
-};
+      return running;
+    },
+    async plan(lab, ctx) {
+      const renderDir = ctx.renderDir;
+      const id = idOfPrefix(ctx.prefix);
+      const stateDir = join(stateRoot(), id);
+      // in the plan, talosctl's files live under the render dir; at up they live in the lab state
+      const paths = dockerPaths(renderDir ? join(renderDir, 'docker') : join(stateDir, 'docker'), stateDir);
+      const plan = buildDockerPlan(lab, { prefix: ctx.prefix, paths });
+      const steps = planSteps(lab, plan, paths);
+      const perStrategy: Record<string, { supported: boolean; reason?: string; commands: string[] }> = {};
+      let prevCni: string = plan.cni;
+      for (const ref of lab.strategies) {
+        const support = dockerSupports(ref, lab);
+        const files = runtimeStrategyFiles(lab.topology, ref, DOCKER_PROFILE);
+        // the rendered files are where `--dry-run --render` writes them (src/orchestrator/engine.ts: <renderDir>/<strategy>/)
+        const dir = renderDir ? join(renderDir, ref.id) : strategyDirs(paths, ref).dir;
+        const liveDir = renderDir ? join(renderDir, 'docker', 'live', ref.id) : strategyDirs(paths, ref).liveDir;
+        const cmds = strategyApplyCommands(lab, ref, paths, files, dir, { profile: DOCKER_PROFILE, liveDir });
+        const undo = strategyUnapplyCommands(lab, ref, paths, files, dir, { profile: DOCKER_PROFILE, liveDir });
+        const cni = clusterCni(composeStrategy(ref));
+        if (support.supported) {
+          steps.push(
+            ...(cni !== prevCni ? [{ what: `${ref.id}: needs ${cni} as the CNI: the Talos nodes are rebuilt for it (configs regenerated, bootstrap again)` }] : []),
+            ...stepsFromCommands(`apply ${ref.id}`, cmds),
+            ...(cni === 'cilium' ? stepsFromCommands(`${ref.id}: every node Ready once the CNI is there`, [healthCommand(paths, lab.topology.nodes)]) : []),
+            ...strategyContainerSteps(lab, ref, files, plan, paths),
+            ...stepsFromCommands(`unapply ${ref.id}`, undo),
+          );
+          prevCni = cni;
+          if (renderDir) {
+            const { livePatchCalls, writeFiles } = await import('../../kinds/talos/cluster.js');
+            for (const phase of ['apply', 'unapply'] as const) for (const c of livePatchCalls(lab, files, dir, phase, { profile: DOCKER_PROFILE, liveDir })) writeFiles(liveDir, c.files.filter((f) => f.path.startsWith(liveDir)));
+          }
+        } else {
+          steps.push({ what: `${ref.id}: unsupported on docker — ${support.reason}` });
+        }
+        perStrategy[ref.id] = { ...support, commands: cmds.map(quote) } as never;
+      }
+      steps.push({ what: 'down: stop every container gracefully, remove it (with its anonymous volumes) and the networks, then sweep by name prefix', command: `npm run cli -- down ${id}` });
+      if (renderDir) writeDockerPlan(plan, steps, renderDir, { strategies: perStrategy });
+      return steps;
+    },
+  };
+}
+
+export const dockerProvider: DockerProvider = createDockerProvider();

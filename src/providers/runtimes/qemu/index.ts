@@ -2,9 +2,18 @@
  * qemu provider — real Talos VMs through talosctl's own qemu provisioner (Linux + KVM, root).
  *
  *  - Talos ≤ 1.11: `talosctl cluster create --provisioner qemu …` with `--config-patch`,
- *    `--config-patch-control-plane`, `--config-patch-worker`;
+ *    `--config-patch-control-plane`, `--config-patch-worker`, and the boot artefacts given
+ *    explicitly: `--vmlinuz-path` / `--initrd-path` default to `_out/vmlinuz-${ARCH}` and
+ *    `_out/initramfs-${ARCH}.xz` RELATIVE TO THE WORKING DIRECTORY (create/command.go@v1.11.6,
+ *    pkg/machinery/gendata/data/artifacts = "_out"), which a user of this lab never has: the lab
+ *    passes the release's `vmlinuz-<arch>` and `initramfs-<arch>.xz`, downloaded once (with their
+ *    sha256 from the release's sha256sum.txt) into a cache;
  *  - Talos ≥ 1.12: `talosctl cluster create qemu …` with `--config-patch-controlplanes`,
- *    `--config-patch-workers` (cmd/talosctl/cmd/mgmt/cluster/create/cmd.go flag names).
+ *    `--config-patch-workers` (cmd/talosctl/cmd/mgmt/cluster/create/cmd.go flag names); it boots
+ *    the `iso` preset from the Image Factory for `--talos-version` (cmd_qemu.go@v1.12.11/@v1.13.9).
+ * Everything after the VMs exist — kubeconfig, waiting for every node, a strategy's live patches
+ * and manifests, holders — is the Talos kind's (src/providers/kinds/talos/cluster.ts), shared with
+ * docker.
  * Both keep several control planes and one bridge network (`--cidr`) whose gateway is the host,
  * where talosctl also runs DHCP and a TCP load balancer over the control planes
  * (pkg/provision/providers/qemu/qemu.go: "QEMU provisioner always runs TCP loadbalancer on the
@@ -29,8 +38,9 @@
  *    the sim and docker, a frozen VM's kernel does NOT answer ARP any more.
  */
 import { accessSync, constants as fsc, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import type { Lab, Node, StrategyRef, Target, Topology } from '../../../model/types.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Lab, StrategyRef, Target, Topology } from '../../../model/types.js';
 import type { Artifacts, RenderedFile } from '../../../strategies/types.js';
 import type { AgentEvent } from '../../../emulation/agent/types.js';
 import type { PlanStep, Primitive, Provider, RunningLab, Support, UpContext } from '../../types.js';
@@ -38,10 +48,28 @@ import { stateRoot } from '../../../state/state.js';
 import { REPO_ROOT } from '../../../model/load.js';
 import { LabError, PrerequisiteError, ReadinessError } from '../../../util/errors.js';
 import { isAlive, now, pidStartTime, quote, run, sleep, spawnDaemon } from '../../../util/proc.js';
-import { TALOS_PATCH, renderTalosFiles, talosStrategyFiles } from '../../kinds/talos/files.js';
-import { patchScope, relinkPatch, toYamlDocs, usesNetworkDocuments, type VipLink } from '../../kinds/talos/machine-config.js';
-import { composeStrategy } from '../../../strategies/compose.js';
-import { dockerPaths, idOfPrefix, kubeconfigFilesPatch, prerequisites, realContext, reversePatchDocs, staticPodKubeconfigPaths, strategyApplyCommands, strategyUnapplyCommands, talosAddressHolders, talosctlInstall, kubectlInstall } from '../docker/talos.js';
+import { TALOS_PATCH } from '../../kinds/talos/files.js';
+import { relinkPatch, toYamlDocs, usesNetworkDocuments, type VipLink } from '../../kinds/talos/machine-config.js';
+import {
+  TalosCluster,
+  clusterPatchPlans,
+  healthCommand,
+  kubeconfigCommand,
+  prerequisites,
+  runtimeStrategyFiles,
+  stepsFromCommands,
+  strategyApplyCommands,
+  strategyDirs,
+  strategyUnapplyCommands,
+  talosPaths,
+  talosReleaseUrl,
+  talosToolsMissing,
+  writeFiles,
+  type TalosPatchPlan,
+  type TalosPaths,
+} from '../../kinds/talos/cluster.js';
+import type { SequenceProfile } from '../../kinds/talos/sequence.js';
+import { clusterCni, composeStrategy } from '../../../strategies/compose.js';
 
 /** talosctl create.go: `vipOffset` — `--use-vip` puts the VIP on this address of the CIDR (e.g. 192.168.0.50) */
 export const TALOSCTL_VIP_OFFSET = 50;
@@ -67,9 +95,48 @@ export function qemuNodeIps(t: Topology): Record<string, string> {
   return Object.fromEntries(order.map((n, i) => [n.name, n2ip(base + TALOSCTL_NODES_OFFSET + i)]));
 }
 
+/** The topology with the node addresses talosctl hands out (what the Talos kind's commands then use). */
+export function qemuTopology(t: Topology): Topology {
+  const ips = qemuNodeIps(t);
+  return { ...t, nodes: t.nodes.map((n) => ({ ...n, ip: ips[n.name]!, interfaces: n.interfaces.map((i, k) => (k === 0 ? { ...i, ip: ips[n.name]! } : i)) })) };
+}
+const qemuLab = (lab: Lab): Lab => ({ ...lab, topology: qemuTopology(lab.topology) });
+
 export function qemuVipLink(version: string): VipLink | string {
   return usesNetworkDocuments(version) ? 'net0' : { deviceSelector: { driver: 'virtio_net' } };
 }
+
+/**
+ * What talosctl's qemu provisioner puts in every node's config for its NIC (pkg/provision/
+ * providers/qemu/qemu.go GenOptions): ≤ 1.11 a `machine.network.interfaces` entry chosen by
+ * `deviceSelector: {driver: virtio_net}` with DHCP (v1.11.6); ≥ 1.12 a LinkAliasConfig `net0`
+ * (selector `link.driver == "virtio_net"`) and a DHCPv4Config for it (v1.12.11, v1.13.9).
+ */
+export function qemuNodeInterfaces(version: string): Record<string, unknown>[] {
+  return usesNetworkDocuments(version) ? [] : [{ deviceSelector: { driver: 'virtio_net' }, dhcp: true, dhcpOptions: { ipv4: true, ipv6: false } }];
+}
+export function qemuNodeConfigDocs(version: string): Record<string, unknown>[] {
+  if (!usesNetworkDocuments(version)) return [{ machine: { network: { interfaces: qemuNodeInterfaces(version) } } }];
+  return [
+    { apiVersion: 'v1alpha1', kind: 'LinkAliasConfig', name: 'net0', selector: { match: 'link.driver == "virtio_net"' } },
+    { apiVersion: 'v1alpha1', kind: 'DHCPv4Config', name: 'net0' },
+  ];
+}
+
+/** The topology's LAN link (`eth0`) as talosctl's qemu VMs name it. */
+function qemuRelink(t: Topology, f: RenderedFile): RenderedFile {
+  if (f.kind !== 'talos-patch') return f;
+  const from = t.nodes[0]?.interfaces[0]?.ifname ?? 'eth0';
+  return { ...f, content: relinkPatch(f.content, from, qemuVipLink(t.talos.version)) };
+}
+
+/** How qemu delivers the Talos kind's files: without the container-mode patch, links named the way talosctl's VMs name them. */
+export const QEMU_PROFILE: SequenceProfile = {
+  name: 'qemu',
+  adapt: (t, f) => (f.path === TALOS_PATCH.containerMode ? null : qemuRelink(t, f)),
+  nodeInterfaces: (t) => qemuNodeInterfaces(t.talos.version),
+  nodeConfigPatch: (t) => toYamlDocs(qemuNodeConfigDocs(t.talos.version), ['what talosctl\'s qemu provisioner adds for the VM\'s NIC (qemu.go GenOptions)']),
+};
 
 export function qemuSupports(strategy: StrategyRef, lab: Lab): Support {
   const t = lab.topology;
@@ -112,52 +179,46 @@ export function qemuPrimitive(p: Primitive): { how: string; restore: string } | 
 // ---------------------------------------------------------------------------------------------
 // commands
 
-export interface QemuPaths {
-  base: string;
+export interface QemuPaths extends TalosPaths {
+  /** talosctl's cluster state (`--state`) */
   state: string;
-  talosconfig: string;
-  kubeconfig: string;
-  patches: string;
 }
 
 export function qemuPaths(base: string): QemuPaths {
-  return { base, state: join(base, 'clusters'), talosconfig: join(base, 'talosconfig'), kubeconfig: join(base, 'kubeconfig'), patches: join(base, 'patches') };
+  return { ...talosPaths(base), state: join(base, 'clusters'), talosconfig: join(base, 'talosconfig'), patches: join(base, 'patches') };
 }
 
-export interface QemuPatch {
-  file: string;
-  scope: 'all' | 'controlplane' | 'worker';
-  content: string;
+/** Talos ≤ 1.11 boot artefacts of the release, cached per version (`$XDG_CACHE_HOME/talos-ha-lab/talos/<version>`). */
+export function talosAssetsDir(version: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.TLAB_TALOS_ASSETS || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'talos-ha-lab', 'talos'), version);
+}
+const archName = () => (process.arch === 'arm64' ? 'arm64' : 'amd64');
+export function talosBootAssets(version: string, env: NodeJS.ProcessEnv = process.env): { vmlinuz: string; initramfs: string } {
+  const dir = talosAssetsDir(version, env);
+  return { vmlinuz: join(dir, `vmlinuz-${archName()}`), initramfs: join(dir, `initramfs-${archName()}.xz`) };
+}
+/** Download the release's kernel and initramfs, checked against the release's sha256sum.txt. */
+export function talosBootAssetsInstall(version: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dir = talosAssetsDir(version, env);
+  const url = talosReleaseUrl(version);
+  return `mkdir -p ${dir} && (cd ${dir} && curl -fsSLO ${url}/vmlinuz-${archName()} && curl -fsSLO ${url}/initramfs-${archName()}.xz && curl -fsSLO ${url}/sha256sum.txt && sha256sum --ignore-missing -c sha256sum.txt)`;
 }
 
-/** The topology's LAN link (`eth0`) as talosctl's qemu VMs name it. */
-function qemuRelink(t: Topology, f: RenderedFile): RenderedFile {
-  if (f.kind !== 'talos-patch') return f;
-  const from = t.nodes[0]?.interfaces[0]?.ifname ?? 'eth0';
-  return { ...f, content: relinkPatch(f.content, from, qemuVipLink(t.talos.version)) };
-}
+export type QemuPatch = TalosPatchPlan;
 
 /** The cluster-wide patches for qemu: the Talos kind's for the strategy, without the container-mode patch, on talosctl's link name. */
 export function qemuPatches(t: Topology, ref: StrategyRef): QemuPatch[] {
-  const out: QemuPatch[] = [];
-  for (const f of renderTalosFiles(t, composeStrategy(ref)).filter((x) => x.kind === 'talos-patch')) {
-    if (f.path === TALOS_PATCH.containerMode) continue;
-    out.push({ file: basename(f.path), scope: patchScope(t, f), content: qemuRelink(t, f).content });
-  }
-  return out;
+  return clusterPatchPlans(t, ref, QEMU_PROFILE);
 }
 
 /** Write a strategy's files for qemu into `dir`: every Talos patch re-linked to talosctl's NIC, the container-mode patch left out. */
 export function writeQemuStrategyFiles(t: Topology, dir: string, files: RenderedFile[]): RenderedFile[] {
-  const out = files.filter((f) => f.path !== TALOS_PATCH.containerMode).map((f) => qemuRelink(t, f));
-  for (const f of out) {
-    mkdirSync(dirname(join(dir, f.path)), { recursive: true });
-    writeFileSync(join(dir, f.path), f.content);
-  }
+  const out = files.flatMap((f) => QEMU_PROFILE.adapt(t, f) ?? []);
+  writeFiles(dir, out);
   return out;
 }
 
-export function qemuCreateCommand(lab: Lab, clusterName: string, p: QemuPaths, ref: StrategyRef): string[] {
+export function qemuCreateCommand(lab: Lab, clusterName: string, p: QemuPaths, ref: StrategyRef, env: NodeJS.ProcessEnv = process.env): string[] {
   const t = lab.topology;
   const cps = t.nodes.filter((n) => n.role === 'controlplane').length;
   const workers = t.nodes.length - cps;
@@ -172,8 +233,10 @@ export function qemuCreateCommand(lab: Lab, clusterName: string, p: QemuPaths, r
     ...patches.flatMap((x) => [flag[x.scope], `@${join(p.patches, x.file)}`]),
   ];
   if (split) return ['talosctl', 'cluster', 'create', 'qemu', ...common, '--talosconfig-destination', p.talosconfig];
+  const boot = talosBootAssets(t.talos.version, env);
   return [
     'talosctl', '--talosconfig', p.talosconfig, 'cluster', 'create', '--provisioner', 'qemu', ...common,
+    '--vmlinuz-path', boot.vmlinuz, '--initrd-path', boot.initramfs,
     '--skip-kubeconfig', '--wait', '--wait-timeout', '20m',
   ];
 }
@@ -184,8 +247,7 @@ export function qemuDestroyCommand(lab: Lab, clusterName: string, p: QemuPaths):
 }
 
 export function qemuKubeconfigCommand(lab: Lab, p: QemuPaths): string[] {
-  const cp1 = qemuNodeIps(lab.topology)[lab.topology.nodes.find((n) => n.role === 'controlplane')!.name]!;
-  return ['talosctl', '--talosconfig', p.talosconfig, 'kubeconfig', p.kubeconfig, '--nodes', cp1, '--endpoints', cp1, '--force'];
+  return kubeconfigCommand(p, qemuNodeIps(lab.topology)[lab.topology.nodes.find((n) => n.role === 'controlplane')!.name]!);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,11 +263,17 @@ export async function qemuCheck(lab: Lab): Promise<void> {
   }
   // talosctl's qemu provisioner needs CAP_SYS_ADMIN and CAP_NET_ADMIN (talos docs "QEMU")
   if (process.getuid?.() !== 0) missing.push({ what: 'talosctl’s qemu provisioner needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)', fix: 'sudo --preserve-env=HOME,PATH npm run lab -- <lab> --provider qemu' });
+  missing.push(...(await talosToolsMissing(lab)));
   const has = async (cmd: string, args: string[]) => (await run(cmd, args, { reject: false, timeoutMs: 15_000 }).catch(() => null))?.exitCode === 0;
-  if (!(await has('talosctl', ['version', '--client']))) missing.push({ what: 'talosctl not found in PATH', fix: talosctlInstall(lab.topology.talos.version) });
-  if (!(await has('kubectl', ['version', '--client']))) missing.push({ what: 'kubectl not found in PATH', fix: kubectlInstall(lab.topology.talos.kubernetesVersion) });
   const qemuBin = process.arch === 'arm64' ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
   if (!(await has(qemuBin, ['--version']))) missing.push({ what: `${qemuBin} not found`, fix: `sudo apt-get install -y ${process.arch === 'arm64' ? 'qemu-system-arm' : 'qemu-system-x86'} qemu-utils` });
+  const v = lab.topology.talos.version;
+  if (!usesNetworkDocuments(v)) {
+    const boot = talosBootAssets(v);
+    if (!existsSync(boot.vmlinuz) || !existsSync(boot.initramfs)) {
+      missing.push({ what: `Talos ${v} boot artefacts missing (${boot.vmlinuz}, ${boot.initramfs}): talosctl ≤ 1.11 would look for _out/ in the working directory`, fix: talosBootAssetsInstall(v) });
+    }
+  }
   if (missing.length) throw prerequisites(missing);
 }
 
@@ -215,17 +283,21 @@ export async function qemuCheck(lab: Lab): Promise<void> {
 class QemuLab implements RunningLab {
   readonly provider = 'qemu' as const;
   bringUpMs = 0;
-  private current?: { ref: StrategyRef; artifacts: Artifacts };
+  private current?: { ref: StrategyRef; files: RenderedFile[] };
   private readonly frozen = new Map<string, number>();
   private readonly agents = new Map<string, number>();
-  private readonly ips: Record<string, string>;
+  private readonly cluster: TalosCluster;
+  private cni: 'flannel' | 'cilium';
+  private healthy = false;
 
   constructor(
     readonly lab: Lab,
     private readonly ctx: UpContext,
     private readonly p: QemuPaths,
   ) {
-    this.ips = qemuNodeIps(lab.topology);
+    // the Talos kind's commands with the node addresses talosctl assigns
+    this.cluster = new TalosCluster({ lab: qemuLab(lab), paths: p, profile: QEMU_PROFILE, signal: ctx.signal, say: (m) => ctx.progress?.(m) });
+    this.cni = clusterCni(composeStrategy(lab.strategies[0]!));
   }
   get id() {
     return this.ctx.id;
@@ -233,32 +305,35 @@ class QemuLab implements RunningLab {
   get prefix() {
     return this.ctx.prefix;
   }
-  /** the docker provider's command builders, with node IPs as talosctl assigned them */
-  private asQemuLab(): Lab {
-    const t = this.lab.topology;
-    return { ...this.lab, topology: { ...t, nodes: t.nodes.map((n) => ({ ...n, ip: this.ips[n.name]! })) } };
+  private get caFile() {
+    return join(this.ctx.state.dir, 'pki', 'ca.crt');
   }
 
   async bringUp(): Promise<void> {
     const t0 = now();
+    await this.createCluster(this.lab.strategies.find((s) => qemuSupports(s, this.lab).supported) ?? this.lab.strategies[0]!);
+    for (const c of this.lab.topology.clients) await this.startAgent(c.name);
+    this.bringUpMs = now() - t0;
+  }
+
+  /** talosctl creates, bootstraps and waits for the VMs; then the kubeconfig and every node registered (and healthy unless the CNI comes later) */
+  private async createCluster(ref: StrategyRef): Promise<void> {
     const t = this.lab.topology;
-    const first = this.lab.strategies[0]!;
     mkdirSync(this.p.patches, { recursive: true });
-    for (const x of qemuPatches(t, first)) writeFileSync(join(this.p.patches, x.file), x.content);
+    for (const x of qemuPatches(t, ref)) writeFileSync(join(this.p.patches, x.file), x.content);
     this.ctx.state.record({ kind: 'dir', name: this.p.state });
-    const create = qemuCreateCommand(this.lab, this.prefix, this.p, first);
+    const create = qemuCreateCommand(this.lab, this.prefix, this.p, ref);
     this.ctx.progress?.(`qemu: ${quote(create)}`);
     await run(create[0]!, create.slice(1), { timeoutMs: 30 * 60_000, signal: this.ctx.signal, env: { ...process.env, KUBECONFIG: this.p.kubeconfig } as Record<string, string> });
     this.recordVmPids();
-    const kc = qemuKubeconfigCommand(this.lab, this.p);
-    await run(kc[0]!, kc.slice(1), { timeoutMs: 120_000 });
-    const ca = /certificate-authority-data:\s*(\S+)/.exec(readFileSync(this.p.kubeconfig, 'utf8'));
-    if (ca) {
-      mkdirSync(join(this.ctx.state.dir, 'pki'), { recursive: true });
-      writeFileSync(join(this.ctx.state.dir, 'pki', 'ca.crt'), Buffer.from(ca[1]!, 'base64'));
+    this.cni = clusterCni(composeStrategy(ref));
+    await this.cluster.kubeconfig(this.caFile);
+    await this.cluster.waitRegistered();
+    this.healthy = false;
+    if (this.cni !== 'cilium') {
+      await this.cluster.waitHealthy();
+      this.healthy = true;
     }
-    for (const c of t.clients) await this.startAgent(c.name);
-    this.bringUpMs = now() - t0;
   }
 
   /** The client is the host itself (talosctl's bridge gateway): its traffic agent runs here, in the root namespace. */
@@ -271,7 +346,7 @@ class QemuLab implements RunningLab {
       socket: join(agents, `${host}.sock`),
       eventsFile: join(this.ctx.state.subdir('events'), `${host}.jsonl`),
       topology: this.lab.topology,
-      components: [{ kind: 'traffic', config: { caFile: join(this.ctx.state.dir, 'pki', 'ca.crt') } }],
+      components: [{ kind: 'traffic', config: { caFile: this.caFile } }],
     };
     const specFile = join(agents, `${host}.json`);
     writeFileSync(specFile, JSON.stringify(spec, null, 2));
@@ -325,65 +400,42 @@ class QemuLab implements RunningLab {
   }
 
   async components(): Promise<Record<string, string>> {
-    const t = this.lab.topology;
     const v = await run('talosctl', ['version', '--client', '--short'], { reject: false }).catch(() => null);
-    return { talos: t.talos.version, kubernetes: t.talos.kubernetesVersion, talosctl: v?.stdout.trim().split('\n').pop() ?? '?' };
+    return { ...this.cluster.versions(this.current?.ref), talosctl: v?.stdout.trim().split('\n').pop() ?? '?' };
   }
 
-  async apply(ref: StrategyRef, artifacts: Artifacts): Promise<void> {
+  async apply(ref: StrategyRef, _artifacts: Artifacts): Promise<void> {
     const support = qemuSupports(ref, this.lab);
     if (!support.supported) throw new LabError(`unsupported on qemu: ${support.reason}`);
-    const t = this.lab.topology;
-    const dir = join(this.p.base, 'strategies', ref.id);
-    const files = writeQemuStrategyFiles(t, dir, talosStrategyFiles(t, ref));
-    const kubeconfigs = staticPodKubeconfigPaths(files);
-    if (kubeconfigs.length) writeFileSync(join(this.p.base, 'static-pod-kubeconfig.patch.yaml'), kubeconfigFilesPatch(kubeconfigs, readFileSync(this.p.kubeconfig, 'utf8'), t.apiPort));
-    const paths = { ...dockerPaths(this.p.base, this.ctx.state.dir), talosconfig: this.p.talosconfig, kubeconfig: this.p.kubeconfig };
-    for (const cmd of strategyApplyCommands(this.asQemuLab(), ref, paths, files, dir)) {
-      const deadline = Date.now() + 5 * 60_000;
-      for (;;) {
-        const r = await run(cmd[0]!, cmd.slice(1), { reject: false, timeoutMs: 6 * 60_000, signal: this.ctx.signal });
-        if (r.exitCode === 0) break;
-        if (Date.now() > deadline) throw new ReadinessError(cmd.slice(0, 3).join(' '), ref.id, 5 * 60_000, '', r.stderr.trim().split('\n').pop());
-        await sleep(3000, this.ctx.signal);
-      }
+    const cni = clusterCni(composeStrategy(ref));
+    if (cni !== this.cni) {
+      // a cluster cannot switch its CNI in place: new VMs for this strategy
+      this.ctx.progress?.(`${ref.id}: needs ${cni} as the CNI: recreating the VMs`);
+      const destroy = qemuDestroyCommand(this.lab, this.prefix, this.p);
+      await run(destroy[0]!, destroy.slice(1), { timeoutMs: 10 * 60_000, reject: false });
+      await this.createCluster(ref);
     }
-    this.current = { ref, artifacts: { ...artifacts, files } };
+    const { dir, liveDir } = strategyDirs(this.p, ref);
+    const files = runtimeStrategyFiles(this.cluster.t, ref, QEMU_PROFILE);
+    this.current = { ref, files };
+    await this.cluster.apply(ref, files, { dir, liveDir });
+    if (!this.healthy) {
+      await this.cluster.waitHealthy();
+      this.healthy = true;
+    }
   }
 
   async unapply(ref: StrategyRef): Promise<void> {
-    const dir = join(this.p.base, 'strategies', ref.id);
-    const t = this.lab.topology;
-    const cps = t.nodes.filter((n) => n.role === 'controlplane').map((n) => this.ips[n.name]!);
-    const all = this.current?.artifacts.files ?? [];
-    const paths = { ...dockerPaths(this.p.base, this.ctx.state.dir), talosconfig: this.p.talosconfig, kubeconfig: this.p.kubeconfig };
-    for (const cmd of strategyUnapplyCommands(this.asQemuLab(), ref, paths, all, dir)) await run(cmd[0]!, cmd.slice(1), { reject: false, timeoutMs: 180_000 });
-    const reverse = reversePatchDocs(all);
-    if (reverse.length) {
-      const f = join(this.p.base, 'unapply.patch.yaml');
-      writeFileSync(f, toYamlDocs(reverse));
-      await run('talosctl', ['--talosconfig', this.p.talosconfig, 'patch', 'machineconfig', '--nodes', cps.join(','), '--patch', `@${f}`], { reject: false, timeoutMs: 120_000 });
-    }
+    const { dir, liveDir } = strategyDirs(this.p, ref);
+    await this.cluster.unapply(ref, this.current?.files ?? runtimeStrategyFiles(this.cluster.t, ref, QEMU_PROFILE), { dir, liveDir });
     this.current = undefined;
   }
 
   async holders(target: Target): Promise<string[]> {
     const ref = this.current?.ref;
     if (!ref) return [];
-    const t = this.lab.topology;
-    const nodes = (ns: Node[]) => ns.map((n) => ({ name: n.name, ip: this.ips[n.name]! }));
-    const s = composeStrategy(ref);
-    const role = target === 'api' ? s.cp : s.svc;
-    const svc = t.services[0];
-    // qemu runs neither BGP nor a load-balancer box (qemuSupports): only address holders exist here
-    if (role.holders !== 'address') return [];
-    if (target === 'api') return talosAddressHolders(this.p.talosconfig, t.vip, nodes(t.nodes.filter((n) => n.role === 'controlplane')));
-    if (!svc) return [];
-    if (role.real?.holders) {
-      const kubectl = async (args: string[]) => run('kubectl', ['--kubeconfig', this.p.kubeconfig, ...args], { reject: false, timeoutMs: 30_000 });
-      return role.real.holders(realContext(t, ref, join(this.p.base, 'strategies', ref.id), kubectl), svc);
-    }
-    return talosAddressHolders(this.p.talosconfig, svc.ip, nodes(t.nodes));
+    // qemu runs neither BGP nor a load-balancer box (qemuSupports): no routes to read
+    return this.cluster.holders(ref, target, strategyDirs(this.p, ref).dir, { address: (ip, among) => this.cluster.addressHolders(ip, among), routes: async () => [] });
   }
 
   async inject(primitive: Primitive, host: string): Promise<void> {
@@ -411,20 +463,8 @@ class QemuLab implements RunningLab {
   }
 
   async events(sinceT: number): Promise<AgentEvent[]> {
-    const dir = join(this.ctx.state.dir, 'events');
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.jsonl'))
-      .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as AgentEvent];
-        } catch {
-          return [];
-        }
-      })
-      .filter((e) => e.t >= sinceT)
-      .sort((a, b) => a.t - b.t);
+    const { readEvents } = await import('../../../emulation/agent/events.js');
+    return readEvents(join(this.ctx.state.dir, 'events'), sinceT);
   }
 
   async exec(host: string, cmd: string, args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
@@ -470,16 +510,17 @@ export const qemuProvider: Provider & { supportsDrill(primitive: Primitive): Sup
     return running;
   },
   async plan(lab, ctx) {
-    const id = idOfPrefix(ctx.prefix);
+    const id = ctx.prefix.replace(/^tlab-/, '');
     const p = qemuPaths(ctx.renderDir ? join(ctx.renderDir, 'qemu') : join(stateRoot(), id, 'qemu'));
     const t = lab.topology;
     const first = lab.strategies.find((s) => qemuSupports(s, lab).supported) ?? lab.strategies[0]!;
-    const steps: PlanStep[] = [{ what: 'check: Linux, /dev/kvm, root, talosctl, kubectl, qemu-system' }];
+    const steps: PlanStep[] = [{ what: 'check: Linux, /dev/kvm, root, talosctl, kubectl, qemu-system' + (usesNetworkDocuments(t.talos.version) ? '' : `, Talos ${t.talos.version} kernel and initramfs in ${talosAssetsDir(t.talos.version)}`) }];
     const patches = qemuPatches(t, first);
     const create = qemuCreateCommand(lab, ctx.prefix, p, first);
     steps.push({ what: `talosctl creates ${t.nodes.length} VMs on one bridge ${lan(t)[0]?.cidr} (nodes ${Object.entries(qemuNodeIps(t)).map(([n, ip]) => `${n}=${ip}`).join(' ')}) for ${first.id}`, command: quote(create) });
     steps.push({ what: 'fetch the kubeconfig through a node IP', command: quote(qemuKubeconfigCommand(lab, p)) });
-    const ql: Lab = { ...lab, topology: { ...t, nodes: t.nodes.map((n) => ({ ...n, ip: qemuNodeIps(t)[n.name]! })) } };
+    const ql = qemuLab(lab);
+    steps.push(...stepsFromCommands('wait until every node is part of a healthy cluster', [healthCommand(p, ql.topology.nodes)]));
     const perStrategy: Record<string, unknown> = {};
     for (const ref of lab.strategies) {
       const s = qemuSupports(ref, lab);
@@ -489,14 +530,18 @@ export const qemuProvider: Provider & { supportsDrill(primitive: Primitive): Sup
         continue;
       }
       // qemu's variants of the strategy's files (VIP on talosctl's NIC) under qemu/strategies/<id>/
-      const dir = join(p.base, 'strategies', ref.id);
-      const paths = { ...dockerPaths(p.base, join(stateRoot(), id)), talosconfig: p.talosconfig, kubeconfig: p.kubeconfig };
-      let files: RenderedFile[] = talosStrategyFiles(t, ref);
-      if (ctx.renderDir) files = writeQemuStrategyFiles(t, dir, files);
-      const cmds = strategyApplyCommands(ql, ref, paths, files, dir);
-      const undo = strategyUnapplyCommands(ql, ref, paths, files, dir);
-      steps.push(...cmds.map((c, i) => ({ what: `apply ${ref.id} (${i + 1}/${cmds.length})`, command: quote(c) })));
-      steps.push(...undo.map((c, i) => ({ what: `unapply ${ref.id} (${i + 1}/${undo.length})`, command: quote(c) })));
+      const { dir, liveDir } = strategyDirs(p, ref);
+      const files = runtimeStrategyFiles(ql.topology, ref, QEMU_PROFILE);
+      if (ctx.renderDir) writeFiles(dir, files);
+      const o = { profile: QEMU_PROFILE, liveDir };
+      const cmds = strategyApplyCommands(ql, ref, p, files, dir, o);
+      const undo = strategyUnapplyCommands(ql, ref, p, files, dir, o);
+      if (ctx.renderDir) {
+        const { livePatchCalls } = await import('../../kinds/talos/cluster.js');
+        for (const phase of ['apply', 'unapply'] as const) for (const c of livePatchCalls(ql, files, dir, phase, o)) writeFiles(liveDir, c.files.filter((f) => f.path.startsWith(liveDir)));
+      }
+      steps.push(...stepsFromCommands(`apply ${ref.id}`, cmds));
+      steps.push(...stepsFromCommands(`unapply ${ref.id}`, undo));
       perStrategy[ref.id] = { supported: true, commands: cmds.map(quote) };
     }
     steps.push({ what: 'down: destroy the VMs and talosctl’s bridge', command: quote(qemuDestroyCommand(lab, ctx.prefix, p)) });
