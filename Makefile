@@ -9,17 +9,20 @@ LAB ?= minecraft
 PROVIDER ?= sim
 ARGS ?=
 
-.PHONY: lab test deps typecheck unit contract e2e bench clean-labs
+.PHONY: lab test deps test-deps typecheck unit contract e2e bench clean-labs
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh test
 
 lab: deps
 	npm run lab -- $(LAB) --provider $(PROVIDER) $(ARGS)
 
 # e2e runs after the others, alone: its labs measure timings that a concurrent CPU-heavy unit
 # run would disturb on a 2-core machine
-test: deps
+test: test-deps
 	npx tsc --noEmit
 	npx vitest run --project unit --project contract
 	npx vitest run --project e2e
@@ -33,7 +36,7 @@ unit: deps
 contract: deps
 	npx vitest run --project contract
 
-e2e: deps
+e2e: test-deps
 	npx vitest run --project e2e
 
 bench: deps

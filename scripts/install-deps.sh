@@ -2,12 +2,14 @@
 # Install what the lab and its tests need — only what is missing — then return:
 #   1. Node.js ≥ 20.5 must be there (we do not install Node; exit 3 with the fix when it is not).
 #   2. Debian packages (frr haproxy etcd-server etcd-client iproute2 nftables iputils-arping
-#      tcpdump openssl wrk chromium): as root, `apt-get update` + `apt-get install` of the missing
+#      tcpdump openssl wrk conntrack chromium; with the argument `test` also docker.io and
+#      debootstrap, for the emulated nodes on the docker runtime and the appliance image they
+#      boot — a sim lab needs neither): as root, `apt-get update` + `apt-get install` of the missing
 #      ones only (no update when nothing is missing). Daemons are NOT started by the install (a
 #      temporary policy-rc.d, when none exists): the lab runs its own FRR/HAProxy/etcd inside
 #      network namespaces. Not root and something missing: exit 3 with the exact sudo command.
 #   3. npm packages: `npm ci` when node_modules is missing or older than package-lock.json.
-# Used by `make lab`, `make test`, `make deps` and (through make) by .ci/run.
+# Used by `make lab`, `make test` (`install-deps.sh test`), `make deps` and (through make) by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,14 +25,15 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.
 fi
 
 # --- 2. Debian packages ------------------------------------------------------------------------
-PKGS=(frr haproxy etcd-server etcd-client iproute2 nftables iputils-arping iputils-ping tcpdump openssl wrk chromium)
+PKGS=(frr haproxy etcd-server etcd-client iproute2 nftables iputils-arping iputils-ping tcpdump openssl wrk conntrack chromium)
+if [ "${1:-}" = test ]; then PKGS+=(docker.io debootstrap); fi
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 else
-  for tool in ip nft arping tcpdump openssl wrk haproxy etcd etcdctl vtysh; do
+  for tool in ip nft arping tcpdump openssl wrk conntrack haproxy etcd etcdctl vtysh; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then

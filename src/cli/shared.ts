@@ -102,7 +102,7 @@ export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Comma
   }
   if (which === 'run') {
     cmd
-      .option('--parallel <n>', 'lab instances at once, each strategy on its own (default: what this machine holds; 1 = one after the other)', positiveInt('--parallel', 64))
+      .option('--parallel <n>', 'lab instances at once, each strategy on its own (default: what this machine holds, 1 with --live; 1 = one after the other)', positiveInt('--parallel', 64))
       .option('--downtime <s>', 'a crash nobody can take over (one control plane): seconds the node stays down before it comes back (default 10)', positiveNumber('--downtime', 3600))
       .option('--live', 'serve a live view of the run (http://127.0.0.1:<port>/): topology, holders, probe strip charts, results as they come')
       .option('--port <n>', 'with --live: the port (default: any free one)', positiveInt('--port', 65535))

@@ -24,6 +24,15 @@
  *   DefaultEndpointReconcilerInterval = 10 s, DefaultEndpointReconcilerTTL = 15 s) and removes it
  *   on graceful stop (pkg/controlplane/controller.go Stop: "cleans up this API Server's endpoint
  *   reconciliation leases so another master can take over more quickly").
+ * - coordination.k8s.io/v1 Leases, what client-go's leader election (kube-vip) calls: `GET` and
+ *   `PUT …/namespaces/<ns>/leases/<name>`, `POST …/namespaces/<ns>/leases`. Stored in etcd under
+ *   `/registry/leases/<ns>/<name>` (JSON here, protobuf in a real cluster) through the node's local
+ *   member; `metadata.resourceVersion` is the key's mod revision, and an update whose
+ *   resourceVersion is not the current one is refused with 409 Conflict, a create of an existing
+ *   Lease with 409 AlreadyExists — the optimistic concurrency the real API server enforces
+ *   (k8s.io/apiserver pkg/storage/etcd3 store.go GuaranteedUpdate: a transaction on the mod
+ *   revision). A request waits for etcd at most its `timeout` query parameter, else the
+ *   kube-apiserver default `--request-timeout` 60 s; the client gives up at its own deadline.
  * - Every response carries `x-served-by: <node>` and `x-client-ip: <peer address>`; JSON bodies
  *   carry `"node"` (the traffic probes read both, src/traffic/target.ts `servedBy`).
  *
@@ -64,6 +73,11 @@ const MASTER_LEASE_TTL_S = 15;
 const MASTER_LEASES = '/registry/masterleases/';
 // kube-apiserver --etcd-readycheck-timeout default (see header)
 const DEFAULT_READY_TIMEOUT_MS = 2000;
+// kube-apiserver --request-timeout default (k8s.io/apiserver pkg/server/options ServerRunOptions: 60 s)
+const REQUEST_TIMEOUT_MS = 60_000;
+const LEASES = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([a-z0-9-]+)\/leases(?:\/([a-z0-9.-]+))?$/;
+/** where the API server keeps a Lease in etcd (k8s.io/kubernetes pkg/registry/coordination/lease/storage: prefix /registry/leases) */
+export const leaseKey = (namespace: string, name: string) => `/registry/leases/${namespace}/${name}`;
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
@@ -220,7 +234,9 @@ export class ApiServer implements AgentComponent {
     res.setHeader('x-served-by', this.name);
     res.setHeader('x-client-ip', peer);
     res.setHeader('cache-control', 'no-cache, private');
-    const path = (req.url ?? '/').split('?')[0];
+    const [path = '/', query = ''] = (req.url ?? '/').split('?');
+    const lease = LEASES.exec(path);
+    if (lease) return this.leases(req, res, lease[1]!, lease[2], new URLSearchParams(query));
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.json(res, 405, status(405, 'MethodNotAllowed', `method ${req.method} not allowed`, this.name));
     switch (path) {
       case '/readyz':
@@ -237,6 +253,47 @@ export class ApiServer implements AgentComponent {
         return this.listEndpoints(res);
       default:
         return this.json(res, 404, status(404, 'NotFound', `the server could not find the requested resource (${path})`, this.name));
+    }
+  }
+
+  /** coordination.k8s.io/v1 Leases: get, create, update with resourceVersion (see header) */
+  private async leases(req: IncomingMessage, res: ServerResponse, ns: string, name: string | undefined, q: URLSearchParams): Promise<void> {
+    const t = /^(\d+)(ms|s)$/.exec(q.get('timeout') ?? '');
+    const deadline = t ? Number(t[1]) * (t[2] === 's' ? 1000 : 1) : REQUEST_TIMEOUT_MS;
+    const etcd = this.etcd!;
+    const fail = (e: unknown) => this.json(res, 504, status(504, 'Timeout', `etcd: ${(e as Error).message}`, this.name));
+    try {
+      if (req.method === 'GET' && name) {
+        const r = await etcd.get(leaseKey(ns, name)).options(within(deadline)).exec();
+        const kv = r.kvs[0];
+        if (!kv) return this.json(res, 404, status(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, this.name));
+        return this.json(res, 200, leaseObject(ns, name, JSON.parse(kv.value.toString()), String(kv.mod_revision)));
+      }
+      const body = await readJson(req).catch(() => null);
+      const spec = (body as { spec?: Record<string, unknown> } | null)?.spec;
+      if (!spec) return this.json(res, 400, status(400, 'BadRequest', 'expected a Lease with a spec', this.name));
+      const value = JSON.stringify(spec);
+      if (req.method === 'POST' && !name) {
+        const leaseName = String((body as { metadata?: { name?: string } }).metadata?.name ?? '');
+        if (!leaseName) return this.json(res, 400, status(400, 'BadRequest', 'expected metadata.name', this.name));
+        const key = leaseKey(ns, leaseName);
+        const r = await etcd.if(key, 'Create', '==', 0).then(etcd.put(key).value(value)).options(within(deadline)).commit();
+        if (!r.succeeded) return this.json(res, 409, status(409, 'AlreadyExists', `leases.coordination.k8s.io "${leaseName}" already exists`, this.name));
+        return this.json(res, 201, leaseObject(ns, leaseName, spec, String(r.header.revision)));
+      }
+      if (req.method === 'PUT' && name) {
+        const rv = String((body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? '');
+        const key = leaseKey(ns, name);
+        if (!/^\d+$/.test(rv)) return this.json(res, 422, status(422, 'Invalid', 'metadata.resourceVersion: expected the version read', this.name));
+        const r = await etcd.if(key, 'Mod', '==', rv).then(etcd.put(key).value(value)).options(within(deadline)).commit();
+        if (!r.succeeded) {
+          return this.json(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`, this.name));
+        }
+        return this.json(res, 200, leaseObject(ns, name, spec, String(r.header.revision)));
+      }
+      return this.json(res, 405, status(405, 'MethodNotAllowed', `method ${req.method} not allowed`, this.name));
+    } catch (e) {
+      return fail(e);
     }
   }
 
@@ -291,6 +348,29 @@ export class ApiServer implements AgentComponent {
     res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) });
     res.end(s);
   }
+}
+
+function leaseObject(namespace: string, name: string, spec: unknown, resourceVersion: string) {
+  return { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', metadata: { name, namespace, resourceVersion }, spec };
+}
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+      if (body.length > 1 << 20) req.destroy(new Error('body too large'));
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(body));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    req.on('error', reject);
+  });
 }
 
 function status(code: number, reason: string, message: string, node: string) {

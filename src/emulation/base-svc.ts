@@ -11,6 +11,7 @@ import type { ComponentSpec } from './agent/types.js';
 import type { Topology } from '../model/types.js';
 import { kubeProxyService, type KubeProxyConfig } from './kube-proxy.js';
 import type { EchoConfig } from './echo.js';
+import { nodeLifecycleTimers } from './endpoints.js';
 
 /** One echo server per distinct (targetPort, streamPort) of the topology's Services. */
 export function echoConfigs(t: Topology): EchoConfig[] {
@@ -28,8 +29,9 @@ export function kubeProxyConfig(t: Topology): KubeProxyConfig {
     endpoints: t.nodes.filter((n) => n.runsWorkloads).map((n) => ({ node: n.name, ip: n.ip })),
     peers: t.nodes.map((n) => n.ip),
     heartbeatMs: 1000,
-    // --node-monitor-grace-period (topology timers, default 50 s: src/model/timers.ts)
-    notReadyAfterMs: t.timers.kubernetes.nodeMonitorGraceS * 1000,
+    // kubelet Lease renewals, node lifecycle controller passes and grace, kube-proxy minSyncPeriod
+    // (topology timers, Kubernetes defaults: src/model/timers.ts; the chain: ./endpoints.ts)
+    lifecycle: nodeLifecycleTimers(t.timers.kubernetes),
   };
 }
 

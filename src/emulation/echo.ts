@@ -44,7 +44,11 @@ export const KUBE_PROXY_READINESS_PORT = 10250;
 export type PodState = 'ready' | 'terminating' | 'stopped';
 
 /** Readiness messages between echo/kube-proxy agents (JSON over UDP). */
-export type ReadinessMessage = { t: 'hb'; node: string } | { t: PodState; node: string; port: number };
+export type ReadinessMessage =
+  | { t: 'hb'; node: string; renew?: number }
+  /** a kubelet Lease renewal (RenewTime, epoch ms) */
+  | { t: 'lease'; node: string; renew: number }
+  | { t: PodState; node: string; port: number };
 
 const factory: ComponentFactory = (ctx: AgentContext, config: EchoConfig) => new EchoComponent(ctx, config);
 export default factory;

@@ -30,14 +30,22 @@
  *   node (Local) has none left, the serving terminating ones (ProxyTerminatingEndpoints, KEP-1669,
  *   GA in Kubernetes 1.28; pkg/proxy/topology.go CategorizeEndpoints). Once the pod is gone it is
  *   removed;
- * - a node that goes silent (crash, freeze, partition) is marked NotReady by the node lifecycle
- *   controller after `--node-monitor-grace-period` (50 s since Kubernetes 1.32, kubernetes PR
- *   #126287; 40 s before), and its pods' endpoints stop being ready: removed after
- *   `notReadyAfterMs` of missing node heartbeats (each kube-proxy sends one per second, standing in
- *   for the kubelet's Lease renewals);
- * - a node that hears no other node at all is the one cut off: it cannot reach the API server
- *   either, so it keeps its last endpoint view (a real kube-proxy keeps its rules when it loses the
- *   API server).
+ * - a node that goes silent (crash, freeze, partition) is declared by the node lifecycle chain of
+ *   ./endpoints.ts, built from its parts: this component also stands in for the node's kubelet
+ *   and renews the node's Lease (every nodeLeaseDuration × 0.25, +U[0, 4 %) jitter, sliding), and
+ *   every copy runs the node lifecycle controller's pass (`NodeLifecycle`) on a period grid shared
+ *   by all nodes (the wall clock modulo --node-monitor-period), so every copy sees a renewal at
+ *   the same pass and declares a silent node at the same pass — what the one controller in
+ *   kube-controller-manager would publish to every kube-proxy. The rules then change through a
+ *   BoundedFrequencyRunner (`SyncRunner`: minSyncPeriod, burst 2), as the real proxier's;
+ * - TCP conntrack entries are NOT flushed when an endpoint goes away: the real kube-proxy clears
+ *   only UDP entries (pkg/proxy/conntrack/cleanup.go: "we are only interested in UDP services").
+ *   A SYN that matches a stale SYN_SENT entry keeps its old DNAT to the dead pod until the entry
+ *   is nf_conntrack_tcp_timeout_syn_sent (120 s) old — real kernel behaviour the sim keeps; the
+ *   outage probe does not reuse a 4-tuple within that time (src/traffic/outage.ts);
+ * - a node that hears no other node at all (a sim-internal 1 s heartbeat, standing in for "can
+ *   reach the API server") is the one cut off: it keeps its last endpoint view (a real kube-proxy
+ *   keeps its rules when it loses the API server).
  *
  * Config: KubeProxyConfig (rendered by src/emulation/base-svc.ts).
  */
@@ -45,6 +53,7 @@ import dgram from 'node:dgram';
 import type { AgentComponent, AgentContext, ComponentFactory } from './agent/types.js';
 import type { LbService } from '../model/types.js';
 import { KUBE_PROXY_READINESS_PORT, type PodState, type ReadinessMessage } from './echo.js';
+import { nodeLifecycleTimers, type NodeLifecycleTimers } from './endpoints.js';
 
 export interface KubeProxyService {
   name: string;
@@ -69,10 +78,10 @@ export interface KubeProxyConfig {
   /** this node's address (SNAT source for local delivery); default: the topology's node IP */
   nodeIp?: string;
   readinessPort?: number;
-  /** node heartbeat period (default 1000 ms) */
+  /** sim-internal reachability heartbeat period (default 1000 ms): who hears nobody is cut off */
   heartbeatMs?: number;
-  /** silence after which a node's endpoints stop being ready (default 50 000 ms) */
-  notReadyAfterMs?: number;
+  /** the node lifecycle parts (./endpoints.ts nodeLifecycleTimers); default: Kubernetes defaults */
+  lifecycle?: NodeLifecycleTimers;
   /** LAN interface (rp_filter); default: the node's first interface */
   lanIf?: string;
 }
@@ -80,8 +89,8 @@ export interface KubeProxyConfig {
 /** kube-proxy's masquerade mark (KUBE-MARK-MASQ, `--masquerade-bit` 14 → 0x4000). */
 export const MASQ_MARK = 0x4000;
 export const TABLE = 'kube-proxy';
-/** Kubernetes ≥ 1.32 `--node-monitor-grace-period` default (kubernetes/kubernetes PR #126287). */
-export const NODE_MONITOR_GRACE_MS = 50_000;
+/** Kubernetes defaults of the node lifecycle chain (see ./endpoints.ts and src/model/timers.ts). */
+export const DEFAULT_LIFECYCLE: NodeLifecycleTimers = nodeLifecycleTimers({ nodeMonitorGraceS: 50, nodeMonitorPeriodS: 5, nodeLeaseDurationS: 40, proxyMinSyncS: 1 });
 
 export function kubeProxyService(s: LbService): KubeProxyService {
   return { name: `${s.namespace}/${s.name}`, ip: s.ip, port: s.port, targetPort: s.targetPort, streamPort: s.streamPort, externalTrafficPolicy: s.externalTrafficPolicy };
@@ -116,8 +125,14 @@ function dnatTo(eps: { ip: string; port: number }[]): string {
 }
 
 /**
- * The whole table as one `nft -f` transaction (pure). `add` + `delete` + define = atomic replace:
- * the kernel swaps the old rules for the new in one commit, no window without rules.
+ * The whole ruleset as one `nft -f` transaction (pure): `add table` + `flush table` + define =
+ * atomic rewrite, the kernel swaps the old rules for the new in one commit, no window without
+ * rules. The table and its base chains are KEPT (flushed, not deleted), as the real nftables
+ * proxier keeps its table and rewrites chains and maps in place (pkg/proxy/nftables/proxier.go
+ * syncProxyRules: one knftables transaction that flushes and refills what changed): deleting and
+ * re-creating the table unregisters and re-registers its NAT hooks on every sync, and new
+ * connections arriving around such a commit were measured failing (≈ 0.25 s on a quiet host,
+ * seconds on a loaded one) — a step the real kube-proxy lacks.
  */
 export function renderKubeProxyNft(i: NftInput): string {
   const nat: string[] = [];
@@ -145,7 +160,7 @@ export function renderKubeProxyNft(i: NftInput): string {
   }
   const L = [
     `table ip ${TABLE}`,
-    `delete table ip ${TABLE}`,
+    `flush table ip ${TABLE}`,
     `table ip ${TABLE} {`,
     '  chain services {',
     ...nat,
@@ -194,16 +209,127 @@ export function kubeProxySysctls(lanIf: string): string[] {
   ];
 }
 
-/** Endpoint readiness from heartbeats and pod notices (pure state; time is passed in). */
+/**
+ * The node lifecycle controller's view of the nodes (pure; time is passed in):
+ * pkg/controller/nodelifecycle/node_lifecycle_controller.go tryUpdateNodeHealth. A node first
+ * seen gets probeTimestamp = now ("assuming now as a timestamp"); a pass that sees a Lease
+ * RenewTime newer than the saved one sets probeTimestamp = the pass's time; a Ready node whose
+ * probeTimestamp + grace has passed is declared (Unknown; MarkPodsNotReady). A declared node is
+ * ready again at the first pass that sees a new renewal (its kubelet is back and posts Ready; the
+ * real kubelet's status manager may take up to its 10 s resync to set the pods Ready again: the
+ * sim is up to that much early, only for holds longer than the removal time).
+ */
+export class NodeLifecycle {
+  private readonly seen = new Map<string, number>(); // latest RenewTime observed (informer)
+  private readonly saved = new Map<string, number>(); // RenewTime of the last pass that saw one
+  private readonly probe = new Map<string, number>();
+  private readonly notReady = new Set<string>();
+
+  constructor(
+    nodes: readonly string[],
+    private readonly graceMs: number,
+    now: number,
+  ) {
+    for (const n of nodes) this.probe.set(n, now);
+  }
+
+  /** the Lease informer delivered a renewal (RenewTime in epoch ms) */
+  observe(node: string, renewTime: number): void {
+    if (renewTime > (this.seen.get(node) ?? -Infinity)) this.seen.set(node, renewTime);
+  }
+
+  /**
+   * One monitorNodeHealth pass at `now`; returns the nodes whose readiness changed. The real
+   * check is `now.After(probe + grace)` on a loop that starts each pass one period after the
+   * previous pass ENDED, so the pass nominally at probe + grace runs just after it: on the sim's
+   * exact grid that is `>=`.
+   */
+  pass(now: number): string[] {
+    const changed: string[] = [];
+    for (const [node, probe] of this.probe) {
+      const seen = this.seen.get(node);
+      let p = probe;
+      if (seen !== undefined && seen > (this.saved.get(node) ?? -Infinity)) {
+        this.saved.set(node, seen);
+        p = now;
+        this.probe.set(node, now);
+        if (this.notReady.delete(node)) changed.push(node);
+      }
+      if (!this.notReady.has(node) && now >= p + this.graceMs) {
+        this.notReady.add(node);
+        changed.push(node);
+      }
+    }
+    return changed;
+  }
+
+  /** the node's pod was (re)started and is ready: the kubelet posted it, no pass needed */
+  podReady(node: string, now: number): void {
+    this.notReady.delete(node);
+    this.probe.set(node, now);
+  }
+
+  ready(node: string): boolean {
+    return !this.notReady.has(node);
+  }
+
+  /** every undeclared node's grace counts from now (a copy that could not watch) */
+  restartGrace(now: number): void {
+    for (const n of this.probe.keys()) if (!this.notReady.has(n)) this.probe.set(n, now);
+  }
+}
+
+/**
+ * kube-proxy's sync runner (k8s.io/kubernetes/pkg/util/async BoundedFrequencyRunner as the
+ * nftables/iptables proxiers build it: minInterval = minSyncPeriod, burst 2): a token bucket of
+ * `burst` tokens refilled one per minInterval; a request runs at once when a token is free,
+ * else when the next one is. Pure: returns the delay to wait before running.
+ */
+export class SyncRunner {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly minIntervalMs: number,
+    private readonly burst = 2,
+    now = 0,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  private refill(now: number): void {
+    if (this.minIntervalMs <= 0) {
+      this.tokens = this.burst;
+      return;
+    }
+    const add = (now - this.last) / this.minIntervalMs;
+    this.tokens = Math.min(this.burst, this.tokens + add);
+    this.last = now;
+  }
+
+  /** ms to wait before a sync may run (0 = now); call `ran(now)` when it runs */
+  delay(now: number): number {
+    this.refill(now);
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * this.minIntervalMs);
+  }
+
+  ran(now: number): void {
+    this.refill(now);
+    this.tokens = Math.max(0, this.tokens - 1);
+  }
+}
+
+/** Endpoint readiness from the node lifecycle, pod notices and reachability (pure state; time is passed in). */
 export class EndpointReadiness {
-  private readonly lastSeen = new Map<string, number>();
   private readonly pods = new Map<string, PodState>();
   private lastHeardAny: number;
+  readonly lifecycle: NodeLifecycle;
 
   constructor(
     private readonly self: string,
     private readonly all: KubeProxyEndpoint[],
-    private readonly notReadyAfterMs: number,
+    graceMs: number,
     /** hearing no other node for this long = this node is the one cut off */
     private readonly isolatedAfterMs: number,
     now: number,
@@ -211,33 +337,45 @@ export class EndpointReadiness {
     private readonly others: number,
   ) {
     this.lastHeardAny = now;
-    for (const e of all) this.lastSeen.set(e.node, now);
+    this.lifecycle = new NodeLifecycle(
+      all.map((e) => e.node).filter((n) => n !== self),
+      graceMs,
+      now,
+    );
   }
 
-  heartbeat(node: string, now: number): void {
+  /** a reachability heartbeat (and, when it carries one, the node's latest Lease renewal) */
+  heartbeat(node: string, now: number, renewTime?: number): void {
     if (node === this.self) return;
-    this.lastSeen.set(node, Math.max(now, this.lastSeen.get(node) ?? now));
     this.lastHeardAny = Math.max(this.lastHeardAny, now);
+    if (renewTime !== undefined) this.lifecycle.observe(node, renewTime);
   }
 
   pod(node: string, state: PodState, now: number): void {
     this.pods.set(node, state);
     this.heartbeat(node, now);
+    if (state === 'ready' && node !== this.self) this.lifecycle.podReady(node, now);
+  }
+
+  /**
+   * The node lifecycle controller's pass. A node cut off keeps its last view: its copy decides
+   * nothing and restarts every node's grace (what it sees once it is back is the controller's
+   * current view, not a count it could not follow).
+   */
+  pass(now: number): string[] {
+    if (!this.isolated(now)) return this.lifecycle.pass(now);
+    this.lifecycle.restartGrace(now);
+    return [];
   }
 
   isolated(now: number): boolean {
     return this.others > 0 && now - this.lastHeardAny >= this.isolatedAfterMs;
   }
 
-  /** the endpoints that exist now: not stopped, on a node that is not silent (or we are cut off) */
-  endpoints(now: number): EndpointState[] {
-    const isolated = this.isolated(now);
+  /** the endpoints that exist now: not stopped, on a node not declared (a node cut off keeps its last view) */
+  endpoints(_now: number): EndpointState[] {
     return this.all
-      .filter((e) => {
-        if (this.pods.get(e.node) === 'stopped') return false;
-        if (e.node === this.self || isolated) return true;
-        return now - (this.lastSeen.get(e.node) ?? now) < this.notReadyAfterMs;
-      })
+      .filter((e) => this.pods.get(e.node) !== 'stopped' && (e.node === this.self || this.lifecycle.ready(e.node)))
       .map((e) => ({ ...e, terminating: this.pods.get(e.node) === 'terminating' }));
   }
 }
@@ -249,11 +387,19 @@ export class KubeProxyComponent implements AgentComponent {
   readonly kind = 'kube-proxy';
   private udp?: dgram.Socket;
   private timer?: NodeJS.Timeout;
+  private renewTimer?: NodeJS.Timeout;
+  private passTimer?: NodeJS.Timeout;
+  private syncTimer?: NodeJS.Timeout;
+  private stopped = false;
   private readiness!: EndpointReadiness;
+  private runner!: SyncRunner;
+  private lastRenew?: number;
+  private wasIsolated = false;
   private applied = '';
   private applying: Promise<void> = Promise.resolve();
   private readonly nodeIp: string;
   private readonly peers: string[];
+  private readonly lc: NodeLifecycleTimers;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -267,6 +413,7 @@ export class KubeProxyComponent implements AgentComponent {
     if (!ip) throw new Error(`kube-proxy: no address for ${ctx.host} (give config.nodeIp)`);
     this.nodeIp = ip;
     this.peers = (config.peers ?? ctx.topology?.nodes.map((n) => n.ip) ?? []).filter((p) => p !== ip);
+    this.lc = config.lifecycle ?? DEFAULT_LIFECYCLE;
   }
 
   private get heartbeatMs() {
@@ -277,14 +424,8 @@ export class KubeProxyComponent implements AgentComponent {
     const lan = this.config.lanIf ?? this.ctx.topology?.nodes.find((n) => n.name === this.ctx.host)?.interfaces[0]?.ifname ?? 'eth0';
     await this.ctx.run('sysctl', ['-qw', ...kubeProxySysctls(lan)]);
     const now = Date.now();
-    this.readiness = new EndpointReadiness(
-      this.ctx.host,
-      this.config.endpoints,
-      this.config.notReadyAfterMs ?? NODE_MONITOR_GRACE_MS,
-      3 * this.heartbeatMs,
-      now,
-      this.peers.length,
-    );
+    this.readiness = new EndpointReadiness(this.ctx.host, this.config.endpoints, this.lc.graceMs, 3 * this.heartbeatMs, now, this.peers.length);
+    this.runner = new SyncRunner(this.lc.minSyncMs, 2, now);
     await this.sync();
     const udp = dgram.createSocket('udp4');
     this.udp = udp;
@@ -298,12 +439,17 @@ export class KubeProxyComponent implements AgentComponent {
       });
     });
     this.timer = setInterval(() => this.tick(), this.heartbeatMs);
-    this.tick();
+    this.renew(); // JitterUntil(…, sliding=true) runs the first sync at once
+    this.schedulePass();
     this.ctx.emit('kube-proxy', 'ready', { services: this.config.services.length, endpoints: this.config.endpoints.map((e) => e.node) });
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.passTimer);
+    clearTimeout(this.syncTimer);
     await new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r()));
     this.udp = undefined;
     await this.applying.catch(() => undefined);
@@ -312,7 +458,7 @@ export class KubeProxyComponent implements AgentComponent {
 
   status(): Record<string, unknown> {
     const now = Date.now();
-    return { endpoints: this.readiness?.endpoints(now), isolated: this.readiness?.isolated(now), rules: this.applied };
+    return { endpoints: this.readiness?.endpoints(now), isolated: this.readiness?.isolated(now), lastRenew: this.lastRenew, rules: this.applied };
   }
 
   async call(method: string): Promise<unknown> {
@@ -329,24 +475,74 @@ export class KubeProxyComponent implements AgentComponent {
       return;
     }
     const now = Date.now();
-    if (m.t === 'hb') this.readiness.heartbeat(m.node, now);
+    if (m.t === 'hb' || m.t === 'lease') this.readiness.heartbeat(m.node, now, m.renew);
     else if (m.t === 'ready' || m.t === 'terminating' || m.t === 'stopped') {
       this.readiness.pod(m.node, m.t, now);
-      void this.sync(); // a pod's readiness changes the rules at once
+      this.requestSync(); // a pod's readiness reaches the EndpointSlice at once
     }
   }
 
-  private tick(): void {
-    const msg = Buffer.from(JSON.stringify({ t: 'hb', node: this.ctx.host } satisfies ReadinessMessage));
+  private send(msg: ReadinessMessage): void {
+    const buf = Buffer.from(JSON.stringify(msg));
     const port = this.config.readinessPort ?? KUBE_PROXY_READINESS_PORT;
     for (const p of this.peers) {
       try {
-        this.udp?.send(msg, port, p);
+        this.udp?.send(buf, port, p);
       } catch {
         /* closing */
       }
     }
-    void this.sync();
+  }
+
+  /**
+   * The node's kubelet renews its Lease (this component stands in for it): RenewTime = now, seen
+   * by every node's lifecycle copy (the Lease informer); the next renewal starts renewInterval ×
+   * (1 + U[0, jitter)) after this one (wait.JitterUntil, sliding).
+   */
+  private renew(): void {
+    if (this.stopped) return;
+    this.lastRenew = Date.now();
+    this.send({ t: 'lease', node: this.ctx.host, renew: this.lastRenew });
+    const next = this.lc.renewMs * (1 + Math.random() * this.lc.renewJitter);
+    this.renewTimer = setTimeout(() => this.renew(), next);
+  }
+
+  /** the node lifecycle controller's passes, on the grid every node shares (wall clock mod period) */
+  private schedulePass(): void {
+    if (this.stopped) return;
+    const period = this.lc.monitorMs;
+    const now = Date.now();
+    const at = Math.floor(now / period) * period + period;
+    this.passTimer = setTimeout(() => {
+      const changed = this.readiness.pass(at);
+      if (changed.length) {
+        this.ctx.log('kube-proxy', `node lifecycle pass: ${changed.map((n) => `${n} ${this.readiness.lifecycle.ready(n) ? 'Ready' : 'NotReady'}`).join(', ')}`);
+        for (const n of changed) this.ctx.emit('kube-proxy', this.readiness.lifecycle.ready(n) ? 'node-ready' : 'node-not-ready', { node: n });
+        this.requestSync();
+      }
+      this.schedulePass();
+    }, at - now);
+  }
+
+  /** sim-internal reachability heartbeat (carries the latest RenewTime, in case a lease datagram was lost) */
+  private tick(): void {
+    this.send({ t: 'hb', node: this.ctx.host, ...(this.lastRenew !== undefined ? { renew: this.lastRenew } : {}) });
+    const isolated = this.readiness.isolated(Date.now());
+    if (isolated !== this.wasIsolated) {
+      this.wasIsolated = isolated;
+      this.ctx.log('kube-proxy', isolated ? 'hears no other node: keeping the last endpoint view' : 'hears the other nodes again');
+    }
+  }
+
+  /** a change to apply: through the BoundedFrequencyRunner (minSyncPeriod, burst 2) */
+  private requestSync(): void {
+    if (this.syncTimer || this.stopped) return;
+    const wait = this.runner.delay(Date.now());
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.runner.ran(Date.now());
+      void this.sync();
+    }, wait);
   }
 
   /** re-render and apply when the ready endpoint set changed (serialised) */

@@ -15,10 +15,24 @@
  * to [-3, +3]; an upstream is used while its score is ≥ 0. So an upstream that has been healthy for
  * a while (+3) needs FOUR failures before it is avoided.
  *
- * Latency tiers (go-loadbalancer loadbalancer/node.go calcTier): a passed check puts the upstream in
- * tier 0 (< 1 ms to dial), 2 (≥ 1 ms), 3 (≥ 10 ms), 4 (≥ 100 ms, the max tier); a failed check keeps
- * the tier. Pick (upstream.go Pick) goes round robin over the lowest tier that has a usable
- * upstream: healthy and low-latency upstreams are preferred.
+ * Latency tiers (go-loadbalancer loadbalancer/node.go@v0.4.0 `mins` + calcTier): a passed check
+ * puts the upstream in tier 0 (dial < 0.1 ms), 1 (≥ 0.1 ms), 2 (≥ 1 ms), 3 (≥ 10 ms), 4 (≥ 100 ms)
+ * or 5 (≥ 1 s); a failed check keeps the tier. loadbalancer.TCP.AddRoute inserts
+ * upstream.WithTiers(0, len(mins)−1 = 5, 1) (loadbalancer/loadbalancer.go@v0.4.0), so every
+ * upstream STARTS in tier 1, and tiers run 0–5 (the upstream package's own default is 0–4 from 0).
+ * Pick (upstream.go Pick) goes round robin over the lowest tier that has a usable upstream. So
+ * real KubePrism strictly prefers what it dials fastest: on a control plane, `localhost` (a
+ * loopback dial takes tens of µs in Go: tier 0) over every API server across the LAN (≥ one
+ * round trip: tier 1 on real gear). Measuring that in Node is the catch: a dial here includes the
+ * event loop's own latency (0.4–1 ms median for a loopback dial on the lab machine), which would
+ * put every upstream in tier 1 or 2 and erase the 0.1 ms boundary. So a dial to this host itself
+ * (127.0.0.0/8 or an address the node holds at that moment, a VIP included) that succeeds is
+ * rated tier 0, as Go rates it;
+ * a dial across the network is rated from the measured time, at least tier 1 (what a real LAN
+ * gives; the sim's veth links are faster than real gear, which Go here would also rate tier 0).
+ * A busy agent may still rate a remote upstream ≥ 1 ms (tier 2) where Go would have seen tier 1,
+ * and then prefers the other upstreams until the next round — what real KubePrism does with an
+ * upstream that is genuinely slower.
  *
  * Health checks (upstream.go healthcheck): a plain TCP dial of every upstream, one after another,
  * each bounded by the check timeout, then wait for the next tick of a ticker with the check
@@ -44,6 +58,7 @@
  * dialTimeoutMs? }` (upstreams = the complete list as `ip:port`, replaces the default one).
  */
 import net from 'node:net';
+import os from 'node:os';
 import type { AgentComponent, AgentContext, ComponentFactory } from './agent/types.js';
 import type { Topology } from '../model/types.js';
 
@@ -61,11 +76,12 @@ export interface KubePrismConfig {
   dialTimeoutMs?: number;
 }
 
-// go-loadbalancer upstream/upstream.go NewListWithCmp defaults
+// go-loadbalancer upstream/upstream.go NewListWithCmp defaults (@v0.4.0)
 const SCORE = { low: -3, high: 3, fail: -1, success: 1, initial: 1 } as const;
-const TIER = { min: 0, max: 4, init: 0 } as const;
-// go-loadbalancer loadbalancer/node.go `mins`: dial time thresholds of tiers 0..5 (ms)
-const TIER_MINS_MS = [0, 1, 1, 10, 100, 1000];
+// go-loadbalancer loadbalancer/node.go `mins` (@v0.4.0): dial time thresholds of tiers 0..5 (ms)
+export const TIER_MINS_MS = [0, 0.1, 1, 10, 100, 1000];
+// loadbalancer.go@v0.4.0 AddRoute: upstream.WithTiers(0, len(mins)-1, 1)
+export const TIER = { min: 0, max: TIER_MINS_MS.length - 1, init: 1 } as const;
 // siderolabs/talos pkg/machinery/constants: KubePrismDialTimeout, KubePrismKeepAlivePeriod
 const DIAL_TIMEOUT_MS = 15_000;
 const KEEPALIVE_MS = 30_000;
@@ -78,7 +94,10 @@ export interface UpstreamState {
   tier: number;
 }
 
-/** Talos' KubePrism endpoint list for a node (cluster endpoint, localhost on control planes, every control plane). */
+/**
+ * Talos' KubePrism endpoint list for a node (k8s/kubeprism_endpoints.go@v1.11.6): the cluster
+ * endpoint, `localhost:<apiPort>` on control planes (127.0.0.1 here), then every control plane.
+ */
 export function kubePrismUpstreams(t: Topology, host: string, clusterEndpoint?: string): string[] {
   const node = t.nodes.find((n) => n.name === host);
   const list: string[] = [];
@@ -92,6 +111,21 @@ export function kubePrismUpstreams(t: Topology, host: string, clusterEndpoint?: 
 export function tierFor(elapsedMs: number): number {
   for (let i = TIER_MINS_MS.length - 1; i >= 0; i--) if (elapsedMs >= TIER_MINS_MS[i]!) return i;
   return TIER_MINS_MS.length;
+}
+
+/** The tier of a passed health-check dial as Go would measure it (see the header): this host → 0, else ≥ 1. */
+export function dialTier(elapsedMs: number, local: boolean): number {
+  return local ? 0 : Math.max(1, tierFor(elapsedMs));
+}
+
+/** Is `host` this node itself (loopback or one of its addresses)? */
+export function isLocalHost(host: string, ownAddresses: readonly string[]): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || ownAddresses.includes(host);
+}
+
+/** The addresses of this host right now (the agent runs in the node's namespace; a VIP it holds counts). */
+function ownAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((xs) => (xs ?? []).map((x) => x.address));
 }
 
 /** The upstream list with go-loadbalancer's scoring and picking rules (pure, testable). */
@@ -278,7 +312,7 @@ export class KubePrism implements AgentComponent {
         const started = performance.now();
         const ok = await dial(u.host, u.port, this.checkTimeoutMs, signal);
         if (signal.aborted) return;
-        if (ok) this.list.up(u, tierFor(performance.now() - started));
+        if (ok) this.list.up(u, dialTier(performance.now() - started, isLocalHost(u.host, ownAddresses())));
         else this.list.down(u, 'healthcheck');
       }
     }

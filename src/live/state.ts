@@ -366,7 +366,7 @@ function strategyPhase(s: LiveState, e: Extract<RunEvent, { type: 'strategy' }>)
     : [...s.strategies, { id: e.strategy, label: e.strategy, recommended: false, phase: e.phase, ...(e.reason ? { reason: e.reason } : {}) }];
   const text = e.phase === 'unsupported' ? `${e.strategy}: unsupported — ${e.reason ?? ''}` : `${e.strategy}: ${e.phase}`;
   const next: LiveState = { ...s, strategies, feed: pushFeed(s.feed, { t: e.t, kind: 'strategy', text }) };
-  if (e.phase === 'apply' || e.phase === 'unapply') {
+  if (e.watched !== false && (e.phase === 'apply' || e.phase === 'unapply')) {
     // a strategy's agents start (or stop): nobody holds an address until events say so
     next.addresses = s.topology ? freshAddresses(s.topology) : [];
     next.routes = {};

@@ -26,6 +26,7 @@ import type {
   QuickSpec,
   Router,
   Segment,
+  Settings,
   StrategyRef,
   Target,
   Timers,
@@ -38,6 +39,7 @@ import { parseStrategyId, roles } from '../strategies/registry.js';
 import { strategyConflicts } from '../strategies/compose.js';
 import { mergeTimers, type TimersOverride } from './timers.js';
 import { DEFAULT_TIMERS, timerIssues } from './timer-groups.js';
+import { DEFAULT_SETTINGS, mergeSettings, settingsIssues, settingsTimerDefaults, type SettingsOverride } from './settings.js';
 
 export type PathPart = string | number;
 
@@ -410,8 +412,9 @@ export function resolveTopology(raw: RawTopology, src: SourceFile, issues: Issue
 
   if (net.apiPort === net.kubePrismPort) add(['network', 'kubePrismPort'], `expected a port different from network.apiPort (${net.apiPort})`);
 
-  // --- timers (topology layer; the lab layer is checked again in resolveLab) -------------------------
-  const timers = mergeTimers(DEFAULT_TIMERS, raw.timers as TimersOverride | undefined);
+  // --- settings and timers (topology layer; the lab layer is checked again in resolveLab) -------------
+  const settings = mergeSettings(DEFAULT_SETTINGS, raw.settings as SettingsOverride | undefined);
+  const timers = mergeTimers(DEFAULT_TIMERS, settingsTimerDefaults(settings), raw.timers as TimersOverride | undefined);
 
   if (issues.count > before) return null;
   const topology: Topology = {
@@ -432,6 +435,7 @@ export function resolveTopology(raw: RawTopology, src: SourceFile, issues: Issue
     removeExcludeLbLabel,
     resilientEcmp: { ...net.resilientEcmp },
     timers,
+    settings,
     talos: { ...raw.talos },
   };
   return { topology, raw, src, owners };
@@ -559,13 +563,35 @@ export function resolveLab(raw: RawLab, src: SourceFile, rt: ResolvedTopology, i
     drills.push({ kind, target, victim, preMs: t('preMs'), holdMs: t('holdMs'), settleMs: t('settleMs'), observeMs: t('observeMs') });
   });
 
-  // --- timers: defaults ⊕ topology ⊕ lab (⊕ quick), each issue blamed on the file that set it -------------
+  // --- settings: defaults ⊕ topology ⊕ lab, each issue blamed on the file that set it -----------------
+  const settingLayers: { src: SourceFile; base: PathPart[]; over: SettingsOverride | undefined }[] = [
+    { src: rt.src, base: ['settings'], over: rt.raw.settings as SettingsOverride | undefined },
+    { src, base: ['settings'], over: raw.settings as SettingsOverride | undefined },
+  ];
+  const settings = mergeSettings(DEFAULT_SETTINGS, ...settingLayers.map((l) => l.over));
+
+  // --- timers: defaults ⊕ what the settings imply ⊕ topology ⊕ lab (⊕ quick), each issue blamed on the file that set it
   const layers: { src: SourceFile; base: PathPart[]; over: TimersOverride | undefined }[] = [
     { src: rt.src, base: ['timers'], over: rt.raw.timers as TimersOverride | undefined },
     { src, base: ['timers'], over: raw.timers as TimersOverride | undefined },
   ];
-  const timers = mergeTimers(DEFAULT_TIMERS, ...layers.map((l) => l.over));
+  const timers = mergeTimers(DEFAULT_TIMERS, settingsTimerDefaults(settings), ...layers.map((l) => l.over));
   checkTimers(timers, layers, issues);
+  checkSettings(settings, timers, settingLayers, issues);
+
+  // --- what a role cannot do as configured (e.g. a release without a feature the lab asks for) --------
+  raw.strategies.forEach((s, i) => {
+    const ref = strategies.find((x) => x.id === s.id);
+    const parsed = parseStrategyId(s.id);
+    if (!ref || 'error' in parsed) return;
+    const t = { ...topo, timers, settings };
+    for (const role of new Set([parsed.cp, parsed.svc])) {
+      const why = role.strategyIssue?.(ref, t);
+      if (!why) continue;
+      const optionSet = why.option !== undefined && (s.options as Record<string, unknown>)[why.option] !== undefined;
+      add(['strategies', i, ...(optionSet ? ['options', why.option!] : ['id'])], why.message);
+    }
+  });
 
   // --- quick ----------------------------------------------------------------------------------------------
   const q = raw.quick;
@@ -596,7 +622,7 @@ export function resolveLab(raw: RawLab, src: SourceFile, rt: ResolvedTopology, i
     name: raw.name ?? fallbackName,
     file: src.abs,
     description: raw.description,
-    topology: { ...topo, timers },
+    topology: { ...topo, timers, settings },
     strategies,
     drills,
     traffic: { ...raw.traffic },
@@ -631,6 +657,20 @@ function checkTimers(
       const last = layers[layers.length - 1]!;
       issues.add(last.src, [...last.base, ...ti.fields[0]!.split('.')], ti.message);
     }
+  }
+}
+
+function checkSettings(
+  settings: Settings,
+  timers: Timers,
+  layers: { src: SourceFile; base: PathPart[]; over: SettingsOverride | undefined }[],
+  issues: Issues,
+): void {
+  for (const si of settingsIssues(settings, timers)) {
+    // blame the last layer that set the first field involved; else the lab file, where it would go
+    const [g, k] = si.fields[0]!.split('.') as [string, string];
+    const layer = [...layers].reverse().find((l) => (l.over as Record<string, Record<string, unknown> | undefined> | undefined)?.[g]?.[k] !== undefined) ?? layers[layers.length - 1]!;
+    issues.add(layer.src, [...layer.base, g, k], si.message);
   }
 }
 

@@ -12,6 +12,7 @@ import { DRILL_KINDS, VICTIM_RULES, TARGETS } from './catalog.js';
 import { parseStrategyId, roles } from '../strategies/registry.js';
 import type { TimerGroup } from './timers.js';
 import { DEFAULT_TIMERS } from './timer-groups.js';
+import { DEFAULT_SETTINGS } from './settings.js';
 
 /** z.object(...).strict() whose unknown-key issue carries the allowed keys (see load.ts). */
 function obj<S extends z.ZodRawShape>(shape: S) {
@@ -46,6 +47,23 @@ function timersOverrideSchema() {
   return obj(groups);
 }
 export const timersOverride = timersOverrideSchema();
+
+// ---------------------------------------------------------------------------------------------
+// settings: the same shape in both files, every field optional (an override of DEFAULT_SETTINGS);
+// a field takes the type of its default, what values mean is the mechanism's rule (resolve.ts)
+
+function settingsOverrideSchema() {
+  const groups: Record<string, z.ZodTypeAny> = {};
+  for (const [group, fields] of Object.entries(DEFAULT_SETTINGS as unknown as Record<string, Record<string, unknown>>)) {
+    const shape: Record<string, z.ZodTypeAny> = {};
+    for (const [k, v] of Object.entries(fields)) {
+      shape[k] = (typeof v === 'boolean' ? z.boolean() : typeof v === 'number' ? z.number() : z.string().min(1)).optional();
+    }
+    groups[group] = obj(shape).optional();
+  }
+  return obj(groups);
+}
+export const settingsOverride = settingsOverrideSchema();
 
 // ---------------------------------------------------------------------------------------------
 // topology file
@@ -91,8 +109,8 @@ export const topologySchema = obj({
   name: labName.optional(),
   description: z.string().default(''),
   talos: obj({
-    version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'expected a Talos version such as v1.11.6').default('v1.11.6'),
-    kubernetesVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'expected a Kubernetes version such as 1.34.1').default('1.34.1'),
+    version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'expected a Talos version such as v1.13.9').default('v1.13.9'),
+    kubernetesVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'expected a Kubernetes version such as 1.36.3').default('1.36.3'),
   }).default({}),
   cluster: obj({
     /** flat layout only (network.lan); with network.racks the counts are per rack */
@@ -133,6 +151,8 @@ export const topologySchema = obj({
   /** default: one ETP Cluster and one ETP Local service from the pool */
   services: z.array(service).min(1).optional(),
   timers: timersOverride.optional(),
+  /** mechanism settings (e.g. `kubeVip: { version: v1.2.3 }`) */
+  settings: settingsOverride.optional(),
 });
 export type RawTopology = z.infer<typeof topologySchema>;
 export type RawRack = z.infer<typeof rack>;
@@ -208,6 +228,8 @@ export const labSchema = obj({
   repeats: z.number().int().min(1).max(100).default(3),
   thresholds: z.record(z.string(), z.number()).default({}),
   timers: timersOverride.optional(),
+  /** mechanism settings (e.g. `kubeVip: { version: v1.2.3 }`) */
+  settings: settingsOverride.optional(),
   /** what `--quick` does for this lab */
   quick: obj({
     drills: z.array(z.enum(DRILL_KINDS)).min(1).optional(),

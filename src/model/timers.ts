@@ -48,6 +48,18 @@ export const CORE_TIMERS: CoreTimers = {
     // pods' endpoints stop being ready: until then kube-proxy keeps sending new connections of an
     // `externalTrafficPolicy: Cluster` Service to the dead node's pods (src/emulation/kube-proxy.ts).
     nodeMonitorGraceS: 50,
+    // kube-controller-manager --node-monitor-period: 5 s (SetDefaults_NodeLifecycleControllerConfiguration,
+    // pkg/controller/nodelifecycle/config/v1alpha1/defaults.go): how often the node lifecycle
+    // controller looks at every node's Lease (monitorNodeHealth under wait.UntilWithContext).
+    nodeMonitorPeriodS: 5,
+    // kubelet nodeLeaseDurationSeconds: 40 s (KubeletConfiguration default, staging/src/k8s.io/kubelet/
+    // config/v1beta1/types.go); the kubelet renews its Lease every 40 × nodeLeaseRenewIntervalFraction
+    // 0.25 = 10 s (pkg/kubelet/kubelet.go), stretched by the lease controller's 0.04 jitter.
+    nodeLeaseDurationS: 40,
+    // kube-proxy minSyncPeriod: 1 s (pkg/proxy/apis/config/v1alpha1/defaults.go, iptables and nftables):
+    // the proxier's BoundedFrequencyRunner applies an endpoint change at once if a sync token is free
+    // (burst 2), else at most this long after the previous sync (pkg/proxy/nftables/proxier.go).
+    proxyMinSyncS: 1,
   },
   arp: {
     // Linux neighbour table defaults (Documentation/networking/ip-sysctl.rst, neigh/default/*):
@@ -121,6 +133,9 @@ export function coreTimerIssues(t: Timers): TimerIssue[] {
   }
 
   if (t.kubernetes.nodeMonitorGraceS < 1) add(['kubernetes.nodeMonitorGraceS'], `expected ≥ 1 s, got ${t.kubernetes.nodeMonitorGraceS}`);
+  const k = t.kubernetes;
+  if (k.nodeMonitorPeriodS <= 0) add(['kubernetes.nodeMonitorPeriodS'], `expected > 0 s, got ${k.nodeMonitorPeriodS}`);
+  if (k.nodeLeaseDurationS < 1) add(['kubernetes.nodeLeaseDurationS'], `expected ≥ 1 s, got ${k.nodeLeaseDurationS}`);
 
   const a = t.arp;
   if (a.baseReachableS < 1) add(['arp.baseReachableS'], `expected ≥ 1 s, got ${a.baseReachableS}`);

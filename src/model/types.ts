@@ -107,13 +107,22 @@ export interface CoreTimers {
   kubePrism: { healthIntervalS: number; healthTimeoutS: number };
   etcd: { heartbeatMs: number; electionMs: number };
   /** Kubernetes control loops that decide when a dead node's pods stop receiving Service traffic */
-  kubernetes: { nodeMonitorGraceS: number };
+  kubernetes: { nodeMonitorGraceS: number; nodeMonitorPeriodS: number; nodeLeaseDurationS: number; proxyMinSyncS: number };
   /** router/client neighbour (ARP) cache, used by garp-ignored (Linux neigh defaults) */
   arp: { baseReachableS: number; delayFirstProbeS: number; ucastSolicit: number; retransMs: number; gcStaleS: number };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- mechanisms augment it
 export interface Timers extends CoreTimers {}
+
+/**
+ * A mechanism's choices that are not timers, e.g. the upstream release it emulates: one group per
+ * mechanism, `settings.<group>` in lab and topology files, with the defaults and rules in the
+ * mechanism's folder (composed by src/model/settings.ts, merged like the timers: defaults ⊕
+ * topology ⊕ lab). Each mechanism adds its group here with `declare module`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- mechanisms augment it
+export interface Settings {}
 
 export interface Topology {
   name: string;
@@ -142,6 +151,8 @@ export interface Topology {
   /** resilient ECMP on the router(s) (Linux resilient nexthop groups) */
   resilientEcmp: { enabled: boolean; buckets: number; idleTimerS: number };
   timers: Timers;
+  /** every mechanism's settings group, filled with its defaults (see Settings) */
+  settings: Settings;
   talos: { version: string; kubernetesVersion: string };
 }
 

@@ -39,7 +39,12 @@ export type RunEvent =
       estimateMs: number;
       out: string;
     }
-  | { type: 'strategy'; t: number; strategy: string; phase: 'apply' | 'ready' | 'unapply' | 'unsupported'; reason?: string }
+  /**
+   * `watched` false: the strategy runs on a lab instance the live view does not follow (with
+   * --parallel, only the first instance's topology, holders and probes are streamed; the others'
+   * phases and results still are)
+   */
+  | { type: 'strategy'; t: number; strategy: string; phase: 'apply' | 'ready' | 'unapply' | 'unsupported'; reason?: string; watched?: boolean }
   | {
       type: 'drill-start';
       t: number;

@@ -241,7 +241,9 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
   const todo = planned.filter((r) => !refused.has(r.strategy));
   const active = lab.strategies.filter((s) => !refused.has(s.id) && todo.some((r) => r.strategy === s.id));
   const costOf = (ref: StrategyRef) => applyEstimateMs(lab) + todo.filter((r) => r.strategy === ref.id).reduce((a, r) => a + r.estimateMs, 0);
-  const parallel = Math.max(1, Math.min(opts.parallel ?? defaultParallel(lab, provider, active.length), provider.maxInstances ?? 1, Math.max(1, active.length)));
+  // a room watching the live page follows one instance: strategies one after the other, unless
+  // --parallel says otherwise (then the page follows the first instance)
+  const parallel = Math.max(1, Math.min(opts.parallel ?? (opts.observe ? 1 : defaultParallel(lab, provider, active.length)), provider.maxInstances ?? 1, Math.max(1, active.length)));
   const laneList = lanes(active, costOf, parallel);
   const estimateMs = Math.max(0, ...laneList.map((l) => l.reduce((a, s) => a + costOf(s), 0)));
   const book = new ResultsBook(lab, provider, out, summaries, { parallel: laneList.length, estimateMs });
@@ -296,11 +298,11 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
         signal?.throwIfAborted();
         const s = strategyOf.get(ref.id)!;
         opts.progress.step(`${ref.id}: apply`);
-        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'apply' });
+        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'apply', ...(laneIdx ? { watched: false } : {}) });
         const t1 = now();
         await running.apply(ref, renderStrategy(lab.topology, s));
         tick(laneIdx, applyEstimateMs(lab) - (now() - t1));
-        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready' });
+        events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready', ...(laneIdx ? { watched: false } : {}) });
         try {
           for (const r of todo.filter((x) => x.strategy === ref.id)) {
             signal?.throwIfAborted();
@@ -311,7 +313,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
             }
           }
         } finally {
-          events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unapply' });
+          events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unapply', ...(laneIdx ? { watched: false } : {}) });
           // after an abort nothing is unapplied: the instance is torn down right after
           if (!signal.aborted) await running.unapply(ref);
         }
@@ -342,8 +344,12 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
       }
     }
     const label = `${r.strategy} · ${r.target}${r.service && r.drill === 'baseline' ? `:${r.service.name}` : ''} · ${r.drill} #${r.repeat + 1}`;
-    opts.progress.step(label);
-    const m = await measureDrill({ lab: running, plan: r, random: seeded(seeds.get(r)!), signal, log: (msg) => opts.progress.log(msg), events, observe: opts.observe });
+    // the title says how long the whole run still takes (the slowest lane's estimate)
+    opts.progress.step(`${label} · ${fmtDuration(Math.max(0, ...left.values()))} left`);
+    // the live view follows one instance (the first): the others' drills stream nothing but their
+    // results, or its topology would jump between instances with the same node names
+    const watched = laneIdx === 0;
+    const m = await measureDrill({ lab: running, plan: r, random: seeded(seeds.get(r)!), signal, log: (msg) => opts.progress.log(msg), events: watched ? events : undefined, observe: watched && opts.observe });
     const file = `samples/${r.strategy}.${r.target}${r.service && r.target === 'service' ? `.${r.service.name}` : ''}.${r.drill}.${r.repeat}.json`;
     writeFileSync(join(out, file), JSON.stringify(m.raw));
     const record = { ...m.record, samples: file } as RunRecord;

@@ -7,7 +7,7 @@
  * Everything here is plain data and pure functions (validating a lab loads no agent: agents are
  * loaded by module URL inside the agent process only).
  */
-import type { CpRole, Mechanism, Role, SvcRole, TimerGroupDef } from './types.js';
+import type { CpRole, Mechanism, Role, SettingsGroupDef, SvcRole, TimerGroupDef } from './types.js';
 import { talosVip } from './talos-vip/index.js';
 import { kubeVipArp } from './kube-vip-arp/index.js';
 import { kubeVipBgp } from './kube-vip-bgp/index.js';
@@ -15,8 +15,9 @@ import { haproxy } from './haproxy/index.js';
 import { metallbL2 } from './metallb-l2/index.js';
 import { metallbBgp } from './metallb-bgp/index.js';
 import { ciliumBgp } from './cilium-bgp/index.js';
+import { ciliumL2 } from './cilium-l2/index.js';
 
-const ALL: Mechanism[] = [talosVip, kubeVipArp, kubeVipBgp, haproxy, metallbL2, metallbBgp, ciliumBgp];
+const ALL: Mechanism[] = [talosVip, kubeVipArp, kubeVipBgp, haproxy, metallbL2, metallbBgp, ciliumBgp, ciliumL2];
 
 function index(list: Mechanism[]): ReadonlyMap<string, Mechanism> {
   const m = new Map<string, Mechanism>();
@@ -76,6 +77,19 @@ export function mechanismTimerGroups(): TimerGroupDef[] {
       if (had && had !== g) throw new Error(`timer group '${g.group}' is defined twice (by ${m.id} and another mechanism) with different definitions`);
       out.set(g.group, g);
     }
+  }
+  return [...out.values()];
+}
+
+/** Every settings group the mechanisms define, once each (a group shared by a family is one object). */
+export function mechanismSettingsGroups(): SettingsGroupDef[] {
+  const out = new Map<string, SettingsGroupDef>();
+  for (const m of ALL) {
+    const g = m.settings;
+    if (!g) continue;
+    const had = out.get(g.group);
+    if (had && had !== g) throw new Error(`settings group '${g.group}' is defined twice (by ${m.id} and another mechanism) with different definitions`);
+    out.set(g.group, g);
   }
   return [...out.values()];
 }

@@ -12,7 +12,8 @@
  * Rendering is pure (topology in, files and a sim plan out): the same render feeds `--dry-run
  * --render DIR`, the real-cluster providers (`files`) and the emulated nodes (`sim`).
  */
-import type { DrillKind, LbService, StrategyRef, Timers, Topology } from '../model/types.js';
+import type { DrillKind, LbService, Settings, StrategyRef, Timers, Topology } from '../model/types.js';
+import type { TimersOverride } from '../model/timers.js';
 import type { ComponentSpec } from '../emulation/agent/types.js';
 
 export interface Band {
@@ -144,6 +145,10 @@ export interface RealSupport {
   honoursExcludeLabel?: boolean;
   /** nodes announcing the role's address, read from the cluster's own status (when `holders` is not enough) */
   holders?(ctx: RealContext, service: LbService): Promise<string[]>;
+  /** the Service annotation the role's controller reads a requested address from (else the kind uses spec.loadBalancerIP) */
+  addressAnnotation?: string;
+  /** kernel modules the role needs on the node's kernel — the HOST's for Talos in containers, which cannot load them (e.g. ip_vs for IPVS) */
+  hostModules?(ref: StrategyRef): string[];
 }
 
 export interface RealStep {
@@ -183,6 +188,12 @@ export interface Role {
   expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null;
   /** null when the drill makes sense for this role, else the reason it does not */
   drillIssue?(drill: DrillKind): string | null;
+  /**
+   * null when the role can run in this strategy as the lab configures it (its settings, timers and
+   * options, e.g. a feature its pinned release lacks), else why not; `option` names the strategy
+   * option the problem is about, when one is
+   */
+  strategyIssue?(ref: StrategyRef, t: Topology): { option?: string; message: string } | null;
   /** strategy options this role reads */
   options?: Record<string, OptionDef>;
   /** does this role take Services that have no spec.loadBalancerClass? (pitfall 2 when two controllers do) */
@@ -211,6 +222,25 @@ export interface TimerGroupDef {
   issues?(t: Timers): { fields: string[]; message: string }[];
 }
 
+/**
+ * A settings group a mechanism reads: `settings.<group>` in lab and topology files — its choices
+ * that are not timers (e.g. the upstream release it emulates). Composed like the timer groups
+ * (src/model/settings.ts): the schema is built from `defaults` (a string field takes a string, a
+ * number a number, a boolean a boolean), the files merge over the defaults field by field.
+ */
+export interface SettingsGroupDef {
+  group: string;
+  /** every field with its default (the reason for each in the defining module) */
+  defaults: Record<string, string | number | boolean>;
+  /** values the mechanism does not know, or combinations with the timers the real component rejects */
+  issues?(s: Settings, t: Timers): { fields: string[]; message: string }[];
+  /**
+   * Timer defaults that follow from the settings (e.g. an older release's defaults): applied over
+   * the registry's timer defaults and under the files' own `timers:`, so a file that sets a timer wins.
+   */
+  timerDefaults?(s: Settings): TimersOverride;
+}
+
 export interface Mechanism {
   id: string;
   /**
@@ -222,6 +252,8 @@ export interface Mechanism {
   svc?: SvcRole;
   /** timer groups defined by this mechanism (shared groups may be listed by several) */
   timers?: TimerGroupDef[];
+  /** its settings group (a group shared by two mechanisms of one family is the same object) */
+  settings?: SettingsGroupDef;
   /** agent components it provides: kind → module URL (default export: a ComponentFactory) */
   components?: Record<string, string>;
   /** real software the emulation runs for it on the lab's hosts: name → argv printing its version + a pattern */

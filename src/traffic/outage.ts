@@ -8,11 +8,86 @@
  * Raw samples `{t, ok, latencyMs, kind?, node?}` are kept, `t` = intended send time in epoch ms
  * (clock.ts: the same clock the orchestrator stamps `injectAt` with).
  *
+ * Source ports: the probe stands for MANY clients, each opening one new connection — not for one
+ * client hammering a Service. Left to the kernel, one client's connects to one ip:port walk the
+ * ephemeral range (RFC 6056 algorithm 4, net/ipv4/inet_hashtables.c __inet_hash_connect: a
+ * per-destination offset advanced by 2–16 ports per connect) and come back to a port after ≈ 3 100
+ * connects — ≈ 30 s at 100 probes/s. An ingress node keeps a SYN_SENT conntrack entry for a SYN
+ * that went unanswered (a dead pod) for nf_conntrack_tcp_timeout_syn_sent = 120 s from its
+ * creation (net/netfilter/nf_conntrack_proto_tcp.c tcp_timeouts, and since commit e15d4cdf27cb
+ * a retransmitted SYN no longer renews it), and a new SYN from the same 4-tuple joins that entry
+ * with its old DNAT to the dead pod (nf_conntrack_tcp_packet: SYN in SYN_SENT = retransmission);
+ * kube-proxy flushes only UDP entries. So one client above ≈ 26 new connections/s (3 100 / 120 s)
+ * to one Service keeps failing after the endpoint is gone, up to 120 s after its last failed
+ * SYN — real kernel behaviour, but a property of that client's connection rate, not of the
+ * failover being measured. The probe therefore binds its source ports itself, cycling through
+ * PROBE_PORTS (below the kernel's ephemeral range, so its own picks never collide) with one
+ * cursor per process: at the default 100 probes/s a (port, destination) pair comes back after
+ * ≈ 317 s, longer than the conntrack timeout. `probeReuseMs` gives the figure for
+ * any interval; `sourcePorts: 'kernel'` restores the kernel's choice (and the tail).
+ *
  * `computeOutage` turns samples into the client-seen outage; it is pure and documented below.
  */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { OUTCOME_CANCELLED, OUTCOME_OK, OUTCOME_PENDING, OpenLoopEngine, type Executor, type Handle } from './engine.js';
-import { parseTarget, type ErrorKind, type TlsOptions } from './target.js';
+import { MAX_PARSED_BODY, classifyError, httpStatusKind, parseTarget, servedBy, tlsConnectOptions, type ErrorKind, type ParsedTarget, type TlsOptions } from './target.js';
 import { HttpExecutor, TcpExecutor } from './transport.js';
+
+/** net/netfilter/nf_conntrack_proto_tcp.c tcp_timeouts[TCP_CONNTRACK_SYN_SENT] = 2 MINS (sysctl nf_conntrack_tcp_timeout_syn_sent) */
+export const CONNTRACK_SYN_SENT_MS = 120_000;
+
+/**
+ * The probe's own source ports: 1024–32767, below Linux's default ip_local_port_range
+ * (32768–60999, Documentation/networking/ip-sysctl.rst), so no socket the kernel binds for the
+ * load generator or the streams ever takes one of them.
+ */
+export const PROBE_PORTS = { low: 1024, high: 32767, get count() { return this.high - this.low + 1; } };
+
+/** ms before the probe reuses a (source port, destination) pair at this interval (one probe at a time per process) */
+export function probeReuseMs(intervalMs: number, ports = PROBE_PORTS.count): number {
+  return ports * intervalMs;
+}
+
+/** New connections per second from one source IP above which the kernel's own port choice revisits a port within the SYN_SENT timeout (≈ 3 100 connects per walk of the ephemeral range). */
+export const KERNEL_PORT_WALK_CONNECTS = 3100;
+export const kernelReuseRate = (synSentMs = CONNTRACK_SYN_SENT_MS) => KERNEL_PORT_WALK_CONNECTS / (synSentMs / 1000);
+
+/**
+ * The fidelity note for reports (results.json `notes`): what the probe's port pattern leaves out,
+ * and who would see it.
+ */
+export function probeFidelityNote(intervalMs: number): string {
+  const rate = Math.round(kernelReuseRate());
+  return (
+    `Outage probe: one new connection every ${intervalMs} ms from source ports it cycles itself (a port comes back after ${Math.round(probeReuseMs(intervalMs) / 1000)} s), ` +
+    `standing for many clients. A single client opening more than ≈ ${rate} new connections/s to one Service lets its kernel reuse source ports within ` +
+    `nf_conntrack_tcp_timeout_syn_sent (${CONNTRACK_SYN_SENT_MS / 1000} s): after a node with a pod dies (externalTrafficPolicy Cluster) it would also see ` +
+    `partial failures after the endpoint is removed, up to ${CONNTRACK_SYN_SENT_MS / 1000} s after its last connection attempt to the dead pod ` +
+    '(the ingress node keeps the SYN_SENT conntrack entry and its DNAT; kube-proxy flushes only UDP entries).'
+  );
+}
+
+/** One cursor per process: consecutive probes (and drills) continue the cycle, never restart it. */
+export class PortCycle {
+  private cursor: number;
+  constructor(
+    readonly low = PROBE_PORTS.low,
+    readonly high = PROBE_PORTS.high,
+    start = low + Math.floor(Math.random() * (high - low + 1)),
+  ) {
+    this.cursor = start;
+  }
+  next(): number {
+    const p = this.cursor;
+    this.cursor = p >= this.high ? this.low : p + 1;
+    return p;
+  }
+}
+
+const processPorts = new PortCycle();
 
 export interface ProbeSample {
   /** intended send time, epoch ms */
@@ -42,6 +117,11 @@ export interface OutageProbeOptions extends TlsOptions {
   /** omit to run until stop() */
   durationMs?: number;
   localAddress?: string;
+  /**
+   * Who picks the source port: 'cycle' (default) = the probe's own cycle (see the header),
+   * 'kernel' = the kernel's ephemeral choice, or a PortCycle of the caller's
+   */
+  sourcePorts?: 'cycle' | 'kernel' | PortCycle;
   /** status range that counts as up (default 200–399) */
   okMin?: number;
   okMax?: number;
@@ -83,7 +163,11 @@ export function startOutageProbe(o: OutageProbeOptions): OutageProbe {
   const intervalMs = o.intervalMs ?? 10;
   const timeoutMs = o.timeoutMs ?? 1000;
   let exec: Executor;
-  if (target.protocol === 'http' || target.protocol === 'https') {
+  const ports = o.sourcePorts === 'kernel' ? null : o.sourcePorts instanceof PortCycle ? o.sourcePorts : processPorts;
+  if (ports) {
+    const probe = new BoundProbeExecutor(target, ports, o, o.localAddress);
+    exec = o.okMin !== undefined || o.okMax !== undefined ? withStatusRange(probe, o.okMin ?? 200, o.okMax ?? 399) : probe;
+  } else if (target.protocol === 'http' || target.protocol === 'https') {
     const http = new HttpExecutor({ target, mode: 'new-connection', connections: 1, tls: o, localAddress: o.localAddress });
     exec = o.okMin !== undefined || o.okMax !== undefined ? withStatusRange(http, o.okMin ?? 200, o.okMax ?? 399) : http;
   } else {
@@ -168,6 +252,107 @@ function withStatusRange(inner: Executor, okMin: number, okMax: number): Executo
     },
     close: () => inner.close?.(),
   };
+}
+
+/** errors of a bind to a port someone else holds (a listener, a socket not yet closed): try the next port */
+const BIND_BUSY = new Set(['EADDRINUSE', 'EADDRNOTAVAIL']);
+const BIND_TRIES = 8;
+
+/**
+ * The probe's own connection: one fresh TCP connection (+ TLS, no session reuse) per attempt from
+ * the next port of the cycle, then one GET (http/https: `agent: false`, `Connection: close`) or
+ * nothing more (tcp/tls). A port that cannot be bound is skipped (the next one is tried at once):
+ * that is the probe's business, not a failure of the target.
+ */
+export class BoundProbeExecutor implements Executor {
+  private readonly tlsOpts: ReturnType<typeof tlsConnectOptions> | null;
+
+  constructor(
+    private readonly target: ParsedTarget,
+    private readonly ports: PortCycle,
+    tlsOptions: TlsOptions | undefined,
+    private readonly localAddress?: string,
+  ) {
+    const secure = target.protocol === 'https' || target.protocol === 'tls';
+    this.tlsOpts = secure ? tlsConnectOptions(tlsOptions, target.host) : null;
+  }
+
+  start(idx: number, engine: OpenLoopEngine): Handle {
+    let current: { destroy(err?: Error): unknown } | null = null;
+    let cancelled = false;
+    const attempt = (tries: number) => {
+      const localPort = this.ports.next();
+      const retry = (err: Error) => {
+        const code = (err as { code?: string }).code ?? '';
+        if (BIND_BUSY.has(code) && tries < BIND_TRIES && !cancelled) {
+          attempt(tries + 1);
+          return true;
+        }
+        return false;
+      };
+      current = this.target.protocol === 'http' || this.target.protocol === 'https' ? this.http(idx, engine, localPort, retry) : this.tcp(idx, engine, localPort, retry);
+    };
+    attempt(1);
+    return {
+      destroy: (err?: Error) => {
+        cancelled = true;
+        current?.destroy(err);
+      },
+    };
+  }
+
+  private http(idx: number, engine: OpenLoopEngine, localPort: number, retry: (e: Error) => boolean) {
+    const t = this.target;
+    const mod = t.protocol === 'https' ? https : http;
+    const req = mod.request({
+      host: t.host,
+      port: t.port,
+      path: t.path,
+      method: 'GET',
+      agent: false,
+      localPort,
+      ...(this.localAddress ? { localAddress: this.localAddress } : {}),
+      ...(this.tlsOpts ?? {}),
+    });
+    req.on('error', (err) => {
+      if (!retry(err)) engine.finish(idx, classifyError(err));
+    });
+    req.on('response', (res: IncomingMessage) => {
+      const failKind = httpStatusKind(res.statusCode ?? 0);
+      let body = '';
+      let tooBig = false;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (tooBig) return;
+        body += chunk;
+        if (body.length > MAX_PARSED_BODY) {
+          tooBig = true;
+          body = '';
+        }
+      });
+      res.on('end', () => engine.finish(idx, failKind ?? 'ok', servedBy(res.headers, tooBig ? undefined : body)));
+      res.on('error', (err) => engine.finish(idx, classifyError(err)));
+      res.on('close', () => {
+        if (!res.complete) engine.finish(idx, 'reset');
+      });
+    });
+    req.end();
+    return req;
+  }
+
+  private tcp(idx: number, engine: OpenLoopEngine, localPort: number, retry: (e: Error) => boolean) {
+    const t = this.target;
+    const opts = { host: t.host, port: t.port, localPort, ...(this.localAddress ? { localAddress: this.localAddress } : {}) };
+    const s = this.tlsOpts ? tls.connect({ ...opts, ...this.tlsOpts }) : net.connect(opts);
+    s.once(this.tlsOpts ? 'secureConnect' : 'connect', () => {
+      engine.finish(idx, 'ok');
+      s.destroy();
+    });
+    s.on('error', (err) => {
+      if (!retry(err)) engine.finish(idx, classifyError(err));
+    });
+    return s;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

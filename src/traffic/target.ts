@@ -123,8 +123,16 @@ export interface ServedBy {
 }
 
 /**
+ * The plain `host:port` body of agnhost netexec's `/clientip` (`fmt.Fprintf(w, r.RemoteAddr)`,
+ * kubernetes test/images/agnhost/netexec/netexec.go), the echo workload of real clusters
+ * (src/providers/kinds/talos/workload.ts): `10.32.100.10:41234` or `[fd00::1]:41234`.
+ */
+const REMOTE_ADDR = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9a-fA-F:.]+)\]):\d{1,5}\s*$/;
+
+/**
  * Which node served a reply: the `x-served-by` header (API stand-in, HAProxy-style) or the echo
- * servers' JSON body `{"node":"w1","clientIp":"10.0.0.1"}`. The header wins for the node.
+ * servers' JSON body `{"node":"w1","clientIp":"10.0.0.1"}`. The header wins for the node. A body
+ * that is only a remote address (agnhost netexec `/clientip`) gives the client IP, no node.
  */
 export function servedBy(headers: IncomingHttpHeaders, body: string | undefined): ServedBy {
   const out: ServedBy = {};
@@ -132,6 +140,10 @@ export function servedBy(headers: IncomingHttpHeaders, body: string | undefined)
   if (typeof h === 'string' && h) out.node = h;
   const ip = headers['x-client-ip'];
   if (typeof ip === 'string' && ip) out.clientIp = ip;
+  if (body && out.clientIp === undefined && body.length < 64) {
+    const m = REMOTE_ADDR.exec(body);
+    if (m) out.clientIp = (m[1] ?? m[2])!.replace(/^::ffff:/, '');
+  }
   if (body && body.charCodeAt(0) === 123 /* { */) {
     try {
       const j = JSON.parse(body) as { node?: unknown; clientIp?: unknown };

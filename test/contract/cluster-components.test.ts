@@ -5,7 +5,8 @@
  * the lab CA — each a component built by its factory with a hand-made AgentContext, as the agent
  * would. Shows: /readyz follows etcd (503 when it is stopped, 200 when it is back), the list call
  * reads etcd, and KubePrism stops using an API server that went away (after the failed dials
- * go-loadbalancer's rules allow, no retry elsewhere).
+ * go-loadbalancer's rules allow, no retry elsewhere), and the coordination.k8s.io Leases the API
+ * server stand-in keeps for client-go leader election (kube-vip), with resourceVersion CAS.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import https from 'node:https';
@@ -246,7 +247,7 @@ describe('kube-apiserver stand-in, KubePrism, kubelet-client', () => {
     const kpPort = await freePort('127.0.0.1');
     const worker = topo.nodes.find((n) => n.role === 'worker')!.name;
     // no health-check round during this test (interval 60 s): both upstreams keep their initial
-    // score (+1) and tier (0), so round robin alternates and the dial-failure path is what removes cp1
+    // score (+1) and tier (1), so round robin alternates and the dial-failure path is what removes cp1
     const kp = await startComponent(
       kubeprismFactory(ctxFor(worker), { port: kpPort, upstreams: [`127.0.0.1:${portA}`, `127.0.0.2:${portB}`], healthIntervalMs: 60_000, healthTimeoutMs: 500 }),
     );
@@ -316,5 +317,46 @@ describe('kube-apiserver stand-in, KubePrism, kubelet-client', () => {
       srv.close();
       await kp.stop();
     }
+  }, 30_000);
+
+  it('Leases through the API server: create once, get with a resourceVersion, update only with the current one (409 otherwise)', async () => {
+    const port = await freePort('127.0.0.1');
+    await startComponent(apiserverFactory(ctxFor('cp1'), { host: '127.0.0.1', port, etcdEndpoints: [etcdUrl], pollMs: 100 }));
+    const base = `https://127.0.0.1:${port}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases`;
+    const ca = readFileSync(pkiPaths(stateDir).caCert);
+    const call = (method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> =>
+      new Promise((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body);
+        const req = https.request(url, { method, ca, agent: false, headers: payload ? { 'content-type': 'application/json' } : {} }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(payload);
+      });
+    const name = `lock-${Date.now()}`;
+    const spec = { holderIdentity: 'cp1', leaseDurationSeconds: 15, acquireTime: new Date().toISOString(), renewTime: new Date().toISOString(), leaseTransitions: 0 };
+    await until('cp1 serves', async () => (await call('GET', `${base}/${name}`)).status === 404, 10_000);
+    const created = await call('POST', base, { metadata: { name }, spec });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ kind: 'Lease', metadata: { name, namespace: 'kube-system' }, spec });
+    expect((await call('POST', base, { metadata: { name }, spec })).status).toBe(409); // AlreadyExists
+    const got = await call('GET', `${base}/${name}`);
+    expect(got.status).toBe(200);
+    const rv = got.json.metadata.resourceVersion as string;
+    expect(rv).toBe(created.json.metadata.resourceVersion);
+    const renewed = await call('PUT', `${base}/${name}`, { metadata: { name, resourceVersion: rv }, spec: { ...spec, renewTime: new Date().toISOString() } });
+    expect(renewed.status).toBe(200);
+    expect(Number(renewed.json.metadata.resourceVersion)).toBeGreaterThan(Number(rv));
+    // a writer that read before the renewal loses: the API server's optimistic concurrency
+    const stale = await call('PUT', `${base}/${name}`, { metadata: { name, resourceVersion: rv }, spec: { ...spec, holderIdentity: 'cp2' } });
+    expect(stale.status).toBe(409);
+    expect(stale.json.reason).toBe('Conflict');
+    expect((await call('GET', `${base}/${name}`)).json.spec.holderIdentity).toBe('cp1');
+    // the object is where the API server keeps Leases in etcd
+    const r = await run('etcdctl', ['--endpoints', etcdUrl, 'get', `/registry/leases/kube-system/${name}`, '--print-value-only'], { env: { ETCDCTL_API: '3' } });
+    expect(JSON.parse(r.stdout.trim())).toMatchObject({ holderIdentity: 'cp1' });
   }, 30_000);
 });

@@ -1,10 +1,15 @@
 /**
  * The Talos VIP and kube-vip election logic against a REAL etcd (single member on 127.0.0.1, random
  * ports, temp dir): three emulated control planes each, with fake agent contexts whose `run` keeps
- * an in-memory address table instead of touching the network. Proves: one holder at a time,
- * graceful stop → takeover within the graceful band, crash (no resign/release, lease not kept
- * alive) → takeover after ≈ TTL / lease duration, inside the bands the mechanisms derive from the
- * same timers. Short timers: Talos TTL 3 s; kube-vip lease 3 s / renew 2 s / retry 0.5 s.
+ * an in-memory address table instead of touching the network. kube-vip reaches its Lease through
+ * real API server stand-ins (one per control plane, on 127.0.0.11–13, the lab PKI), as the real
+ * process goes through an API server. Proves: one holder at a time, graceful stop → takeover
+ * within the graceful band, crash (no resign/release, lease not kept alive) → takeover after ≈ TTL
+ * / lease duration, inside the bands the mechanisms derive from the same timers; a kube-vip leader
+ * whose API server is gone cannot renew and hands over; the Talos operator waits for its etcd
+ * health check, keeps the VIP while the kube-apiserver static pod is listed, and cleans a cancelled
+ * campaign up as its release does. Short timers: Talos TTL 3 s; kube-vip lease 3 s / renew 2 s /
+ * retry 0.5 s.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -15,7 +20,9 @@ import type { Node, Topology } from '../../src/model/types.js';
 import { mergeTimers } from '../../src/model/timers.js';
 import { DEFAULT_TIMERS, timerIssues } from '../../src/model/timer-groups.js';
 import { now, sleep, spawnDaemon, stopProcess, type Daemon, type RunResult } from '../../src/util/proc.js';
-import { TalosVip, labEtcdClient, talosElectionKey } from '../../src/strategies/talos-vip/agent.js';
+import { TalosVip, labEtcdClient, talosElectionKey, type TalosVipConfig } from '../../src/strategies/talos-vip/agent.js';
+import { makePki } from '../../src/emulation/pki.js';
+import apiserverFactory from '../../src/emulation/apiserver.js';
 import { KubeVip, lbRuleset, type KubeVipConfig, type LeaseRecord } from '../../src/strategies/kube-vip/agent.js';
 import { talosVipBands, ETCD_LESSOR_TICK_MS } from '../../src/strategies/talos-vip/index.js';
 import { kubeVipLeaseBands } from '../../src/strategies/kube-vip/render.js';
@@ -23,6 +30,9 @@ import { useTempDirs } from '../helpers/tmp.js';
 
 const mkTemp = useTempDirs();
 const VIP = '10.99.0.10';
+const stateDir = mkTemp('tlx-vip-state-');
+/** Talos' etcd health check, shortened (the real one: first after 5 s, then every 20 s) */
+const HEALTH = { initialDelayMs: 200, periodMs: 1000, timeoutMs: 500 };
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,25 +45,50 @@ function freePort(): Promise<number> {
   });
 }
 
-function topology(): Topology {
+function topology(talosVersion = 'v1.11.6'): Topology {
   const timers = mergeTimers(DEFAULT_TIMERS, {
     talosVip: { sessionTtlS: 3, campaignRetryS: 1 },
     kubeVip: { leaseDurationS: 3, renewDeadlineS: 2, retryPeriodS: 0.5, arpRateMs: 3000 },
   });
   expect(timerIssues(timers)).toEqual([]);
+  // the nodes' addresses are loopback ones, so their API server stand-ins can listen on them
   const nodes: Node[] = [1, 2, 3].map((i) => ({
     kind: 'node',
     name: `cp${i}`,
     role: 'controlplane',
     index: i,
     rack: 'lan',
-    ip: `10.99.0.1${i}`,
+    ip: `127.0.0.1${i}`,
     asn: 64600,
     runsWorkloads: false,
-    gateway: '10.99.0.1',
-    interfaces: [{ ifname: 'eth0', segment: 'lan', ip: `10.99.0.1${i}`, prefixLen: 24 }],
+    gateway: '127.0.0.1',
+    interfaces: [{ ifname: 'eth0', segment: 'lan', ip: `127.0.0.1${i}`, prefixLen: 8 }],
   }));
-  return { name: 'vip-contract', nodes, routers: [], clients: [], segments: [], vip: VIP, apiPort: 6443, timers } as unknown as Topology;
+  return {
+    name: 'vip-contract',
+    nodes,
+    routers: [],
+    clients: [],
+    segments: [],
+    services: [],
+    vip: VIP,
+    apiPort: 6443,
+    kubePrismPort: 7445,
+    timers,
+    settings: { kubeVip: { version: 'v1.2.3' } },
+    talos: { version: talosVersion, kubernetesVersion: '1.34.1' },
+  } as unknown as Topology;
+}
+
+/** One API server stand-in per control plane, each on its node's address, over the given etcd URLs. */
+async function apiServers(topo: Topology, etcdOf: (i: number) => string) {
+  const port = await freePort();
+  const servers = topo.nodes.map((n, i) => {
+    const ctx = new FakeHost(n.name, topo, []).ctx();
+    return apiserverFactory(ctx, { host: n.ip, port, etcdEndpoints: [etcdOf(i)], pollMs: 200 });
+  });
+  await Promise.all(servers.map((s) => s.start()));
+  return { urls: topo.nodes.map((n) => `https://${n.ip}:${port}`), servers, stop: () => Promise.all(servers.map((s) => s.stop().catch(() => undefined))) };
 }
 
 /** A host whose `ip addr` is an in-memory table; every command is recorded. */
@@ -92,7 +127,7 @@ class FakeHost {
     return {
       host: this.name,
       topology: this.topo,
-      spec: { host: this.name, ns: `tlx-${this.name}`, stateDir: '/nonexistent', socket: '', eventsFile: '', topology: this.topo, components: [] },
+      spec: { host: this.name, ns: `tlx-${this.name}`, stateDir, socket: '', eventsFile: '', topology: this.topo, components: [] },
       signal: new AbortController().signal,
       emit: (component, type, data = {}) => this.events.push({ t: now(), host: this.name, component, type, ...data }),
       log: () => undefined,
@@ -125,6 +160,7 @@ let etcd: Daemon;
 let url: string;
 
 beforeAll(async () => {
+  await makePki(stateDir, topology());
   const dir = mkTemp('tlx-vip-etcd-');
   const [client, peer] = [await freePort(), await freePort()];
   url = `http://127.0.0.1:${client}`;
@@ -165,7 +201,7 @@ describe('talos-vip election on a real etcd', () => {
     const topo = topology();
     const events: AgentEvent[] = [];
     const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
-    const vips = hosts.map((h) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [url], watchApiserver: false }));
+    const vips = hosts.map((h) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [url], watchApiserver: false, etcdHealth: HEALTH }));
     const sampler = holderSampler(hosts, VIP);
     const bands = talosVipBands(topo);
     const acquiredAfter = (t: number, notHost?: string) => events.find((e) => e.type === 'acquired' && e.t >= t && e.host !== notHost);
@@ -233,12 +269,12 @@ describe('kube-vip lease election on a real etcd', () => {
     const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
     const backends = topo.nodes.map((n) => ({ name: n.name, ip: n.ip }));
     const config: KubeVipConfig = {
-      endpoints: [url],
       api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-test', leaseNamespace: 'kube-system', lbEnable: true, backends, backendCheckIntervalS: 0.2 },
     };
+    const api = await apiServers(topo, () => url);
     const down = new Set<string>();
-    const kvs = hosts.map((h) => {
-      const k = new KubeVip(h.ctx(), config);
+    const kvs = hosts.map((h, i) => {
+      const k = new KubeVip(h.ctx(), { ...config, apiServers: [api.urls[i]!] });
       k.checkBackend = async (ip) => !down.has(ip);
       return k;
     });
@@ -258,14 +294,14 @@ describe('kube-vip lease election on a real etcd', () => {
       const allThree = lbRuleset(VIP, 6443, backends.map((b) => b.ip));
       await waitFor('nft rules with 3 backends', () => h1.commands.some((c) => c === `nft -f - <<${allThree}`), 3_000);
       // …and rewrites them when a backend fails its /version check
-      down.add('10.99.0.13');
-      const two = lbRuleset(VIP, 6443, ['10.99.0.11', '10.99.0.12']);
-      await waitFor('backend-down event', () => events.some((e) => e.type === 'backend-down' && e.ip === '10.99.0.13' && e.host === first.host), 3_000);
+      down.add('127.0.0.13');
+      const two = lbRuleset(VIP, 6443, ['127.0.0.11', '127.0.0.12']);
+      await waitFor('backend-down event', () => events.some((e) => e.type === 'backend-down' && e.ip === '127.0.0.13' && e.host === first.host), 3_000);
       const lastNft = () => h1.commands.filter((c) => c.startsWith('nft -f')).at(-1);
       await waitFor('nft rules without the failed backend', () => lastNft() === `nft -f - <<${two}`, 3_000);
       // the backend comes back at its next check
       down.clear();
-      await waitFor('backend-up event', () => events.some((e) => e.type === 'backend-up' && e.ip === '10.99.0.13'), 3_000);
+      await waitFor('backend-up event', () => events.some((e) => e.type === 'backend-up' && e.ip === '127.0.0.13'), 3_000);
       await waitFor('nft rules with the backend back', () => lastNft() === `nft -f - <<${allThree}`, 3_000);
       // followers run no load balancer
       for (const h of hosts.filter((x) => x !== h1)) expect(h.commands.some((c) => c.startsWith('nft -f'))).toBe(false);
@@ -304,6 +340,7 @@ describe('kube-vip lease election on a real etcd', () => {
     } finally {
       sampler.stop();
       await Promise.all(kvs.map((k) => k.stop().catch(() => undefined)));
+      await api.stop();
       db.close();
     }
   }, 45_000);
@@ -312,8 +349,9 @@ describe('kube-vip lease election on a real etcd', () => {
     const topo = topology();
     const events: AgentEvent[] = [];
     const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
-    const mk = (local: boolean): KubeVipConfig => ({
-      endpoints: [url],
+    const api = await apiServers(topo, () => url);
+    const mk = (local: boolean, i: number): KubeVipConfig => ({
+      apiServers: [api.urls[i]!],
       services: {
         mode: 'arp',
         election: 'per-service',
@@ -324,7 +362,7 @@ describe('kube-vip lease election on a real etcd', () => {
       },
     });
     // cp3 has no local endpoint
-    const kvs = hosts.map((h, i) => new KubeVip(h.ctx(), mk(i < 2)));
+    const kvs = hosts.map((h, i) => new KubeVip(h.ctx(), mk(i < 2, i)));
     const db = new Etcd3({ hosts: url });
     try {
       await Promise.all(kvs.map((k) => k.start()));
@@ -338,6 +376,7 @@ describe('kube-vip lease election on a real etcd', () => {
       expect(events.some((e) => e.host === 'cp3' && e.type === 'leader' && e.lease === 'default/kubevip-web-local-t')).toBe(false);
     } finally {
       await Promise.all(kvs.map((k) => k.stop()));
+      await api.stop();
       db.close();
     }
     // graceful stop of everyone: every address removed
@@ -388,7 +427,7 @@ describe('partition: the holder is cut off from etcd and must notice by itself',
     const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
     const proxy = new CuttableProxy();
     await proxy.start(url);
-    const vips = hosts.map((h, i) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [i === 0 ? proxy.url : url], watchApiserver: false }));
+    const vips = hosts.map((h, i) => new TalosVip(h.ctx(), { vip: VIP, link: 'eth0', endpoints: [i === 0 ? proxy.url : url], watchApiserver: false, etcdHealth: HEALTH }));
     const T = topo.timers.talosVip.sessionTtlS * 1000;
     const bands = talosVipBands(topo);
     try {
@@ -415,13 +454,15 @@ describe('partition: the holder is cut off from etcd and must notice by itself',
     }
   }, 40_000);
 
-  it('kube-vip: the cut-off leader gives up after the renew deadline, drops the VIP and restarts; another takes over after the lease duration', async () => {
+  it('kube-vip: the leader whose API server is cut off from etcd gives up after the renew deadline, drops the VIP and restarts; another takes over after the lease duration', async () => {
     const topo = topology();
     const events: AgentEvent[] = [];
     const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
     const proxy = new CuttableProxy();
     await proxy.start(url);
-    const mk = (i: number) => new KubeVip(hosts[i]!.ctx(), { endpoints: [i === 0 ? proxy.url : url], api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-part' } });
+    // cp1's API server reaches etcd through the proxy: the cut leaves it listening but unable to answer
+    const api = await apiServers(topo, (i) => (i === 0 ? proxy.url : url));
+    const mk = (i: number) => new KubeVip(hosts[i]!.ctx(), { apiServers: [api.urls[i]!], api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-part' } });
     const kvs = [0, 1, 2].map(mk);
     const { renewDeadlineS, retryPeriodS } = topo.timers.kubeVip;
     const bands = kubeVipLeaseBands(topo, 'kube-system/plndr-cp-lock-part');
@@ -432,10 +473,12 @@ describe('partition: the holder is cut off from etcd and must notice by itself',
       await sleep(1200);
       const cutAt = now();
       proxy.blackhole();
-      const released = await waitFor('cp1 gives up', () => events.find((e) => e.type === 'released' && e.host === 'cp1'), 10_000);
+      const released = await waitFor('cp1 gives up', () => events.find((e) => e.type === 'released' && e.host === 'cp1'), 15_000);
       const gaveUp = released.t - cutAt;
+      // the renewal fails once RenewDeadline has passed; client-go then tries to release the lease
+      // (a get within RenewDeadline, which hangs too) before OnStoppedLeading drops the VIP
       expect(gaveUp).toBeGreaterThanOrEqual((renewDeadlineS - retryPeriodS) * 1000 - 50);
-      expect(gaveUp).toBeLessThanOrEqual((renewDeadlineS + retryPeriodS) * 1000 + 300);
+      expect(gaveUp).toBeLessThanOrEqual((2 * renewDeadlineS + retryPeriodS) * 1000 + 500);
       expect(events.some((e) => e.type === 'restart' && e.host === 'cp1')).toBe(true);
       const taken = await waitFor('takeover', () => events.find((e) => e.type === 'acquired' && e.host !== 'cp1'), 10_000);
       expect(taken.t - cutAt).toBeGreaterThanOrEqual(bands.crash.min);
@@ -443,7 +486,129 @@ describe('partition: the holder is cut off from etcd and must notice by itself',
       expect(hosts[0]!.holds(VIP)).toBe(false);
     } finally {
       await Promise.all(kvs.map((k) => k.stop().catch(() => undefined)));
+      await api.stop();
       proxy.close();
     }
   }, 40_000);
+
+  it('kube-vip: the leader whose own API server is gone (the node and etcd fine) cannot renew and hands over', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const hosts = topo.nodes.map((n) => new FakeHost(n.name, topo, events));
+    const api = await apiServers(topo, () => url);
+    const kvs = hosts.map((h, i) => new KubeVip(h.ctx(), { apiServers: [api.urls[i]!], api: { mode: 'arp', vip: VIP, port: 6443, link: 'eth0', leaseName: 'plndr-cp-lock-apiserver' } }));
+    const bands = kubeVipLeaseBands(topo, 'kube-system/plndr-cp-lock-apiserver');
+    const { renewDeadlineS } = topo.timers.kubeVip;
+    try {
+      await kvs[0]!.start();
+      await waitFor('cp1 holds the VIP', () => hosts[0]!.holds(VIP), 10_000);
+      await Promise.all(kvs.slice(1).map((k) => k.start()));
+      await sleep(1200);
+      const stopAt = now();
+      await api.servers[0]!.stop(); // cp1's kube-apiserver: connections refused from now on
+      const released = await waitFor('cp1 gives up', () => events.find((e) => e.type === 'released' && e.host === 'cp1'), 10_000);
+      // refused at once, so no request hangs: it gives up when RenewDeadline has passed
+      expect(released.t - stopAt).toBeLessThanOrEqual(renewDeadlineS * 1000 + 500);
+      const taken = await waitFor('takeover', () => events.find((e) => e.type === 'acquired' && e.host !== 'cp1'), 10_000);
+      expect(taken.t - stopAt).toBeGreaterThanOrEqual(bands.crash.min);
+      expect(taken.t - stopAt).toBeLessThanOrEqual(bands.crash.max);
+      expect(hosts[0]!.holds(VIP)).toBe(false);
+    } finally {
+      await Promise.all(kvs.map((k) => k.stop().catch(() => undefined)));
+      await api.stop();
+    }
+  }, 40_000);
+});
+
+describe('talos-vip as the pinned release runs it', () => {
+  const key = (db: Etcd3) => db.getAll().prefix(`${talosElectionKey(VIP)}/`).sort('Create', 'Ascend').strings();
+  const base = (extra: Partial<TalosVipConfig> = {}): TalosVipConfig => ({ vip: VIP, link: 'eth0', endpoints: [url], watchApiserver: false, etcdHealth: HEALTH, ...extra });
+
+  it('campaigns only once its etcd health check has passed (first check after the initial delay), not at start', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const host = new FakeHost('cp1', topo, events);
+    const initialDelayMs = 1500;
+    const v = new TalosVip(host.ctx(), base({ etcdHealth: { ...HEALTH, initialDelayMs } }));
+    const startedAt = now();
+    try {
+      await v.start();
+      const campaign = await waitFor('campaign', () => events.find((e) => e.type === 'campaign'), 10_000);
+      expect(campaign.t - startedAt).toBeGreaterThanOrEqual(initialDelayMs - 20);
+      expect(events.find((e) => e.type === 'etcd-healthy')!.t).toBeLessThanOrEqual(campaign.t);
+    } finally {
+      await v.stop();
+    }
+  }, 20_000);
+
+  for (const [version, keyStays] of [
+    ['v1.11.6', true],
+    ['v1.13.9', false],
+  ] as const) {
+    it(`${version}: a queued node's key after its campaign is cancelled (operator removed) ${keyStays ? 'stays until its lease expires' : 'is revoked at once'}; a graceful shutdown revokes it in every release`, async () => {
+      const topo = topology(version);
+      const events: AgentEvent[] = [];
+      const hosts = topo.nodes.slice(0, 2).map((n) => new FakeHost(n.name, topo, events));
+      const vips = hosts.map((h) => new TalosVip(h.ctx(), base()));
+      const db = new Etcd3({ hosts: url });
+      const T = topo.timers.talosVip.sessionTtlS * 1000;
+      try {
+        await vips[0]!.start();
+        await waitFor('cp1 holds', () => hosts[0]!.holds(VIP), 10_000);
+        await vips[1]!.start();
+        await waitFor('cp2 queued', () => events.some((e) => e.type === 'campaign' && e.host === 'cp2'), 10_000);
+        await sleep(300);
+        expect(Object.values(await key(db))).toEqual(['cp1', 'cp2']);
+        const removedAt = now();
+        await vips[1]!.remove();
+        const left = Object.values(await key(db));
+        if (keyStays) {
+          expect(left).toEqual(['cp1', 'cp2']);
+          // gone when etcd expires the orphaned lease: one TTL after its last keepalive
+          const deadline = now() + T + 3000;
+          while (Object.values(await key(db)).length !== 1) {
+            if (now() > deadline) throw new Error('the stale key did not expire');
+            await sleep(100);
+          }
+          expect(now() - removedAt).toBeGreaterThanOrEqual(T - T / 3 - 100);
+        } else {
+          expect(left).toEqual(['cp1']);
+        }
+        // a graceful shutdown (KubeletLifecycle teardown, context live): the queued key goes at once
+        const again = new TalosVip(hosts[1]!.ctx(), base());
+        await again.start();
+        await waitFor('cp2 queued again', () => events.filter((e) => e.type === 'campaign' && e.host === 'cp2').length === 2, 10_000);
+        await sleep(300);
+        expect(Object.values(await key(db))).toEqual(['cp1', 'cp2']);
+        await again.stop();
+        expect(Object.values(await key(db))).toEqual(['cp1']);
+      } finally {
+        await Promise.all(vips.map((v) => v.stop().catch(() => undefined)));
+        db.close();
+      }
+    }, 30_000);
+  }
+
+  it('keeps the VIP while the kube-apiserver static pod is listed, even with nothing on :6443; releases at the next static-pod refresh once it is not', async () => {
+    const topo = topology();
+    const events: AgentEvent[] = [];
+    const host = new FakeHost('cp1', topo, events);
+    const refreshMs = 300;
+    const v = new TalosVip(host.ctx(), base({ watchApiserver: true, staticPodRefreshMs: refreshMs }));
+    let listed = true;
+    v.apiserverListed = () => listed;
+    try {
+      await v.start();
+      await waitFor('cp1 holds', () => host.holds(VIP), 10_000);
+      await sleep(4 * refreshMs); // nothing listens on 127.0.0.1:6443 here: the VIP stays
+      expect(host.holds(VIP)).toBe(true);
+      const goneAt = now();
+      listed = false;
+      const released = await waitFor('released', () => events.find((e) => e.type === 'released'), 5000);
+      expect(released.reason).toBe('kube-apiserver static pod destroyed');
+      expect(released.t - goneAt).toBeLessThanOrEqual(refreshMs + 300);
+    } finally {
+      await v.stop();
+    }
+  }, 20_000);
 });

@@ -36,7 +36,7 @@ function labsIn(stateDir: string): Meta[] {
 }
 
 describe('SIGINT to the `lab` process alone', () => {
-  it('stops a running lab run: exit 130 within 60 s, nothing of the lab left', async () => {
+  it('stops a running lab run after its first measured run: exit 130 within 60 s, what was measured is written (interrupted) and reported, nothing of the lab left', async () => {
     const stateDir = mkTemp('tlx-sig-state-');
     const out = join(mkTemp('tlx-sig-out-'), 'run');
     const child = spawn(process.execPath, [BIN, 'run', 'test/fixtures/labs/ci-minecraft.yaml', '--out', out], {
@@ -62,6 +62,16 @@ describe('SIGINT to the `lab` process alone', () => {
       const ours = async () => (await listNetns()).filter((n) => n === lab!.prefix || n.startsWith(`${lab!.prefix}-`));
       expect((await ours()).length).toBeGreaterThan(0);
 
+      // the first run is measured: results.json holds it (rewritten atomically after every run)
+      const resultsFile = join(out, 'results.json');
+      const measured = () => (existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { runs: unknown[] }).runs.length : 0);
+      for (let i = 0; i < 1800 && measured() === 0; i++) {
+        expect(child.exitCode, `lab run ended before its first run was written:\n${stderr.slice(-3000)}`).toBeNull();
+        await sleep(100);
+      }
+      const before = measured();
+      expect(before).toBeGreaterThan(0);
+
       // SIGINT to that pid only (not its process group: what `kill -INT <pid>` does)
       const t0 = Date.now();
       process.kill(child.pid!, 'SIGINT');
@@ -77,6 +87,12 @@ describe('SIGINT to the `lab` process alone', () => {
       const ls = await run(process.execPath, [BIN, 'ls', '--json'], { env: { ...process.env, CI: 'true', LAB_STATE_DIR: stateDir }, cwd: REPO_ROOT });
       expect(JSON.parse(ls.stdout)).toEqual([]);
       expect(existsSync(join(out, OUT_LOCK)), 'the output directory is unlocked').toBe(false);
+      // what was measured before the interrupt is kept, said to be interrupted, and reported
+      const results = JSON.parse(readFileSync(resultsFile, 'utf8')) as { interrupted?: boolean; runs: { drill: string }[] };
+      expect(results.interrupted).toBe(true);
+      expect(results.runs.length).toBeGreaterThanOrEqual(before);
+      expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/interrupted/i);
+      expect(existsSync(join(out, 'report.html'))).toBe(true);
     } finally {
       if (child.exitCode === null && child.signalCode === null) {
         // a failed assertion: stop the CLI (its own process group, a child of the wrapper), then the wrapper, then clean this state directory's stale labs (never --all: other labs' namespaces are not ours)

@@ -10,17 +10,23 @@
  *   dropped by a node without a local endpoint;
  * - strictARP: nobody answers ARP for a Service IP no node holds;
  * - the TCP stream port greets with the same JSON and echoes;
+ * - an endpoint change rewrites the rules in place (table kept and flushed): the lab's probe sees
+ *   no failure across syncs (deleting and re-creating the table did make new connections fail);
+ * - a drill's stale SYN_SENT conntrack entries (DNATed to a pod that was dead) catch the next
+ *   drill's SYNs from the same 4-tuple until every host is flushed between drills (conntrack and
+ *   neighbour caches); a crashed node comes back clean;
  * - a pod that terminates (graceful agent stop) is removed from the other nodes' rules at once.
  * Everything lives in namespaces named tlx-svc<pid>-*, removed in afterAll; the root namespace's
  * links and nftables ruleset are compared before and after.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import { buildNetwork, destroyNetwork, renderNetworkPlan, type NetworkPlan } from '../../src/providers/runtimes/netns/network.js';
 import { LabState } from '../../src/state/state.js';
-import { run, spawnDaemon, stopProcess, sleep, type Daemon } from '../../src/util/proc.js';
+import { run, spawnDaemon, stopProcess, signalGroup, sleep, type Daemon } from '../../src/util/proc.js';
+import { flushTransientState, isolate, resetKernelState, unisolate } from '../../src/providers/runtimes/netns/faults.js';
 import { call } from '../../src/emulation/agent/rpc.js';
 import { svcBaseComponents } from '../../src/emulation/base-svc.js';
 import type { AgentSpec } from '../../src/emulation/agent/types.js';
@@ -207,6 +213,105 @@ describe('kube-proxy + echo in real namespaces', () => {
     expect(r.echo).toBe('{"seq":1,"ping":true}');
     const c = await streamRoundTrip(svc('web').ip, svc('web').streamPort);
     expect(c.greeting.clientIp).toBe(node('w1').ip);
+  });
+
+  it('an endpoint change rewrites the rules in place: new connections never notice the sync', async () => {
+    const web = svc('web');
+    // the lab's outage probe (a new connection every 10 ms, 200 ms timeout) from the client
+    const script = `
+const { startOutageProbe } = await import(${JSON.stringify(REPO_ROOT + '/src/traffic/outage.ts')});
+const p = startOutageProbe({ target: 'http://${web.ip}:${web.port}/', intervalMs: 10, timeoutMs: 200, durationMs: 9000 });
+console.log(JSON.stringify((await p.done).map((x) => [x.ok ? 1 : 0, x.node ?? x.kind])));`;
+    writeFileSync(join(dir, 'probe.mts'), script);
+    const probing = run('node', ['--import', 'tsx', join(dir, 'probe.mts')], { ns: ns(t.clients[0]!.name), timeoutMs: 60_000, cwd: REPO_ROOT });
+    await sleep(3000);
+    // EndpointSlice flips of w2's pod, as w1's kube-proxy hears them: terminating, then ready again
+    for (const state of ['terminating', 'ready']) {
+      await run('node', ['-e', `const d=require('dgram').createSocket('udp4'); d.send(JSON.stringify({t:'${state}',node:'w2',port:8080}), 10250, '${node('w1').ip}', () => d.close());`], { ns: ns('w2') });
+      await sleep(2500);
+    }
+    const samples = JSON.parse((await probing).stdout) as [number, string][];
+    expect(samples.length).toBeGreaterThan(500);
+    expect(samples.filter(([ok]) => !ok), 'probes that failed across two rule syncs').toEqual([]);
+    expect(new Set(samples.map(([, n]) => n))).toEqual(new Set(['w1', 'w2']));
+    const log = readFileSync(join(dir, 'w1.log'), 'utf8');
+    expect(log).toMatch(/endpoints now: w1, w2 \(terminating\)/);
+  }, 60_000);
+
+  it('a drill leaves stale SYN_SENT conntrack entries (real kernel behaviour) that break the next drill unless every host is flushed between drills', async () => {
+    const web = svc('web');
+    const w2 = node('w2');
+    const client = ns(t.clients[0]!.name);
+    const ports = Array.from({ length: 40 }, (_, i) => 41_000 + i);
+    // one bare connect per source port, in order, 300 ms each: ok / the error code
+    const connects = async () => {
+      const script = `
+const net = require('node:net');
+const [ip, port, timeout, ...ports] = process.argv.slice(1).map(String);
+(async () => {
+  const out = [];
+  for (const p of ports) out.push(await new Promise((resolve) => {
+    const s = net.connect({ host: ip, port: Number(port), localPort: Number(p) });
+    const t = setTimeout(() => { s.destroy(); resolve('timeout'); }, Number(timeout));
+    s.on('connect', () => { clearTimeout(t); s.destroy(); resolve('ok'); });
+    s.on('error', (e) => { clearTimeout(t); resolve(e.code || 'error'); });
+  }));
+  console.log(JSON.stringify(out));
+})();`;
+      const r = await run('node', ['-e', script, web.ip, String(web.streamPort), '300', ...ports.map(String)], { ns: client, timeoutMs: 60_000 });
+      return JSON.parse(r.stdout) as string[];
+    };
+    const staleToW2 = async () =>
+      (await run('conntrack', ['-L', '-p', 'tcp', '--state', 'SYN_SENT', '-d', web.ip, '--reply-src', w2.ip], { ns: ns('w1'), reject: false })).stdout
+        .split('\n')
+        .filter((l) => l.includes('SYN_SENT'))
+        .map((l) => Number(/sport=(\d+)/.exec(l)![1]));
+    await flushTransientState(ns('w1'));
+
+    // drill 1, crash of w2: its traffic dropped and its pod killed; w1's kube-proxy still lists it (grace 50 s)
+    await isolate(w2, ns('w2'));
+    signalGroup(agents.get('w2')!.daemon.pid, 'SIGKILL');
+    await resetKernelState(w2, ns('w2'));
+    const during = await connects();
+    const stale = await staleToW2();
+    expect(during.filter((r) => r !== 'ok').length, JSON.stringify(during)).toBeGreaterThan(0); // P(all 40 hashed to w1) = 2^-40
+    expect(stale.sort((a, b) => a - b)).toEqual(ports.filter((_, i) => during[i] !== 'ok'));
+    // the restored node comes back clean: no conntrack entry and no address of its previous life
+    expect((await run('conntrack', ['-C'], { ns: ns('w2') })).stdout.trim()).toBe('0');
+    expect((await run('ip', ['-o', '-4', 'addr', 'show'], { ns: ns('w2') })).stdout).not.toContain(web.ip);
+    await unisolate(ns('w2'));
+    await startAgent('w2');
+
+    // drill 2, graceful shutdown of w2: its endpoint leaves w1's rules at once …
+    await stopProcess(agents.get('w2')!.daemon.pid, 5000);
+    for (let i = 0; i < 60 && (await call<{ node: string }[]>(agents.get('w1')!.socket, 'kube-proxy.endpoints')).length !== 1; i++) await sleep(50);
+    expect((await call<{ node: string }[]>(agents.get('w1')!.socket, 'kube-proxy.endpoints')).map((e) => e.node)).toEqual(['w1']);
+    // … but a SYN from a port that failed in drill 1 joins its stale entry and goes to the dead pod
+    const leaked = await connects();
+    const failedAgain = ports.filter((_, i) => leaked[i] !== 'ok');
+    expect(failedAgain.length).toBeGreaterThan(0);
+    expect(failedAgain.every((p) => stale.includes(p))).toBe(true);
+
+    // between drills every host is flushed: conntrack and dynamic neighbour entries are gone
+    const hosts = [...t.nodes.map((n) => n.name), ...t.routers.map((r) => r.name), ...t.clients.map((c) => c.name)];
+    await Promise.all(hosts.map((h) => flushTransientState(ns(h))));
+    for (const h of hosts) {
+      // (the nodes' own UDP heartbeats open new entries at once: count what a drill leaves, TCP)
+      expect((await run('conntrack', ['-L', '-p', 'tcp'], { ns: ns(h), reject: false })).stdout.trim(), h).toBe('');
+      // (their heartbeats resolve each other at once again: what must not survive is an entry
+      // for an address that moves — a Service IP bound to the MAC of its previous holder)
+      for (const s of t.services) expect((await run('ip', ['neigh', 'show', s.ip], { ns: ns(h) })).stdout.trim(), `${h} ${s.ip}`).toBe('');
+    }
+    const clean = await connects();
+    expect(clean).toEqual(ports.map(() => 'ok'));
+    expect(await staleToW2()).toEqual([]);
+    await startAgent('w2'); // as before, for the next test
+    let eps: string[] = [];
+    for (let i = 0; i < 60 && eps.length !== 2; i++) {
+      eps = (await call<{ node: string }[]>(agents.get('w1')!.socket, 'kube-proxy.endpoints')).map((e) => e.node);
+      if (eps.length !== 2) await sleep(50);
+    }
+    expect(eps.sort(), readFileSync(join(dir, 'w1.log'), 'utf8').split('\n').slice(-30).join('\n')).toEqual(['w1', 'w2']);
   });
 
   it('a pod that shuts down gracefully leaves the other nodes’ rules at once', async () => {

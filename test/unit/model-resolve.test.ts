@@ -102,7 +102,7 @@ describe('shipped labs', () => {
     expect(r.asn).not.toBe(t.nodeAsn);
     expect(t.loadBalancer).toBeDefined();
     const ids = lab.strategies.map((s) => s.id);
-    expect(ids).toEqual(['talos-vip+metallb-l2', 'kube-vip-arp+kube-vip-arp', 'kube-vip-arp+metallb-l2', 'haproxy+metallb-bgp']);
+    expect(ids).toEqual(['talos-vip+metallb-l2', 'kube-vip-arp+kube-vip-arp', 'kube-vip-arp+metallb-l2', 'haproxy+metallb-bgp', 'talos-vip+cilium-l2']);
     expect(ids).not.toContain('kube-vip-bgp+metallb-bgp'); // pitfall 3
     expect(lab.strategies.find((s) => s.recommended)!.id).toBe('talos-vip+metallb-l2');
     // the lab overrides BGP to keepalive 3 / hold 9; everything else stays at the documented default
@@ -183,7 +183,7 @@ describe('resolution details', () => {
     const dir = mkTemp('tlx-model-');
     writeFileSync(
       join(dir, 'fast.yaml'),
-      'topology: smb\nstrategies: [kube-vip-arp+kube-vip-arp]\ndrills: [baseline]\ntimers:\n  kubeVip: { leaseDurationS: 3, renewDeadlineS: 2 }\n',
+      'topology: smb\nstrategies: [kube-vip-arp+kube-vip-arp]\ndrills: [baseline]\ntimers:\n  kubeVip: { leaseDurationS: 3, renewDeadlineS: 2, retryPeriodS: 1 }\n',
     );
     const lab = loadLab(join(dir, 'fast.yaml'));
     expect(lab.topology.timers.kubeVip).toEqual({ leaseDurationS: 3, renewDeadlineS: 2, retryPeriodS: 1, arpRateMs: 3000 });

@@ -9,7 +9,8 @@ const fieldsOf = (t: Timers) => timerIssues(t).map((i) => i.fields[0]);
 describe('timers', () => {
   it('the documented defaults are the upstream numbers and are mutually consistent', () => {
     expect(DEFAULT_TIMERS.talosVip).toEqual({ sessionTtlS: 60, campaignRetryS: 1 });
-    expect(DEFAULT_TIMERS.kubeVip).toEqual({ leaseDurationS: 5, renewDeadlineS: 3, retryPeriodS: 1, arpRateMs: 3000 });
+    // kube-vip ≥ v1.1.0 (the default release, settings.kubeVip.version): 15/10/2 s
+    expect(DEFAULT_TIMERS.kubeVip).toEqual({ leaseDurationS: 15, renewDeadlineS: 10, retryPeriodS: 2, arpRateMs: 3000 });
     expect(DEFAULT_TIMERS.metallb).toMatchObject({ probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMult: 4 });
     expect(DEFAULT_TIMERS.bgp).toMatchObject({ keepaliveS: 30, holdS: 90 });
     expect(DEFAULT_TIMERS.cilium).toEqual({ keepaliveS: 30, holdS: 90, connectRetryS: 120 });
@@ -30,8 +31,8 @@ describe('timers', () => {
   });
 
   it('rejects what the real components reject or silently change', () => {
-    expect(fieldsOf(withOverride({ kubeVip: { renewDeadlineS: 5 } }))).toContain('kubeVip.renewDeadlineS');
-    expect(fieldsOf(withOverride({ kubeVip: { retryPeriodS: 2.6 } }))).toContain('kubeVip.retryPeriodS');
+    expect(fieldsOf(withOverride({ kubeVip: { renewDeadlineS: 15 } }))).toContain('kubeVip.renewDeadlineS');
+    expect(fieldsOf(withOverride({ kubeVip: { retryPeriodS: 8.4 } }))).toContain('kubeVip.retryPeriodS');
     expect(fieldsOf(withOverride({ kubeVip: { arpRateMs: 300 } }))).toContain('kubeVip.arpRateMs');
     expect(fieldsOf(withOverride({ bgp: { keepaliveS: 3, holdS: 8 } }))).toContain('bgp.holdS');
     expect(fieldsOf(withOverride({ bgp: { keepaliveS: 3, holdS: 2 } }))).toContain('bgp.holdS');

@@ -5,7 +5,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { epochNow } from '../../src/traffic/clock.js';
-import { computeOutage, startOutageProbe, type ProbeSample } from '../../src/traffic/outage.js';
+import { PROBE_PORTS, PortCycle, computeOutage, kernelReuseRate, probeFidelityNote, probeReuseMs, startOutageProbe, type ProbeSample } from '../../src/traffic/outage.js';
 
 /** '.' = ok, 'x' = failed (refused), one sample per 10 ms from t=0; optional node per ok sample */
 function timeline(pattern: string, node?: (i: number) => string | undefined): ProbeSample[] {
@@ -125,6 +125,7 @@ describe('outage probe (live, loopback)', () => {
     await new Promise<void>((r) => server.close(() => r()));
     await new Promise((r) => setTimeout(r, 400));
     server = http.createServer(handler);
+    const listening = epochNow(); // the server may answer from here on (the listen callback comes later)
     await listen(server, port);
     const up = epochNow();
     await new Promise((r) => setTimeout(r, 300));
@@ -135,7 +136,7 @@ describe('outage probe (live, loopback)', () => {
     server.close();
     expect(samples.length).toBeGreaterThanOrEqual(95);
     const r = computeOutage(samples, { injectAt: down, recoverSuccesses: 3 });
-    expect(r.outageMs).toBeGreaterThan(up - down - 40);
+    expect(r.outageMs).toBeGreaterThan(listening - down - 40);
     expect(r.outageMs).toBeLessThan(up - down + 40);
     expect(r.failuresByKind.refused).toBeGreaterThan(25);
     expect(r.burstCount).toBe(1);
@@ -174,5 +175,83 @@ describe('outage probe (live, loopback)', () => {
     const accepted = await startOutageProbe({ target: `http://127.0.0.1:${hport}/readyz`, intervalMs: 20, durationMs: 100, okMax: 599 }).done;
     expect(accepted.every((s) => s.ok)).toBe(true);
     h.close();
+  });
+});
+
+describe('probe source ports (no 4-tuple reuse within the SYN_SENT conntrack timeout)', () => {
+  // the kernel rules, restated here: nf_conntrack_tcp_timeout_syn_sent = 120 s
+  // (net/netfilter/nf_conntrack_proto_tcp.c), Linux's default ephemeral range 32768–60999
+  const SYN_SENT_MS = 120_000;
+  const EPHEMERAL_LOW = 32768;
+
+  it('the cycle covers 1024–32767 once before it repeats: at 10 ms a pair comes back after more than the SYN_SENT timeout', () => {
+    const c = new PortCycle(1024, 32767, 32760);
+    const first = Array.from({ length: 32767 - 1024 + 1 }, () => c.next());
+    expect(new Set(first).size).toBe(first.length);
+    expect(Math.min(...first)).toBe(1024);
+    expect(Math.max(...first)).toBe(32767);
+    expect(first.slice(0, 10)).toEqual([32760, 32761, 32762, 32763, 32764, 32765, 32766, 32767, 1024, 1025]);
+    expect(c.next()).toBe(32760); // a full cycle later
+    expect(PROBE_PORTS.high).toBeLessThan(EPHEMERAL_LOW);
+    expect(probeReuseMs(10)).toBe((32767 - 1024 + 1) * 10);
+    expect(probeReuseMs(10)).toBeGreaterThan(SYN_SENT_MS);
+    // above ≈ 3 100 connects per walk / 120 s the kernel's own choice revisits a port in time
+    expect(kernelReuseRate()).toBeCloseTo(3100 / 120, 5);
+  });
+
+  it('live: the server sees the probe’s ports from its cycle, consecutive; with sourcePorts kernel, ephemeral ones', async () => {
+    const seen: number[] = [];
+    const srv = http.createServer((req, res) => {
+      seen.push(req.socket.remotePort!);
+      res.end('{"node":"n1"}');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`;
+    try {
+      const cycle = new PortCycle(20_000, 20_999, 20_500);
+      const p = startOutageProbe({ target: url, intervalMs: 10, timeoutMs: 2000, durationMs: 200, sourcePorts: cycle });
+      const s = await p.done;
+      expect(seen.length).toBeGreaterThan(0);
+      // ports from 20 500 on, one per probe, none twice (a port someone holds would be skipped)
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.every((port) => port >= 20_500 && port < 20_500 + s.length)).toBe(true);
+      seen.length = 0;
+      const k = startOutageProbe({ target: url, intervalMs: 10, timeoutMs: 2000, durationMs: 100, sourcePorts: 'kernel' });
+      await k.done;
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((p) => p >= EPHEMERAL_LOW)).toBe(true);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('a port that cannot be bound is skipped, not counted as a failure of the target', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(21_001, '0.0.0.0', () => r()));
+    const seen: number[] = [];
+    const srv = http.createServer((req, res) => {
+      seen.push(req.socket.remotePort!);
+      res.end('{}');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    try {
+      const p = startOutageProbe({ target: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/`, intervalMs: 10, timeoutMs: 2000, durationMs: 50, sourcePorts: new PortCycle(21_000, 21_099, 21_000) });
+      const s = await p.done;
+      expect(s.every((x) => x.ok)).toBe(true);
+      expect(seen).not.toContain(21_001);
+      expect(seen).toContain(21_002);
+    } finally {
+      blocker.close();
+      srv.close();
+    }
+  });
+});
+
+describe('probe fidelity note', () => {
+  it('names the rate above which one client would see the conntrack tail, and the timeout', () => {
+    const n = probeFidelityNote(10);
+    expect(n).toContain(`≈ ${Math.round(3100 / 120)} new connections/s`);
+    expect(n).toContain('120 s');
+    expect(n).toContain(`after ${Math.round(((32767 - 1024 + 1) * 10) / 1000)} s`);
   });
 });

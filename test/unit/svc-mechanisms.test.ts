@@ -56,7 +56,9 @@ describe('kube-proxy nftables rendering', () => {
 
   it('Cluster: random DNAT over every ready endpoint + masquerade mark; Local: only the local pod, no mark', () => {
     const nft = renderKubeProxyNft({ node: 'w1', nodeIp: '10.0.0.14', services, endpoints });
-    expect(nft.startsWith('table ip kube-proxy\ndelete table ip kube-proxy\ntable ip kube-proxy {')).toBe(true);
+    // the table is kept and flushed (its NAT hooks stay registered), never deleted and re-created
+    expect(nft.startsWith('table ip kube-proxy\nflush table ip kube-proxy\ntable ip kube-proxy {')).toBe(true);
+    expect(nft).not.toMatch(/delete table/);
     expect(nft).toContain('ip daddr 10.0.0.192 tcp dport 80 counter meta mark set meta mark | 0x4000 dnat ip to numgen random mod 2 map { 0 : 10.0.0.14 . 8080, 1 : 10.0.0.15 . 8080 }');
     expect(nft).toContain('ip daddr 10.0.0.192 tcp dport 9000 counter meta mark set meta mark | 0x4000 dnat ip to numgen random mod 2 map { 0 : 10.0.0.14 . 9000, 1 : 10.0.0.15 . 9000 }');
     expect(nft).toContain('ip daddr 10.0.0.193 tcp dport 80 counter dnat ip to 10.0.0.14:8080');
@@ -83,28 +85,54 @@ describe('endpoint readiness', () => {
   ];
   const names = (r: EndpointReadiness, now: number) => r.endpoints(now).map((e) => `${e.node}${e.terminating ? '~' : ''}`);
 
-  it('terminating → still serving, stopped → gone; a silent node after the grace period; back on its next heartbeat', () => {
-    const r = new EndpointReadiness('w1', eps, 50_000, 3000, 0, 4);
+  it('terminating → still serving, stopped → gone; a silent node at the lifecycle pass grace after the pass that saw its last renewal; back at the pass that sees a new one', () => {
+    const grace = 50_000;
+    const r = new EndpointReadiness('w1', eps, grace, 3000, 0, 4);
     expect(names(r, 0)).toEqual(['w1', 'w2', 'w3']);
     r.pod('w2', 'terminating', 100);
     expect(names(r, 100)).toEqual(['w1', 'w2~', 'w3']);
     r.pod('w2', 'stopped', 200);
     expect(names(r, 200)).toEqual(['w1', 'w3']);
-    // w3 goes silent at 1000; w2's node keeps heart-beating
-    for (let t = 1000; t <= 51_000; t += 1000) r.heartbeat('w2', t);
-    r.heartbeat('w3', 1000);
-    expect(names(r, 50_999)).toEqual(['w1', 'w3']);
-    expect(names(r, 51_000)).toEqual(['w1']);
-    r.heartbeat('w3', 52_000);
-    r.pod('w2', 'ready', 52_000);
-    expect(names(r, 52_000)).toEqual(['w1', 'w2', 'w3']);
+    // w3 renews its Lease at 1000 and then goes silent; w2's node keeps renewing and heart-beating
+    r.heartbeat('w3', 1000, 1000);
+    const w2Renews = (from: number, to: number) => {
+      for (let t = from; t <= to; t += 1000) r.heartbeat('w2', t, t);
+    };
+    // passes every 5 s: the pass at 5000 sees w3's renewal, so w3 is declared at the pass at 5000 + grace
+    for (let t = 5000; t < 5000 + grace; t += 5000) {
+      w2Renews(t - 4000, t);
+      expect(r.pass(t)).toEqual([]);
+      expect(names(r, t)).toEqual(['w1', 'w3']);
+    }
+    w2Renews(5000 + grace - 4000, 5000 + grace);
+    expect(r.pass(5000 + grace)).toEqual(['w3']);
+    expect(names(r, 5000 + grace)).toEqual(['w1']);
+    // w3 renews again: ready at the next pass; w2's pod starts again: ready at once
+    r.heartbeat('w3', 57_000, 57_000);
+    expect(names(r, 57_000)).toEqual(['w1']);
+    r.pod('w2', 'ready', 57_000);
+    expect(names(r, 57_000)).toEqual(['w1', 'w2']);
+    w2Renews(58_000, 60_000);
+    expect(r.pass(60_000)).toEqual(['w3']);
+    expect(names(r, 60_000)).toEqual(['w1', 'w2', 'w3']);
   });
 
-  it('a node that hears nobody keeps its last view (it is the one cut off)', () => {
+  it('a node that hears nobody keeps its last view (it is the one cut off), and counts afresh once back', () => {
     const r = new EndpointReadiness('w1', eps, 50_000, 3000, 0, 4);
     expect(r.isolated(2999)).toBe(false);
     expect(r.isolated(60_000)).toBe(true);
+    for (let t = 5000; t <= 60_000; t += 5000) expect(r.pass(t)).toEqual([]);
     expect(names(r, 60_000)).toEqual(['w1', 'w2', 'w3']);
+    // back at 61 s: only w2 is heard again; the others' grace restarted at the last isolated pass (60 s)
+    r.heartbeat('w2', 61_000, 61_000);
+    r.heartbeat('w2', 64_000); // a reachability heartbeat without a new renewal
+    expect(r.pass(65_000)).toEqual([]);
+    for (let t = 70_000; t < 110_000; t += 5000) {
+      r.heartbeat('w2', t - 1000, t - 1000);
+      expect(r.pass(t)).toEqual([]);
+    }
+    r.heartbeat('w2', 109_000, 109_000);
+    expect(r.pass(110_000)).toEqual(['w3']);
   });
 
   it('terminating endpoints are used only when nothing ready is left (ProxyTerminatingEndpoints)', () => {
@@ -291,7 +319,7 @@ describe('cilium-bgp mechanism', () => {
 
 describe('service mechanisms in the registry', () => {
   it('every service id has a svc role with its own id', () => {
-    expect([...SVC_IDS].sort()).toEqual(['cilium-bgp', 'kube-vip-arp', 'kube-vip-bgp', 'metallb-bgp', 'metallb-l2']);
+    expect([...SVC_IDS].sort()).toEqual(['cilium-bgp', 'cilium-l2', 'kube-vip-arp', 'kube-vip-bgp', 'metallb-bgp', 'metallb-l2']);
     for (const id of SVC_IDS) {
       const m = mechanism(id);
       expect(m.svc!.id).toBe(id);

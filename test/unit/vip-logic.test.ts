@@ -1,16 +1,19 @@
 /**
  * The emulated controllers' logic without etcd or a network: client-go's elector over an in-memory
  * Lease (timings scaled down), kube-vip BGP mode and the lb_enable ruleset through a recording
- * agent context, and the Talos operator's preconditions (no campaign while etcd is unreachable).
+ * agent context, kube-vip's release-dependent behaviour (first GARP, what losing a lease does) on
+ * fake timers, and the Talos operator's preconditions (no campaign while etcd is unreachable) and
+ * release rules.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AgentContext, AgentEvent } from '../../src/emulation/agent/types.js';
 import type { Topology } from '../../src/model/types.js';
 import type { RunResult } from '../../src/util/proc.js';
 import { loadLab } from '../../src/model/load.js';
 import { sleep } from '../../src/util/proc.js';
-import { KubeVip, LeaderElector, lbRuleset, NFT_TABLE, type EtcdLeaseLock, type LeaseRecord } from '../../src/strategies/kube-vip/agent.js';
-import { TalosVip } from '../../src/strategies/talos-vip/agent.js';
+import { KubeVip, LeaderElector, lbRuleset, NFT_TABLE, restartDelayMs, type KubeVipConfig, type LeaseLock, type LeaseRecord } from '../../src/strategies/kube-vip/agent.js';
+import { TalosVip, revokesOnCancel } from '../../src/strategies/talos-vip/agent.js';
+import { mergeTimers } from '../../src/model/timers.js';
 
 /** In-memory Lease with the API server's optimistic concurrency; `down` identities get errors. */
 class MemoryLock {
@@ -19,30 +22,33 @@ class MemoryLock {
   readonly down = new Set<string>();
   constructor(private readonly who: string) {}
   describe() {
-    return 'test/lease';
+    return this.who;
   }
-  as(identity: string): EtcdLeaseLock {
+  /** requests per identity (to see who still campaigns) */
+  readonly calls = new Map<string, number>();
+  as(identity: string): LeaseLock {
     const self = this;
     const guard = () => {
+      self.calls.set(identity, (self.calls.get(identity) ?? 0) + 1);
       if (self.down.has(identity)) return Promise.reject(new Error('unreachable'));
       return Promise.resolve();
     };
     return {
       describe: () => self.describe(),
-      get: async () => (await guard(), self.value ? { record: JSON.parse(self.value.raw) as LeaseRecord, raw: self.value.raw, modRevision: String(self.value.rev) } : null),
+      get: async () => (await guard(), self.value ? { record: JSON.parse(self.value.raw) as LeaseRecord, raw: self.value.raw, resourceVersion: String(self.value.rev) } : null),
       create: async (r: LeaseRecord) => {
         await guard();
         if (self.value) return null;
         self.value = { raw: JSON.stringify(r), rev: ++self.rev };
-        return { raw: self.value.raw, modRevision: String(self.value.rev) };
+        return { raw: self.value.raw, resourceVersion: String(self.value.rev) };
       },
       update: async (r: LeaseRecord, mod: string) => {
         await guard();
         if (!self.value || String(self.value.rev) !== mod) return null;
         self.value = { raw: JSON.stringify(r), rev: ++self.rev };
-        return { raw: self.value.raw, modRevision: String(self.value.rev) };
+        return { raw: self.value.raw, resourceVersion: String(self.value.rev) };
       },
-    } as unknown as EtcdLeaseLock;
+    };
   }
   record(): LeaseRecord | null {
     return this.value ? (JSON.parse(this.value.raw) as LeaseRecord) : null;
@@ -186,7 +192,7 @@ describe('kube-vip BGP mode (no election)', () => {
     const events: AgentEvent[] = [];
     const cmds: string[] = [];
     const kv = new KubeVip(recordingCtx(w1.name, t, events, cmds), {
-      endpoints: ['http://127.0.0.1:1'],
+      apiServers: ['https://127.0.0.1:1'],
       services: {
         mode: 'bgp',
         election: 'global',
@@ -211,7 +217,7 @@ describe('kube-vip BGP mode (no election)', () => {
     const events: AgentEvent[] = [];
     const cmds: string[] = [];
     const addrs = new Map([['lo', new Set([t.vip])]]);
-    const kv = new KubeVip(recordingCtx(cp1.name, t, events, cmds, addrs), { endpoints: ['http://127.0.0.1:1'], api: { mode: 'bgp', vip: t.vip, port: 6443 } });
+    const kv = new KubeVip(recordingCtx(cp1.name, t, events, cmds, addrs), { apiServers: ['https://127.0.0.1:1'], api: { mode: 'bgp', vip: t.vip, port: 6443 } });
     await kv.start();
     await sleep(50);
     const firstDel = cmds.indexOf(`ip addr del ${t.vip}/32 dev lo`);
@@ -243,7 +249,12 @@ describe('talos-vip preconditions', () => {
     const events: AgentEvent[] = [];
     const cmds: string[] = [];
     const addrs = new Map([['eth0', new Set([t.vip])]]);
-    const v = new TalosVip(recordingCtx(cp1.name, t, events, cmds, addrs), { vip: t.vip, endpoints: ['http://127.0.0.1:1'], watchApiserver: false });
+    const v = new TalosVip(recordingCtx(cp1.name, t, events, cmds, addrs), {
+      vip: t.vip,
+      endpoints: ['http://127.0.0.1:1'],
+      watchApiserver: false,
+      etcdHealth: { initialDelayMs: 50, periodMs: 100, timeoutMs: 50 },
+    });
     await v.start();
     expect(addrs.get('eth0')!.has(t.vip)).toBe(false);
     await waitUntil(() => events.some((e) => e.type === 'etcd-unhealthy'), 5000);
@@ -254,5 +265,156 @@ describe('talos-vip preconditions', () => {
     await v.stop();
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(events.filter((e) => e.type === 'etcd-unhealthy')).toHaveLength(1); // once per transition
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// kube-vip as the pinned release does it (fake timers: the timings are exact, nothing races)
+
+describe('kube-vip releases: first gratuitous ARP and what losing a lease does', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  const smb = loadLab('smb').topology;
+  const cp1 = smb.nodes.find((n) => n.role === 'controlplane')!;
+  const w1 = smb.nodes.find((n) => n.role === 'worker')!;
+  // kube-vip's generated-manifest timers of v1.1+ and its 3 s ARP rate, the same for every release here
+  const lease = { leaseDurationS: 15, renewDeadlineS: 10, retryPeriodS: 2, arpRateMs: 3000 };
+  const topo = (version: string): Topology => ({ ...structuredClone(smb), settings: { kubeVip: { version } }, timers: mergeTimers(smb.timers, { kubeVip: lease }) });
+
+  function run(version: string, host: string, config: KubeVipConfig) {
+    const t = topo(version);
+    const events: AgentEvent[] = [];
+    const cmds: string[] = [];
+    const addrs = new Map<string, Set<string>>();
+    const kv = new KubeVip(recordingCtx(host, t, events, cmds, addrs), config);
+    const locks = new Map<string, MemoryLock>();
+    const lockOf = (name: string) => locks.get(name) ?? locks.set(name, new MemoryLock(name)).get(name)!;
+    kv.makeLock = (ns, name) => lockOf(`${ns}/${name}`).as(host);
+    return { kv, events, cmds, addrs, lockOf, holds: (ip: string) => [...addrs.values()].some((x) => x.has(ip)) };
+  }
+  const api = (): KubeVipConfig => ({ api: { mode: 'arp', vip: smb.vip, port: 6443, link: 'eth0' } });
+  const svc = (ip: string): KubeVipConfig => ({
+    services: { mode: 'arp', election: 'global', items: [{ name: 'web', namespace: 'default', ip, externalTrafficPolicy: 'Cluster', localEndpoint: true }] },
+  });
+  const firstOf = (events: AgentEvent[], type: string) => events.find((e) => e.type === type);
+  /** advance the fake clock in 50 ms steps until `pred` holds (at most `maxMs`) */
+  async function advanceUntil(pred: () => unknown, maxMs: number) {
+    for (let t = 0; t < maxMs && !pred(); t += 50) await vi.advanceTimersByTimeAsync(50);
+    expect(pred()).toBeTruthy();
+  }
+  const lossWithin = (lease.renewDeadlineS + 2 * lease.retryPeriodS) * 1000;
+
+  it('≤ v0.8: the first GARP goes out with the address', async () => {
+    vi.useFakeTimers();
+    const r = run('v0.8.9', cp1.name, api());
+    await r.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    const acquired = firstOf(r.events, 'acquired')!;
+    const garp = firstOf(r.events, 'garp-sent')!;
+    expect(acquired).toBeDefined();
+    expect(garp.t - acquired.t).toBe(0);
+    // the control-plane VIP's repeat is hard-coded to 3 s at v0.8.9
+    const arpings = () => r.cmds.filter((c) => c.startsWith('arping')).length;
+    const n = arpings();
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(arpings()).toBe(n + 1);
+    await r.kv.stop();
+  });
+
+  it('≥ v0.9: the first GARP waits for the process-wide ARP loop (0…vip_arpRate after the takeover, phase set at process start)', async () => {
+    vi.useFakeTimers();
+    const r = run('v1.2.3', cp1.name, api());
+    const startedAt = Date.now();
+    await r.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    const acquired = firstOf(r.events, 'acquired')!;
+    expect(acquired).toBeDefined();
+    expect(firstOf(r.events, 'garp-sent')).toBeUndefined(); // not with the address
+    expect(r.cmds.some((c) => c.startsWith('arping'))).toBe(false);
+    await vi.advanceTimersByTimeAsync(3000);
+    const garp = firstOf(r.events, 'garp-sent')!;
+    expect(garp.t - acquired.t).toBeGreaterThan(0);
+    expect(garp.t - acquired.t).toBeLessThanOrEqual(lease.arpRateMs);
+    expect((garp.t - startedAt) % lease.arpRateMs).toBe(0);
+    await r.kv.stop();
+  });
+
+  it('v0.8.9: losing the control-plane lease kills the process (log.Fatal): the other lease is not released; the kubelet restarts it after 1 s', async () => {
+    vi.useFakeTimers();
+    const ip = '10.32.0.200';
+    const r = run('v0.8.9', cp1.name, { ...api(), ...svc(ip) });
+    await r.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(r.holds(smb.vip) && r.holds(ip)).toBe(true);
+    r.lockOf('kube-system/plndr-cp-lock').down.add(cp1.name);
+    await advanceUntil(() => firstOf(r.events, 'restart'), lossWithin);
+    const restart = firstOf(r.events, 'restart')!;
+    expect(restart).toMatchObject({ exit: 'die', afterMs: 1000 });
+    expect(r.holds(smb.vip)).toBe(false); // OnStoppedLeading deleted it before log.Fatal
+    expect(r.holds(ip)).toBe(true); // the Services address is left behind…
+    expect(r.lockOf('kube-system/plndr-svcs-lock').record()!.holderIdentity).toBe(cp1.name); // …and its lease not released
+    const cleared = r.cmds.length;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(r.cmds.slice(cleared)).toContain(`ip addr del ${ip}/32 dev eth0`); // the restarted process clears it first
+    expect(r.events.filter((e) => e.type === 'leader' && e.lease === 'kube-system/plndr-svcs-lock')).toHaveLength(2); // and campaigns again
+    await r.kv.stop();
+  });
+
+  it('v1.2.3: losing the control-plane lease shuts the process down gracefully (other leases released) and it is restarted', async () => {
+    vi.useFakeTimers();
+    const ip = '10.32.0.200';
+    const r = run('v1.2.3', cp1.name, { ...api(), ...svc(ip) });
+    await r.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    r.lockOf('kube-system/plndr-cp-lock').down.add(cp1.name);
+    await advanceUntil(() => firstOf(r.events, 'restart'), lossWithin);
+    await vi.advanceTimersByTimeAsync(10); // the graceful shutdown's release and clean-up
+    expect(firstOf(r.events, 'restart')).toMatchObject({ exit: 'exit', afterMs: 1000 });
+    expect(r.holds(ip)).toBe(false);
+    expect(r.lockOf('kube-system/plndr-svcs-lock').record()).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
+    expect(firstOf(r.events, 'hung')).toBeUndefined();
+    await r.kv.stop();
+  });
+
+  it('v1.2.3: losing the global Services lease leaves the process running but dead (no restart, no new campaign); v1.1.2 exits and is restarted', async () => {
+    vi.useFakeTimers();
+    const ip = '10.32.0.200';
+    const r = run('v1.2.3', w1.name, svc(ip));
+    await r.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(r.holds(ip)).toBe(true);
+    const lock = r.lockOf('kube-system/plndr-svcs-lock');
+    lock.down.add(w1.name);
+    await advanceUntil(() => firstOf(r.events, 'hung'), lossWithin);
+    expect(r.holds(ip)).toBe(false);
+    lock.down.clear();
+    const callsAfter = lock.calls.get(w1.name);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(lock.calls.get(w1.name)).toBe(callsAfter); // never campaigns again
+    expect(firstOf(r.events, 'restart')).toBeUndefined();
+    expect(r.kv.status()).toMatchObject({ hung: true, restarts: 0 });
+    await r.kv.stop();
+
+    const old = run('v1.1.2', w1.name, svc(ip));
+    await old.kv.start();
+    await vi.advanceTimersByTimeAsync(100);
+    old.lockOf('kube-system/plndr-svcs-lock').down.add(w1.name);
+    await advanceUntil(() => firstOf(old.events, 'restart'), lossWithin);
+    expect(firstOf(old.events, 'restart')).toMatchObject({ exit: 'exit' });
+    expect(firstOf(old.events, 'hung')).toBeUndefined();
+    await old.kv.stop();
+  });
+
+  it('kubelet restart back-off: at once the first time (after the 1 s PLEG relist), then 10 s doubling to 300 s', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map(restartDelayMs)).toEqual([1000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]);
+  });
+});
+
+describe('talos-vip: which releases revoke a cancelled campaign\'s session', () => {
+  it('from v1.12.11, v1.13.8 and v1.14 on; never in v1.11.x', () => {
+    const yes = ['v1.12.11', 'v1.13.8', 'v1.13.9', 'v1.14.0', 'v2.0.0'];
+    const no = ['v1.11.6', 'v1.11.0', 'v1.12.0', 'v1.12.10', 'v1.13.0', 'v1.13.7', 'v1.10.9'];
+    for (const v of yes) expect(revokesOnCancel(v), v).toBe(true);
+    for (const v of no) expect(revokesOnCancel(v), v).toBe(false);
   });
 });

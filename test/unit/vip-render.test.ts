@@ -8,7 +8,11 @@ import { loadLab } from '../../src/model/load.js';
 import { mergeTimers } from '../../src/model/timers.js';
 import type { Lab, StrategyRef, Topology } from '../../src/model/types.js';
 import type { MechanismContext, Role } from '../../src/strategies/types.js';
-import { renderStrategy } from '../../src/strategies/compose.js';
+import { renderStrategy, routerBgpTimers } from '../../src/strategies/compose.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LabInputError } from '../../src/util/errors.js';
+import { useTempDirs } from '../helpers/tmp.js';
 import { KUBE_VIP_CLASS, claimsService, cpKubeVipServices } from '../../src/strategies/kube-vip/render.js';
 import { cpOf, ctxOf, svcOf } from '../helpers/roles.js';
 
@@ -20,6 +24,7 @@ const kubeVipBgpSvc = svcOf('kube-vip-bgp');
 import type { KubeVipConfig } from '../../src/strategies/kube-vip/agent.js';
 import type { TalosVipConfig } from '../../src/strategies/talos-vip/agent.js';
 
+const mkTemp = useTempDirs();
 const smb = loadLab('smb');
 const minecraft = loadLab('minecraft');
 const enterprise = loadLab('enterprise');
@@ -110,24 +115,30 @@ describe('kube-vip render', () => {
       expect(c.api!.backends!.map((b) => b.ip)).toEqual(cps.map((x) => x.ip));
       expect(c.services).toBeUndefined();
     }
-    const pod = parse(r.files!.find((f) => f.path === 'kube-vip/kube-vip.static-pod.yaml')!.content);
-    expect(pod.kind).toBe('Pod');
+    // a DaemonSet on the control planes (in-cluster config through KubePrism), not a static pod whose kubeconfig Talos could only deliver with a reboot
+    const docs = parseAllDocuments(r.files!.find((f) => f.path === 'kube-vip/kube-vip-cp.daemonset.yaml')!.content).map((d) => d.toJS());
+    expect(docs.map((d) => d.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']);
+    const pod = docs[3].spec.template;
+    expect(pod.spec).toMatchObject({ hostNetwork: true, serviceAccountName: 'kube-vip', nodeSelector: { 'node-role.kubernetes.io/control-plane': '' } });
+    expect(pod.spec.volumes).toBeUndefined();
+    expect(envOf(pod)).toMatchObject({ KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(t.kubePrismPort) });
+    expect(envOf(pod).k8s_config_file).toBeUndefined();
+    expect(r.files!.some((f) => f.kind === 'talos-patch')).toBe(false);
     expect(envOf(pod)).toMatchObject({
       address: t.vip,
       vip_arp: 'true',
       vip_leaderelection: 'true',
       vip_leasename: 'plndr-cp-lock',
-      vip_leaseduration: '5',
-      vip_renewdeadline: '3',
-      vip_retryperiod: '1',
+      // the default release v1.2.3's lease defaults, 15/10/2 s (cmd/kube-vip.go@v1.1.0+)
+      vip_leaseduration: '15',
+      vip_renewdeadline: '10',
+      vip_retryperiod: '2',
       vip_arpRate: '3000',
       cp_enable: 'true',
       svc_enable: 'false',
       lb_enable: 'true',
       lb_port: '6443',
     });
-    const patch = parse(r.files!.find((f) => f.path === 'talos/kube-vip-static-pod.patch.yaml')!.content);
-    expect(patch.machine.pods[0]).toEqual(pod);
     expect(r.files!.every((f) => f.hosts!.length === cps.length)).toBe(true);
   });
 
@@ -140,10 +151,24 @@ describe('kube-vip render', () => {
       const sp = r.sim!.speakers![n.name]!;
       expect(sp).toMatchObject({ owner: 'kube-vip', asn: n.asn, staticPrefixes: [] });
       expect(sp.frrConf).toContain(`router bgp ${n.asn}`);
-      expect(sp.frrConf).toContain(`timers ${t.timers.bgp.keepaliveS} ${t.timers.bgp.holdS}`);
+      // kube-vip's own BGP timers (keepalive 10 s, hold 30 s), not the lab's MetalLB `timers.bgp`
+      expect(sp.frrConf).toContain(`timers ${t.timers.kubeVipBgp.keepaliveS} ${t.timers.kubeVipBgp.holdS}`);
+      expect([t.timers.kubeVipBgp.keepaliveS, t.timers.kubeVipBgp.holdS]).toEqual([10, 30]);
       expect((r.sim!.components![n.name]![0]!.config as unknown as KubeVipConfig).api).toMatchObject({ mode: 'bgp', vip: t.vip });
-      const pod = parse(r.files!.find((f) => f.path === `kube-vip/kube-vip.static-pod-${n.name}.yaml`)!.content);
-      expect(envOf(pod)).toMatchObject({ bgp_enable: 'true', vip_arp: 'false', vip_leaderelection: 'false', vip_interface: 'lo', bgp_as: String(n.asn), bgp_peers: `${n.gateway}:${t.routers[0]!.asn}::false` });
+      const ds = parseAllDocuments(r.files!.find((f) => f.path === 'kube-vip/kube-vip-cp.daemonset.yaml')!.content).map((d) => d.toJS()).find((d) => d.metadata.name === `kube-vip-cp-${n.name}`);
+      expect(ds.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values).toEqual([n.name]);
+      const pod = ds.spec.template;
+      expect(envOf(pod)).toMatchObject({
+        bgp_enable: 'true',
+        vip_arp: 'false',
+        vip_leaderelection: 'false',
+        vip_interface: 'lo',
+        bgp_as: String(n.asn),
+        bgp_peers: `${n.gateway}:${t.routers[0]!.asn}::false`,
+        bgp_hold_time: '30',
+        bgp_keepalive_interval: '10',
+      });
+      expect(pod.spec.containers[0].image).toBe('ghcr.io/kube-vip/kube-vip:v1.2.3');
     }
   });
 
@@ -198,29 +223,80 @@ describe('kube-vip render', () => {
 
 describe('kube-vip bands', () => {
   const c = ctx(smb, 'kube-vip-arp+kube-vip-arp');
-  it('ARP graceful: a follower takes the released Lease at its next jittered retry', () => {
-    // retry 1 s × (1 + 1.2) + 1 s margin
-    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', c)).toMatchObject({ min: 0, max: 3200 });
+  // the rules, restated: client-go JitterFactor 1.2 on retryPeriod R; lease D; ≥ v0.9 the first GARP
+  // waits up to vip_arpRate G for the process-wide ARP loop (pkg/arp/arp.go), ≤ v0.8 it goes out at
+  // once; 1 s margin
+  const J = 1.2;
+  const MARGIN = 1000;
+  const bands = (D: number, R: number, G: number) => ({
+    graceful: { min: 0, max: Math.round((1 + J) * R + G + MARGIN) },
+    crash: { min: D - R, max: Math.round(D + 2 * (1 + J) * R + G + MARGIN) },
   });
-  it('ARP crash: [lease − retry, lease + 2 jittered retries + margin]', () => {
-    for (const d of ['crash', 'freeze', 'partition'] as const) expect(kubeVipArpMechanism.expectedOutage(d, c)).toMatchObject({ min: 4000, max: 10_400 });
-    const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { kubeVip: { leaseDurationS: 15, renewDeadlineS: 10, retryPeriodS: 2 } }) };
-    expect(kubeVipArpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject({ min: 13_000, max: 24_800 });
+  // smb pins nothing: kube-vip v1.2.3, 15/10/2 s, arpRate 3 s
+  const v123 = bands(15_000, 2000, 3000);
+
+  it('ARP graceful: a follower takes the released Lease at its next jittered retry, then the ARP loop announces it', () => {
+    expect(smb.topology.timers.kubeVip).toMatchObject({ leaseDurationS: 15, retryPeriodS: 2, arpRateMs: 3000 });
+    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', c)).toMatchObject(v123.graceful);
+    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', c)!.basis).toMatch(/ARP loop/);
+  });
+  it('ARP crash: [lease − retry, lease + 2 jittered retries + the ARP loop + margin]', () => {
+    for (const d of ['crash', 'freeze', 'partition'] as const) expect(kubeVipArpMechanism.expectedOutage(d, c)).toMatchObject(v123.crash);
+    const t = { ...smb.topology, timers: mergeTimers(smb.topology.timers, { kubeVip: { leaseDurationS: 5, renewDeadlineS: 3, retryPeriodS: 1 } }) };
+    expect(kubeVipArpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject(bands(5000, 1000, 3000).crash);
+  });
+  it('a lab pinning v0.8.9 gets its 5/3/1 s lease and its GARP at once: no ARP-loop term', () => {
+    const t = { ...smb.topology, settings: { kubeVip: { version: 'v0.8.9' } }, timers: mergeTimers(smb.topology.timers, { kubeVip: { leaseDurationS: 5, renewDeadlineS: 3, retryPeriodS: 1 } }) };
+    const old = bands(5000, 1000, 0);
+    expect(kubeVipArpMechanism.expectedOutage('graceful-shutdown', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject(old.graceful);
+    expect(kubeVipArpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t))).toMatchObject(old.crash);
+    const pod = parseAllDocuments(kubeVipArpMechanism.render(ctx(smb, 'kube-vip-arp+kube-vip-arp', {}, t)).files!.find((f) => f.path === 'kube-vip/kube-vip-cp.daemonset.yaml')!.content)
+      .map((d) => d.toJS())
+      .find((d) => d.kind === 'DaemonSet').spec.template;
+    expect(pod.spec.containers[0].image).toBe('ghcr.io/kube-vip/kube-vip:v0.8.9');
   });
   it('ARP garp-ignored: bounded by the router\'s neighbour entry failing (53 s) + a resolution + margin', () => {
-    expect(kubeVipArpMechanism.expectedOutage('garp-ignored', c)).toMatchObject({ min: 4000, max: 55_000 });
+    expect(kubeVipArpMechanism.expectedOutage('garp-ignored', c)).toMatchObject({ min: v123.crash.min, max: 55_000 });
   });
   it('the Service side uses the same lease math (global or per-Service lease)', () => {
-    expect(kubeVipArpSvc.expectedOutage('crash', c)).toMatchObject({ min: 4000, max: 10_400 });
+    expect(kubeVipArpSvc.expectedOutage('crash', c)).toMatchObject(v123.crash);
     expect(kubeVipArpSvc.expectedOutage('crash', ctx(smb, 'kube-vip-arp+kube-vip-arp', { kubeVipServicesElection: true }))!.basis).toMatch(/kubevip-web/);
   });
-  it('BGP: withdraw ≈ 0 on graceful; the router\'s hold time (or BFD) on a crash (new connections hash to the victim at once)', () => {
+  it('BGP: withdraw ≈ 0 on graceful; kube-vip\'s own hold time (30 s, keepalive 10 s — not the lab\'s MetalLB timers) or BFD on a crash', () => {
     const b = ctx(smb, 'kube-vip-bgp+metallb-l2');
     expect(kubeVipBgpMechanism.expectedOutage('graceful-shutdown', b)).toMatchObject({ min: 0, max: 2000 });
-    expect(kubeVipBgpMechanism.expectedOutage('crash', b)).toMatchObject({ min: 6000, max: 10_000 }); // hold 9 s − keepalive 3 s … hold + 1 s (bgpd/zebra)
+    expect(kubeVipBgpMechanism.expectedOutage('crash', b)).toMatchObject({ min: 20_000, max: 31_000 }); // hold 30 s − keepalive 10 s … hold + 1 s (bgpd/zebra)
     expect(kubeVipBgpMechanism.expectedOutage('crash', ctx(smb, 'kube-vip-bgp+metallb-l2', { bfd: true }))).toMatchObject({ min: 600, max: 1900 });
     expect(kubeVipBgpSvc.expectedOutage('node-leave', ctx(smb, 'haproxy+kube-vip-bgp'))).toMatchObject({ min: 0, max: 2000 });
-    expect(kubeVipBgpSvc.expectedOutage('crash', ctx(smb, 'haproxy+kube-vip-bgp'))!.basis).toMatch(/hold time at the router \(9 s negotiated/);
+    expect(kubeVipBgpSvc.expectedOutage('crash', ctx(smb, 'haproxy+kube-vip-bgp'))!.basis).toMatch(/hold time at the router \(30 s negotiated/);
+    // the routers are rendered with kube-vip's timers for its strategies
+    expect(routerBgpTimers(smb.topology, { cp: kubeVipBgpMechanism, svc: svcOf('metallb-l2') })).toEqual(smb.topology.timers.kubeVipBgp);
+    expect(routerBgpTimers(smb.topology, { cp: cpOf('haproxy'), svc: kubeVipBgpSvc })).toEqual(smb.topology.timers.kubeVipBgp);
+  });
+  it('BGP with BFD: the peer carries kube-vip\'s BFD field (v1.2.2+); an older release asked for BFD is refused when the lab loads', () => {
+    const r = kubeVipBgpMechanism.render(ctx(smb, 'kube-vip-bgp+metallb-l2', { bfd: true }));
+    const cp1 = smb.topology.nodes.find((n) => n.role === 'controlplane')!;
+    const ds = parseAllDocuments(r.files!.find((f) => f.path === 'kube-vip/kube-vip-cp.daemonset.yaml')!.content).map((d) => d.toJS()).find((d) => d.metadata.name === `kube-vip-cp-${cp1.name}`);
+    const { receiveMs, transmitMs, detectMultiplier } = smb.topology.timers.bfd;
+    expect(envOf(ds.spec.template).bgp_peers).toBe(`${cp1.gateway}:${smb.topology.routers[0]!.asn}::false:::true;${receiveMs};${transmitMs};${detectMultiplier}`);
+    const dir = mkTemp('tlx-kv-bfd-');
+    const write = (name: string, body: string) => {
+      writeFileSync(join(dir, name), `topology: smb\ndrills: [baseline]\n${body}`);
+      return join(dir, name);
+    };
+    const problems = (file: string) => {
+      try {
+        loadLab(file);
+        return [];
+      } catch (e) {
+        return (e as LabInputError).issues.map((i) => `${i.path}: ${i.message}`);
+      }
+    };
+    const opt = problems(write('a.yaml', 'strategies: [{ id: kube-vip-bgp+metallb-l2, options: { bfd: true } }]\nsettings:\n  kubeVip: { version: v1.2.1 }\n'));
+    expect(opt).toEqual([expect.stringMatching(/^strategies\[0\]\.options\.bfd: BFD \(options\.bfd\).*v1\.2\.2 or later.*v1\.2\.1/)]);
+    const viaTimers = problems(write('b.yaml', 'strategies: [kube-vip-bgp+metallb-l2, talos-vip+metallb-bgp]\nsettings:\n  kubeVip: { version: v0.8.9 }\ntimers:\n  bfd: { enabled: true }\n'));
+    expect(viaTimers).toEqual([expect.stringMatching(/^strategies\[0\]\.id: BFD \(timers\.bfd\.enabled\)/)]);
+    expect(problems(write('c.yaml', 'strategies: [{ id: kube-vip-bgp+metallb-l2, options: { bfd: true } }]\nsettings:\n  kubeVip: { version: v1.2.2 }\n'))).toEqual([]);
   });
   it('drill issues', () => {
     const all: Role[] = [kubeVipArpMechanism, kubeVipBgpMechanism];

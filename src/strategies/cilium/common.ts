@@ -60,5 +60,5 @@ export function ciliumReal(featureValues: string[]): RealSupport {
     },
   ];
   // the CNI stays: a cluster cannot drop its CNI in place (the provider rebuilds when the next strategy needs another)
-  return { cni: 'cilium', install, versions: { cilium: CILIUM_VERSION } };
+  return { cni: 'cilium', install, versions: { cilium: CILIUM_VERSION }, addressAnnotation: 'lbipam.cilium.io/ips' };
 }

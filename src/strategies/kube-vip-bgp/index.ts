@@ -4,7 +4,9 @@
  * workload node announces each Service /32 it serves — for externalTrafficPolicy Local only the
  * nodes with a local endpoint, for Cluster every node (kube-vip pkg/manager/watch_services.go: BGP
  * without leader election starts an endpoint watcher per Service). The router spreads flows over
- * them by ECMP. Speakers (`sim.speakers[node]`, owner kube-vip) use `timers.bgp` and optional BFD.
+ * them by ECMP. Speakers (`sim.speakers[node]`, owner kube-vip) use kube-vip's own BGP timers
+ * (`timers.kubeVipBgp`: hold 30 s, keepalive 10 s, connect retry 10 s) and BFD when the release
+ * has it (v1.2.2+; an older release asked for BFD is refused when the lab loads).
  * Rules, manifests and sources are in ../kube-vip/render.ts.
  *
  * Bands (../bands.ts bgpEcmpBand): a graceful stop withdraws at once; a crash lasts until the
@@ -15,22 +17,28 @@ import type { Band, MechanismContext, Mechanism } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
 import { bfdFor, bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand } from '../bands.js';
 import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
-import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, svcClaimsClassless } from '../kube-vip/roles.js';
-import { kubeVipTimers } from '../kube-vip/timers.js';
+import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, kubeVipStrategyIssue, svcClaimsClassless } from '../kube-vip/roles.js';
+import { kubeVipBgpTimers, kubeVipTimers } from '../kube-vip/timers.js';
+import { kubeVipSettings } from '../kube-vip/settings.js';
 
 const ID = 'kube-vip-bgp';
 
-/** how long the router keeps a dead node's path: BFD detection, else the hold timer (both sides use timers.bgp) */
+/** how long the router keeps a dead node's path: BFD detection, else the hold timer (both sides use timers.kubeVipBgp) */
 function dead(t: Topology, ref: StrategyRef): Band {
-  return bgpDeadPeerBand(t.timers.bgp, t.timers.bgp, bfdFor(t, ref), 'the node');
+  return bgpDeadPeerBand(t.timers.kubeVipBgp, t.timers.kubeVipBgp, bfdFor(t, ref), 'the node');
 }
 
-const BGP_SOURCES = ['kube-vip.io/docs/modes/bgp (v0.8/v0.9): BGP mode, VIP on lo, every node advertises; bgp_hold_time / bgp_keepalive_interval', 'RFC 4271 §4.2/§10 (hold timer reset by KEEPALIVE/UPDATE); FRR 8.4 docs bgp.rst, bfd.rst'];
+const BGP_SOURCES = [
+  'kube-vip.io/docs/modes/bgp: BGP mode, VIP on lo, every node advertises; bgp_hold_time / bgp_keepalive_interval',
+  'kube-vip cmd/kube-vip.go @v0.8.9/@v1.2.3 (bgpHoldTimer 30 s, bgpKeepAliveInterval 10 s), pkg/bgp/peers.go (ConnectRetry 10 s; BfdPeerConfig from v1.2.2), pkg/kubevip/config_bgp.go @v1.2.3 (bgp_peers BFD field)',
+  'RFC 4271 §4.2/§10 (hold timer reset by KEEPALIVE/UPDATE); FRR 8.4 docs bgp.rst, bfd.rst',
+];
 
 export const kubeVipBgp: Mechanism = {
   id: ID,
   family: KUBE_VIP_FAMILY,
-  timers: [kubeVipTimers],
+  timers: [kubeVipTimers, kubeVipBgpTimers],
+  settings: kubeVipSettings,
   components: KUBE_VIP_COMPONENTS,
   cp: {
     id: ID,
@@ -40,7 +48,7 @@ export const kubeVipBgp: Mechanism = {
     summary:
       'kube-vip runs as a static pod on every control plane in BGP mode: there is no election, every control plane adds the VIP to lo and announces it as a /32 ' +
       'to the router, which spreads connections over them by ECMP (active-active). A graceful stop withdraws the route at once; a crash is noticed only when ' +
-      "the router's BGP hold timer expires (or BFD, when enabled), and until then the flows hashed to the dead node fail. kube-vip and MetalLB/Cilium cannot " +
+      "the router's BGP hold time expires (kube-vip's own default 30 s, keepalive 10 s) or BFD detects it (kube-vip v1.2.2+), and until then the flows hashed to the dead node fail. kube-vip and MetalLB/Cilium cannot " +
       "both speak BGP on a node (TCP/179, pitfall 3). Sim: the node's FRR speaker announces what the emulated kube-vip adds.",
     sources: [...KUBE_VIP_SOURCES, ...BGP_SOURCES],
     traits: { l2: false, bgp: true, spread: 'active-active', endpoint: 'vip' },
@@ -48,6 +56,8 @@ export const kubeVipBgp: Mechanism = {
     options: CP_OPTIONS,
     claimsClasslessServices: cpClaimsClassless,
     articleClaims: ['api-active-active'],
+    bgpTimers: (t) => t.timers.kubeVipBgp,
+    strategyIssue: kubeVipStrategyIssue,
     render: (ctx) => renderKubeVipCp(ctx, 'bgp'),
     expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
       if (drill === 'baseline' || drill === 'node-leave' || drill === 'node-join') return null; // churn is measured on Services
@@ -71,6 +81,8 @@ export const kubeVipBgp: Mechanism = {
     options: SVC_OPTIONS,
     claimsClasslessServices: svcClaimsClassless,
     articleClaims: ['bgp-ecmp-spread', 'bgp-churn-resets'],
+    bgpTimers: (t) => t.timers.kubeVipBgp,
+    strategyIssue: kubeVipStrategyIssue,
     render: (ctx) => renderKubeVipSvc(ctx, 'bgp'),
     expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
       if (drill === 'baseline') return null;

@@ -1,33 +1,49 @@
 /**
  * Agent component `kube-vip`: ONE emulated kube-vip process per node serving the control-plane VIP
- * (`api`) and/or LoadBalancer Services (`services`), as the real kube-vip does (kube-vip v0.8/v0.9,
- * pkg/manager, pkg/cluster). Configs of the cp and svc mechanisms are merged into one component
- * (src/strategies/compose.ts mergeComponents), so they use distinct keys.
+ * (`api`) and/or LoadBalancer Services (`services`), as the real kube-vip does (pkg/manager,
+ * pkg/cluster), behaving as the release in `settings.kubeVip.version` does (./versions.ts: the
+ * rules and where each was read). Configs of the cp and svc mechanisms are merged into one
+ * component (src/strategies/compose.ts mergeComponents), so they use distinct keys.
  *
- * Leader election (pkg/cluster/clusterLeaderElection.go runKubernetesLeaderElectionOrDie,
- * pkg/manager/servicesLeader.go): client-go `leaderelection.RunOrDie` on a coordination.k8s.io
+ * Leader election (pkg/cluster/clusterLeaderElection.go, pkg/election/election.go@v1.2.3,
+ * pkg/manager/worker/common.go): client-go `leaderelection.RunOrDie` on a coordination.k8s.io
  * Lease with ReleaseOnCancel, LeaseDuration/RenewDeadline/RetryPeriod = vip_leaseduration /
- * vip_renewdeadline / vip_retryperiod (`timers.kubeVip`). The Lease lives where the API server
- * would keep it, an etcd key `/registry/leases/<ns>/<name>` (JSON here, protobuf in a real
- * cluster), updated with compare-and-swap on its mod revision — what the API server does with
- * `resourceVersion`. The elector follows client-go k8s.io/client-go/tools/leaderelection/
- * leaderelection.go (v0.30+) line by line:
+ * vip_renewdeadline / vip_retryperiod (`timers.kubeVip`). The Lease is read and written THROUGH AN
+ * API SERVER, as the real process does, along the path the rendered manifests give it
+ * (./manifests.ts): the API VIP's DaemonSet points its in-cluster config at KubePrism on the node
+ * (127.0.0.1:7445), which prefers the node's own API server (tier 0) and moves to another only
+ * after its dials failed enough to score it out (src/emulation/kubeprism.ts) — so a dead local API
+ * server makes the leader miss renewals until KubePrism fails over, and it hands over when that
+ * takes longer than the renew deadline; the Services DaemonSet uses the `kubernetes` Service,
+ * which kube-proxy sends to one API server per connection (emulated: one control plane's API
+ * server, picked at random and kept until a request to it fails). The API
+ * server stand-in (src/emulation/apiserver.ts) keeps the Lease in etcd with resourceVersion
+ * compare-and-swap (409 Conflict). The elector follows client-go k8s.io/client-go/tools/
+ * leaderelection/leaderelection.go (@v0.36.3, what kube-vip v1.2.3 builds with) line by line:
  *   - acquire: tryAcquireOrRenew every RetryPeriod with JitterFactor 1.2 (wait.JitterUntil);
  *   - a non-leader may take the lease once LeaseDuration has passed since it last OBSERVED the
  *     record change (observedTime, client-go's clock-skew-safe rule), or at once when the holder
  *     identity is empty (released);
  *   - renew: every RetryPeriod; the leader gives up when it could not renew for RenewDeadline;
- *   - ReleaseOnCancel: a graceful stop writes the lease back with an empty holder and
+ *   - ReleaseOnCancel: a graceful stop reads the lease and writes it back with an empty holder and
  *     leaseDurationSeconds 1, so another candidate takes over at its next retry.
- * kube-vip panics when it loses the control-plane or global-services lease ("lost leadership,
- * restarting kube-vip"); kubelet restarts the container after its back-off (10 s for the first
- * restart, Kubernetes docs "Pod Lifecycle: container restarts"). Emulated: the whole component
- * restarts after 10 s, other leases are left to expire (the process died), its addresses are removed
- * at the restart (kube-vip StartCluster deletes the VIP "in case it already exists").
+ * Losing the control-plane or the global Services lease ends the process as the release does
+ * (./versions.ts onLostCpLease / onLostServicesLease): `die` (log.Fatal/panic: other leases not
+ * released, its other addresses left) or `exit` (a graceful shutdown: other leases released,
+ * addresses removed), and the kubelet starts the container again — at once the first time (after
+ * its 1 s PLEG relist), then after 10 s doubling to 300 s (kubelet kuberuntime_manager.go
+ * doBackOff with client-go flowcontrol.Backoff: no back-off entry before the first exit; 10 s
+ * initial, MaxContainerBackOff 300 s). `hang` (v1.2.0–v1.2.3 on the Services lease): the graceful
+ * shutdown starts but the process never exits, so it is never restarted (event `hung`). At the
+ * restart its addresses are removed first (kube-vip StartCluster deletes the VIP "in case it
+ * already exists").
  *
  * API (`api`):
- *   - ARP (vip_arp): the leader of lease `plndr-cp-lock` (vip_leasename) adds the VIP to the link,
- *     sends a gratuitous ARP and re-announces every `arpRateMs` (vip_arpRate, pkg/arp).
+ *   - ARP (vip_arp): the leader of lease `plndr-cp-lock` (vip_leasename) adds the VIP to the link.
+ *     Gratuitous ARP as the release sends it: ≤ v0.8 one at once from a per-VIP loop, repeated
+ *     every 3 s (hard-coded ≤ v0.8.9) or vip_arpRate (v0.8.10); ≥ v0.9 the VIP joins the process's
+ *     ONE ARP loop, started with the process, which sends for every held address each vip_arpRate:
+ *     the first GARP after a takeover goes out 0…arpRate later (pkg/arp/arp.go).
  *   - BGP (bgp_enable, no leader election): every control plane adds the VIP to `lo` and announces
  *     it as /32 through its BGP speaker (here: the node's FRR, src/emulation/net.ts bgpAnnounce);
  *     a graceful stop withdraws it.
@@ -40,7 +56,7 @@
  *     connections (IPVS masquerade forwarding), rewritten whenever the healthy backend set changes.
  * Services (`services`): class filtering is done by the renderer (see ./render.ts);
  *   - ARP, global election (default): the leader of `plndr-svcs-lock` (svc_leasename) adds every
- *     Service IP to the LAN link + GARP (all traffic for all Services enters through one node);
+ *     Service IP to the LAN link + GARP as above (all traffic for all Services enters through one node);
  *   - ARP, svc_election: one lease `kubevip-<service>` per Service (in the Service's namespace); for
  *     externalTrafficPolicy Local only nodes with a local endpoint take part (pkg/manager/
  *     watch_services.go starts the endpoint watcher for Local Services);
@@ -48,16 +64,22 @@
  *     for Cluster every node — and withdraws it on a graceful stop.
  *
  * Events: `leader` / `lost-leader` {lease}, `new-leader` {lease, identity}, `acquired` / `released`
- * {ip}, `garp-sent`, `announce` / `withdraw` {ip} (+ net.ts' `bgp-announce`/`bgp-withdraw`),
- * `backend-up` / `backend-down` {ip}, `restart` {reason}.
+ * {ip}, `garp-sent` {ip} (the first GARP after acquiring an address, when it goes out), `announce` /
+ * `withdraw` {ip} (+ net.ts' `bgp-announce`/`bgp-withdraw`), `backend-up` / `backend-down` {ip},
+ * `restart` {reason, afterMs}, `hung` {reason}.
  * Test hook: `simulateCrash()` = SIGKILL (no release, no withdraw, addresses left).
  */
 import https from 'node:https';
-import type { Etcd3 } from 'etcd3';
+import { readFileSync } from 'node:fs';
 import type { AgentComponent, AgentContext, ComponentFactory } from '../../emulation/agent/types.js';
 import type { Node } from '../../model/types.js';
-import { addAddress, bgpAnnounce, bgpWithdraw, delAddress, etcdEndpoints, hasAddress, lanIf, sendGarp } from '../../emulation/net.js';
+import { addAddress, bgpAnnounce, bgpWithdraw, delAddress, hasAddress, lanIf, sendGarp } from '../../emulation/net.js';
+import { pkiPaths } from '../../emulation/pki.js';
+import type { Etcd3 } from 'etcd3';
 import { atMost, labEtcdClient, pause, within } from '../talos-vip/agent.js';
+import { leaseKey } from '../../emulation/apiserver.js';
+import { releaseOf } from './settings.js';
+import type { KubeVipRelease } from './versions.js';
 
 // ---------------------------------------------------------------------------------------------
 // config (written by the renderer ./render.ts for both mechanisms and both roles)
@@ -106,8 +128,16 @@ export interface KubeVipServicesConfig {
 export interface KubeVipConfig {
   api?: KubeVipApiConfig;
   services?: KubeVipServicesConfig;
-  /** etcd client URLs of "the API server" (default: control plane → its own member; else all members) */
-  endpoints?: string[];
+  /**
+   * base URLs of the API servers the process talks to. Default, as the rendered manifests make
+   * it: with `api` (the control-plane DaemonSet) KubePrism on the node, https://127.0.0.1:<7445>,
+   * which prefers the local API server and falls back to the others by its own rules
+   * (src/emulation/kubeprism.ts); Services only (their DaemonSet, in-cluster config): every control
+   * plane's API server, one at a time, as the `kubernetes` Service gives them
+   */
+  apiServers?: string[];
+  /** CA the API servers' certificates are checked with (default the lab CA) */
+  caFile?: string;
   /** vip_nodename (default the host name) */
   nodeName?: string;
 }
@@ -120,8 +150,15 @@ export const LEASE_NAMESPACE = 'kube-system';
 export const serviceLeaseName = (svc: string) => `kubevip-${svc}`;
 /** client-go leaderelection.go JitterFactor */
 export const JITTER_FACTOR = 1.2;
-/** kubelet's first container restart back-off (Kubernetes docs, Pod Lifecycle) */
-const RESTART_BACKOFF_MS = 10_000;
+/**
+ * When the kubelet starts an exited container again: the first time at once, once its PLEG relist
+ * (every 1 s) has seen the exit; then after the back-off, 10 s doubling up to 300 s (see header).
+ * The back-off is forgotten after 10 min without an exit (flowcontrol.Backoff GC: 2 × max).
+ */
+export function restartDelayMs(restartsSoFar: number): number {
+  return restartsSoFar === 0 ? 1000 : Math.min(10_000 * 2 ** (restartsSoFar - 1), 300_000);
+}
+const BACKOFF_FORGOTTEN_MS = 600_000;
 /** pkg/backend/backend.go: the default check interval; the client's request timeout (issue #875 logs `timeout=10s`) */
 const BACKEND_CHECK_INTERVAL_S = 5;
 const BACKEND_CHECK_TIMEOUT_MS = 10_000;
@@ -140,17 +177,156 @@ export interface LeaseRecord {
   leaseTransitions: number;
 }
 
+/** What the elector needs of a Lease: get, create, update guarded by the resourceVersion read. */
+export interface LeaseLock {
+  describe(): string;
+  get(deadlineMs: number): Promise<{ record: LeaseRecord; raw: string; resourceVersion: string } | null>;
+  /** fails (null) when the object exists — the API server's AlreadyExists */
+  create(record: LeaseRecord, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null>;
+  /** fails (null) when the resourceVersion is not the current one — 409 Conflict */
+  update(record: LeaseRecord, resourceVersion: string, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null>;
+}
+
 /**
- * The etcd endpoint kube-vip's requests go through. gRPC clients stick to one endpoint and move
- * to the next when it fails (like client-go through KubePrism / one API server), so a dead member
- * costs one timed-out call, not one in three.
+ * The API servers the process talks to. client-go keeps ONE connection to the address its config
+ * names and opens a new one when it breaks; through the `kubernetes` Service each new connection
+ * may land on another API server (kube-proxy picks one per connection). So: one server at a time,
+ * the next one after a request to it failed at the transport level (refused, reset, timed out);
+ * an HTTP error (409, 404, 5xx) is an answer and keeps the server.
+ */
+export class ApiServers {
+  private current: number;
+  private readonly agents: https.Agent[];
+  private ca: Buffer | null | undefined;
+  private closed = false;
+
+  constructor(
+    readonly urls: string[],
+    private readonly caFile: string,
+    start = Math.floor(Math.random() * urls.length),
+  ) {
+    if (!urls.length) throw new Error('kube-vip: no API server to talk to');
+    this.current = start % urls.length;
+    this.agents = urls.map(() => new https.Agent({ keepAlive: true, maxSockets: 4 }));
+  }
+
+  get currentUrl(): string {
+    return this.urls[this.current]!;
+  }
+
+  /** One request with a deadline; resolves with the status and the JSON body, rejects on transport errors. */
+  request(method: string, path: string, body: unknown, deadlineMs: number): Promise<{ status: number; json: any }> {
+    if (this.closed) return Promise.reject(new Error('client closed'));
+    if (this.ca === undefined) {
+      try {
+        this.ca = readFileSync(this.caFile);
+      } catch {
+        this.ca = null;
+      }
+    }
+    if (!this.ca) return Promise.reject(new Error(`kube-vip: no CA at ${this.caFile}`));
+    const i = this.current;
+    const url = new URL(path, this.urls[i]);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (this.current === i) this.current = (i + 1) % this.urls.length;
+        reject(e);
+      };
+      const req = https.request(
+        url,
+        { method, ca: this.ca!, agent: this.agents[i], headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            let json: unknown = null;
+            try {
+              json = JSON.parse(text);
+            } catch {
+              /* not JSON: the status says enough */
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+          res.on('error', (e) => fail(e));
+        },
+      );
+      const timer = setTimeout(() => {
+        req.destroy(new Error('deadline exceeded'));
+      }, Math.max(1, deadlineMs));
+      req.on('error', (e) => fail(e));
+      req.end(payload);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const a of this.agents) a.destroy();
+  }
+}
+
+/** client-go resourcelock.LeaseLock: the Lease through the API server (coordination.k8s.io/v1). */
+export class ApiLeaseLock implements LeaseLock {
+  constructor(
+    private readonly api: ApiServers,
+    readonly namespace: string,
+    readonly name: string,
+  ) {}
+
+  describe(): string {
+    return `${this.namespace}/${this.name}`;
+  }
+
+  private get path(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${this.namespace}/leases`;
+  }
+
+  async get(deadlineMs: number): Promise<{ record: LeaseRecord; raw: string; resourceVersion: string } | null> {
+    const r = await this.api.request('GET', `${this.path}/${this.name}`, undefined, deadlineMs);
+    if (r.status === 404) return null;
+    if (r.status !== 200) throw new Error(`get lease ${this.describe()}: HTTP ${r.status}`);
+    const spec = r.json.spec as LeaseRecord;
+    return { record: spec, raw: JSON.stringify(spec), resourceVersion: String(r.json.metadata.resourceVersion) };
+  }
+
+  async create(record: LeaseRecord, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null> {
+    const body = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.name, namespace: this.namespace }, spec: record };
+    const r = await this.api.request('POST', this.path, body, deadlineMs);
+    if (r.status === 409) return null;
+    if (r.status !== 201 && r.status !== 200) throw new Error(`create lease ${this.describe()}: HTTP ${r.status}`);
+    return { raw: JSON.stringify(record), resourceVersion: String(r.json.metadata.resourceVersion) };
+  }
+
+  async update(record: LeaseRecord, resourceVersion: string, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null> {
+    const body = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.name, namespace: this.namespace, resourceVersion }, spec: record };
+    const r = await this.api.request('PUT', `${this.path}/${this.name}`, body, deadlineMs);
+    if (r.status === 409 || r.status === 404) return null;
+    if (r.status !== 200) throw new Error(`update lease ${this.describe()}: HTTP ${r.status}`);
+    return { raw: JSON.stringify(record), resourceVersion: String(r.json.metadata.resourceVersion) };
+  }
+}
+
+/**
+ * The Lease straight in etcd, at the key the API server uses (`/registry/leases/<ns>/<name>`), with
+ * the mod revision as resourceVersion: for emulated controllers whose real client path is not
+ * modelled. kube-vip itself goes through an API server (ApiLeaseLock). gRPC clients stick to one
+ * endpoint and move to the next when it fails.
  */
 export class EtcdEndpoints {
   private readonly clients: Etcd3[];
   private current = 0;
 
   constructor(readonly hosts: string[]) {
-    if (!hosts.length) throw new Error('kube-vip: no etcd endpoints');
+    if (!hosts.length) throw new Error('no etcd endpoints');
     this.clients = hosts.map((h) => labEtcdClient([h], 5000));
   }
 
@@ -172,7 +348,7 @@ export class EtcdEndpoints {
   }
 }
 
-export class EtcdLeaseLock {
+export class EtcdLeaseLock implements LeaseLock {
   readonly key: string;
 
   constructor(
@@ -180,33 +356,31 @@ export class EtcdLeaseLock {
     readonly namespace: string,
     readonly name: string,
   ) {
-    this.key = `/registry/leases/${namespace}/${name}`;
+    this.key = leaseKey(namespace, name);
   }
 
   describe(): string {
     return `${this.namespace}/${this.name}`;
   }
 
-  async get(deadlineMs: number): Promise<{ record: LeaseRecord; raw: string; modRevision: string } | null> {
+  async get(deadlineMs: number): Promise<{ record: LeaseRecord; raw: string; resourceVersion: string } | null> {
     const r = await this.etcd.use((c) => c.get(this.key).options(within(deadlineMs)).exec());
     const kv = r.kvs[0];
     if (!kv) return null;
     const raw = kv.value.toString();
-    return { record: JSON.parse(raw) as LeaseRecord, raw, modRevision: String(kv.mod_revision) };
+    return { record: JSON.parse(raw) as LeaseRecord, raw, resourceVersion: String(kv.mod_revision) };
   }
 
-  /** Create: fails (null) when the object exists — the API server's AlreadyExists */
-  async create(record: LeaseRecord, deadlineMs: number): Promise<{ raw: string; modRevision: string } | null> {
+  async create(record: LeaseRecord, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null> {
     const raw = JSON.stringify(record);
     const r = await this.etcd.use((c) => c.if(this.key, 'Create', '==', 0).then(c.put(this.key).value(raw)).options(within(deadlineMs)).commit());
-    return r.succeeded ? { raw, modRevision: String(r.header.revision) } : null;
+    return r.succeeded ? { raw, resourceVersion: String(r.header.revision) } : null;
   }
 
-  /** Update guarded by the revision we last read — the API server's resourceVersion check (409 Conflict) */
-  async update(record: LeaseRecord, modRevision: string, deadlineMs: number): Promise<{ raw: string; modRevision: string } | null> {
+  async update(record: LeaseRecord, resourceVersion: string, deadlineMs: number): Promise<{ raw: string; resourceVersion: string } | null> {
     const raw = JSON.stringify(record);
-    const r = await this.etcd.use((c) => c.if(this.key, 'Mod', '==', modRevision).then(c.put(this.key).value(raw)).options(within(deadlineMs)).commit());
-    return r.succeeded ? { raw, modRevision: String(r.header.revision) } : null;
+    const r = await this.etcd.use((c) => c.if(this.key, 'Mod', '==', resourceVersion).then(c.put(this.key).value(raw)).options(within(deadlineMs)).commit());
+    return r.succeeded ? { raw, resourceVersion: String(r.header.revision) } : null;
   }
 }
 
@@ -230,13 +404,13 @@ export class LeaderElector {
   private observed: LeaseRecord | null = null;
   private observedRaw: string | null = null;
   private observedTime = 0;
-  private modRevision: string | null = null;
+  private resourceVersion: string | null = null;
   private reportedLeader = '';
   private abandoned = false;
   private leading = false;
 
   constructor(
-    readonly lock: EtcdLeaseLock,
+    readonly lock: LeaseLock,
     private readonly c: LeaderElectionConfig,
   ) {}
 
@@ -271,7 +445,9 @@ export class LeaderElector {
       this.leading = false;
       return 'abandoned';
     }
-    if (end === 'cancelled' && this.c.releaseOnCancel) await this.release().catch(() => false);
+    // client-go renew() ends with `if ReleaseOnCancel { release() }` whether the context was
+    // cancelled or the renewal failed (leaderelection.go@v0.36.3); OnStoppedLeading runs after it
+    if (this.c.releaseOnCancel) await this.release().catch(() => false);
     this.leading = false;
     await this.c.onStoppedLeading();
     return end;
@@ -324,11 +500,11 @@ export class LeaderElector {
     return this.observedTime + (this.observed?.leaseDurationSeconds ?? 0) * 1000 > nowMs;
   }
 
-  private setObserved(record: LeaseRecord, raw: string, modRevision: string): void {
+  private setObserved(record: LeaseRecord, raw: string, resourceVersion: string): void {
     this.observed = record;
     this.observedRaw = raw;
     this.observedTime = Date.now();
-    this.modRevision = modRevision;
+    this.resourceVersion = resourceVersion;
   }
 
   /**
@@ -351,12 +527,12 @@ export class LeaderElector {
       leaseTransitions: 0,
     };
     // 1. fast path: the leader updates optimistically against the record it observed last
-    if (this.isLeader() && this.isLeaseValid(nowMs) && this.modRevision) {
+    if (this.isLeader() && this.isLeaseValid(nowMs) && this.resourceVersion) {
       record.acquireTime = this.observed!.acquireTime;
       record.leaseTransitions = this.observed!.leaseTransitions;
-      const r = await this.lock.update(record, this.modRevision, left()).catch(() => null);
+      const r = await this.lock.update(record, this.resourceVersion, left()).catch(() => null);
       if (r) {
-        this.setObserved(record, r.raw, r.modRevision);
+        this.setObserved(record, r.raw, r.resourceVersion);
         return true;
       }
     }
@@ -365,7 +541,7 @@ export class LeaderElector {
     if (!cur) {
       const r = await this.lock.create(record, left());
       if (!r) return false;
-      this.setObserved(record, r.raw, r.modRevision);
+      this.setObserved(record, r.raw, r.resourceVersion);
       return true;
     }
     // 3. record obtained: note when it last changed (observedTime), check identity and time
@@ -374,7 +550,7 @@ export class LeaderElector {
       this.observedRaw = cur.raw;
       this.observedTime = Date.now();
     }
-    this.modRevision = cur.modRevision;
+    this.resourceVersion = cur.resourceVersion;
     if (cur.record.holderIdentity && this.isLeaseValid(nowMs) && !this.isLeader()) return false;
     // 4. take or renew it
     if (this.isLeader()) {
@@ -383,26 +559,34 @@ export class LeaderElector {
     } else {
       record.leaseTransitions = cur.record.leaseTransitions + 1;
     }
-    const r = await this.lock.update(record, cur.modRevision, left());
+    const r = await this.lock.update(record, cur.resourceVersion, left());
     if (!r) return false;
-    this.setObserved(record, r.raw, r.modRevision);
+    this.setObserved(record, r.raw, r.resourceVersion);
     return true;
   }
 
-  /** client-go release(): empty holder, leaseDurationSeconds 1 */
+  /**
+   * client-go release() (@v0.36.3): get the lease (for its resourceVersion) within RenewDeadline;
+   * if we still think we lead, write it back with an empty holder and leaseDurationSeconds 1.
+   */
   async release(): Promise<boolean> {
-    if (!this.isLeader() || !this.modRevision) return true;
+    const deadline = Date.now() + this.c.renewDeadlineMs;
+    const cur = await this.lock.get(this.c.renewDeadlineMs);
+    if (!cur) return false;
+    if (!this.isLeader()) return true;
     const nowIso = new Date().toISOString();
     const record: LeaseRecord = {
       holderIdentity: '',
       leaseDurationSeconds: 1,
       acquireTime: nowIso,
       renewTime: nowIso,
-      leaseTransitions: this.observed!.leaseTransitions,
+      leaseTransitions: cur.record.leaseTransitions,
     };
-    const r = await this.lock.update(record, this.modRevision, this.c.renewDeadlineMs);
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    const r = await this.lock.update(record, cur.resourceVersion, left);
     if (!r) return false;
-    this.setObserved(record, r.raw, r.modRevision);
+    this.setObserved(record, r.raw, r.resourceVersion);
     return true;
   }
 
@@ -541,24 +725,34 @@ const quiet = (ctx: AgentContext): AgentContext => ({ ...ctx, emit: () => undefi
 
 export class KubeVip implements AgentComponent {
   readonly kind = COMPONENT;
-  private etcd?: EtcdEndpoints;
+  private api?: ApiServers;
   private abort = new AbortController();
   private runs: Promise<unknown>[] = [];
   private electors: LeaderElector[] = [];
-  /** addresses held in ARP mode (ip → link), re-announced every arpRate */
-  private readonly arpHeld = new Map<string, string>();
+  /** addresses held in ARP mode (ip → link and what it is for) */
+  private readonly arpHeld = new Map<string, { dev: string; role: 'api' | 'svc' }>();
+  /** held addresses whose first GARP (the failover announcement) has not gone out yet */
+  private readonly firstGarpPending = new Set<string>();
+  /** ≤ v0.8: one GARP repeat timer per held address */
+  private readonly garpTimers = new Map<string, NodeJS.Timeout>();
   private readonly announced = new Set<string>();
   private readonly loAddrs = new Set<string>();
   private lb?: ApiLoadBalancer;
-  private arpTimer?: NodeJS.Timeout;
+  /** ≥ v0.9: the process-wide ARP loop */
+  private arpLoop?: NodeJS.Timeout;
   private restartTimer?: NodeJS.Timeout;
   private stopping = false;
   private crashed = false;
+  private hung = false;
   private restarts = 0;
+  private lastRestartAt = 0;
   private readonly node: Node | undefined;
   private readonly identity: string;
+  private readonly release: KubeVipRelease;
   /** backend check, replaceable in tests */
   checkBackend: (ip: string, port: number) => Promise<boolean> = checkApiBackend;
+  /** the Lease of an election, through the API server (replaceable in tests) */
+  makeLock: (namespace: string, name: string) => LeaseLock = (namespace, name) => new ApiLeaseLock(this.api!, namespace, name);
 
   constructor(
     private readonly ctx: AgentContext,
@@ -567,18 +761,22 @@ export class KubeVip implements AgentComponent {
     if (!config.api && !config.services) throw new Error('kube-vip: config needs `api` and/or `services`');
     this.node = ctx.topology.nodes.find((n) => n.name === ctx.host);
     this.identity = config.nodeName ?? ctx.host;
+    this.release = releaseOf(ctx.topology);
   }
 
   private get timers() {
     return this.ctx.topology.timers.kubeVip;
   }
 
-  /** "the API server" kube-vip talks to: on a control plane its own (local etcd only, as Talos'
-   *  kube-apiserver uses --etcd-servers=localhost), elsewhere any control plane (KubePrism). */
-  private endpoints(): string[] {
-    if (this.config.endpoints?.length) return this.config.endpoints;
-    if (this.node?.role === 'controlplane') return [`http://${this.node.ip}:2379`];
-    return etcdEndpoints(this.ctx.topology);
+  /** The API servers the process talks to (see KubeVipConfig.apiServers). */
+  private apiServers(): string[] {
+    if (this.config.apiServers?.length) return this.config.apiServers;
+    const t = this.ctx.topology;
+    // the API VIP's DaemonSet points its in-cluster config at KubePrism on the node (./manifests.ts):
+    // KubePrism sends it to the local API server while that answers, elsewhere once it does not
+    if (this.config.api) return [`https://127.0.0.1:${t.kubePrismPort}`];
+    // the Services DaemonSet uses the `kubernetes` Service: one API server per connection
+    return t.nodes.filter((n) => n.role === 'controlplane').map((n) => `https://${n.ip}:${t.apiPort}`);
   }
 
   private apiLink(): string {
@@ -604,16 +802,25 @@ export class KubeVip implements AgentComponent {
     this.abort = new AbortController();
     this.runs = [];
     this.electors = [];
-    this.etcd = new EtcdEndpoints(this.endpoints());
+    this.api = new ApiServers(this.apiServers(), this.config.caFile ?? pkiPaths(this.ctx.spec.stateDir).caCert);
+    // ≥ v0.9 the ARP manager's loop starts with the process (pkg/manager/worker/arp.go Configure →
+    // StartAdvertisement): its phase is set here, not by a takeover
+    if (this.release.garp === 'arp-loop') this.arpLoop = setInterval(() => void this.arpTick(), this.release.cpArpRepeatMs(this.timers.arpRateMs));
     if (this.config.api) this.startApi(this.config.api);
     if (this.config.services) this.startServices(this.config.services);
-    this.arpTimer = setInterval(() => void this.reannounce(), this.timers.arpRateMs);
+  }
+
+  private stopArp(): void {
+    clearInterval(this.arpLoop);
+    this.arpLoop = undefined;
+    for (const t of this.garpTimers.values()) clearInterval(t);
+    this.garpTimers.clear();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.restartTimer);
-    clearInterval(this.arpTimer);
+    this.stopArp();
     this.abort.abort(new Error('stopping'));
     // electors release their leases and run onStoppedLeading (addresses removed)
     await atMost(Promise.allSettled(this.runs), 10_000);
@@ -627,7 +834,7 @@ export class KubeVip implements AgentComponent {
     }
     for (const ip of this.loAddrs) await delAddress(this.ctx, ip, 'lo');
     this.loAddrs.clear();
-    this.etcd?.close();
+    this.api?.close();
   }
 
   /** Test hook: SIGKILL — leases neither released nor renewed, addresses and routes left as they are. */
@@ -636,19 +843,22 @@ export class KubeVip implements AgentComponent {
     this.stopping = true;
     for (const e of this.electors) e.abandon();
     clearTimeout(this.restartTimer);
-    clearInterval(this.arpTimer);
+    this.stopArp();
     this.abort.abort(new Error('crashed'));
-    this.etcd?.close();
+    this.api?.close();
   }
 
   status(): Record<string, unknown> {
     return {
       identity: this.identity,
+      release: this.release.version,
+      apiServer: this.api?.currentUrl ?? null,
       leases: this.electors.map((e) => ({ lease: e.lock.describe(), leading: e.isLeading, leader: e.getLeader() })),
       arp: [...this.arpHeld.keys()],
       announced: [...this.announced],
       lbBackends: this.lb?.current() ?? null,
       restarts: this.restarts,
+      hung: this.hung,
     };
   }
 
@@ -660,7 +870,7 @@ export class KubeVip implements AgentComponent {
   // -- elections -------------------------------------------------------------------------------
 
   private elect(namespace: string, name: string, onStarted: () => Promise<void>, onStopped: () => Promise<void>, onLost: () => void): void {
-    const lock = new EtcdLeaseLock(this.etcd!, namespace, name);
+    const lock = this.makeLock(namespace, name);
     const lease = lock.describe();
     const elector = new LeaderElector(lock, {
       identity: this.identity,
@@ -690,56 +900,101 @@ export class KubeVip implements AgentComponent {
     );
   }
 
-  /** lost the cp or global services lease: kube-vip panics, kubelet restarts it after its back-off */
-  private restartProcess(reason: string): void {
+  /**
+   * Lost the control-plane or the global Services lease: the process ends as the release makes it
+   * (see the header and ./versions.ts), and the kubelet starts it again — unless it hangs.
+   */
+  private lostLease(which: 'cp' | 'services', lease: string): void {
     if (this.stopping || this.abort.signal.aborted) return;
-    this.restarts++;
-    this.ctx.emit(COMPONENT, 'restart', { reason, afterMs: RESTART_BACKOFF_MS });
-    for (const e of this.electors) e.abandon();
-    clearInterval(this.arpTimer);
+    const fate = which === 'cp' ? this.release.onLostCpLease : this.release.onLostServicesLease;
+    const reason = `lost leadership of ${lease}`;
+    if (fate === 'die') {
+      // log.Fatal / panic: nothing else runs — the other leases are not released and their
+      // addresses stay until the restarted process removes them
+      for (const e of this.electors) e.abandon();
+    }
+    this.stopArp();
     this.abort.abort(new Error(reason));
-    void this.lb?.stop();
-    this.lb = undefined;
-    this.arpHeld.clear();
-    // kube-vip's own BGP speaker dies with the process: its routes go (the sim's FRR stays up)
+    // `exit` / `hang`: cancelling the contexts releases the other leases (ReleaseOnCancel) and
+    // their onStoppedLeading removes the addresses
+    const shutdown = Promise.allSettled(this.runs).then(async () => {
+      await this.lb?.stop();
+      this.lb = undefined;
+    });
+    if (fate === 'die') void shutdown.catch(() => undefined);
+    // kube-vip's own BGP speaker dies with the process (or with its shutdown): its routes go
     if (this.announced.size) {
       const ips = [...this.announced];
       this.announced.clear();
       void bgpWithdraw(this.ctx, COMPONENT, ips).then(() => ips.forEach((ip) => this.ctx.emit(COMPONENT, 'withdraw', { ip })));
     }
-    this.etcd?.close();
+    if (fate === 'hang') {
+      this.hung = true;
+      this.ctx.emit(COMPONENT, 'hung', { reason, release: this.release.version });
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastRestartAt > BACKOFF_FORGOTTEN_MS) this.restarts = 0;
+    const afterMs = restartDelayMs(this.restarts);
+    this.restarts++;
+    this.lastRestartAt = now;
+    this.ctx.emit(COMPONENT, 'restart', { reason, afterMs, exit: fate });
+    const api = this.api;
     this.restartTimer = setTimeout(() => {
       if (this.stopping) return;
-      void this.cleanup().then(() => {
-        if (!this.stopping) this.boot();
-      });
-    }, RESTART_BACKOFF_MS);
+      void shutdown
+        .then(() => {
+          api?.close();
+          return this.cleanup();
+        })
+        .then(() => {
+          if (!this.stopping) this.boot();
+        });
+    }, afterMs);
   }
 
-  private async hold(ip: string, dev: string, what: string): Promise<void> {
+  // -- addresses and gratuitous ARP ------------------------------------------------------------
+
+  private async hold(ip: string, dev: string, what: string, role: 'api' | 'svc'): Promise<void> {
     await addAddress(this.ctx, ip, dev);
-    this.arpHeld.set(ip, dev);
+    this.arpHeld.set(ip, { dev, role });
     this.ctx.emit(COMPONENT, 'acquired', { ip, link: dev, for: what });
+    if (this.release.garp === 'arp-loop') {
+      // the ARP loop announces it on its next round (0…arpRate from now)
+      this.firstGarpPending.add(ip);
+      return;
+    }
+    // ≤ v0.8: a GARP at once, then repeated by this address's own loop: the control-plane VIP every
+    // 3 s (≤ v0.8.9) or vip_arpRate, Services every vip_arpRate (pkg/cluster/service.go@v0.8.9
+    // vipService / StartLoadBalancerService)
+    this.garp(ip, dev, true);
+    const every = role === 'api' ? this.release.cpArpRepeatMs(this.timers.arpRateMs) : Math.max(this.timers.arpRateMs < 500 ? 3000 : this.timers.arpRateMs, 1);
+    clearInterval(this.garpTimers.get(ip));
+    this.garpTimers.set(ip, setInterval(() => this.garp(ip, dev, false), every));
+  }
+
+  /** one gratuitous ARP; the first after taking the address is the failover event `garp-sent` */
+  private garp(ip: string, dev: string, first: boolean): void {
+    if (first) this.ctx.emit(COMPONENT, 'garp-sent', { ip });
     // arping waits out its deadline (no reply to a gratuitous ARP): do not hold the caller
-    void sendGarp(this.ctx, COMPONENT, ip, 1, dev).catch(() => undefined);
+    void sendGarp(quiet(this.ctx), COMPONENT, ip, 1, dev).catch(() => undefined);
+  }
+
+  /** ≥ v0.9 pkg/arp StartAdvertisement: one round over every held address */
+  private arpTick(): void {
+    for (const [ip, { dev }] of this.arpHeld) {
+      const first = this.firstGarpPending.delete(ip);
+      this.garp(ip, dev, first);
+    }
   }
 
   private async letGo(ip: string, dev: string, what: string): Promise<void> {
     this.arpHeld.delete(ip);
+    this.firstGarpPending.delete(ip);
+    clearInterval(this.garpTimers.get(ip));
+    this.garpTimers.delete(ip);
     await delAddress(this.ctx, ip, dev);
     this.ctx.emit(COMPONENT, 'released', { ip, for: what });
-  }
-
-  /** pkg/arp: gratuitous ARP for every held address every vip_arpRate (no event: not a failover) */
-  private busyArp = false;
-  private async reannounce(): Promise<void> {
-    if (this.busyArp || !this.arpHeld.size) return;
-    this.busyArp = true;
-    try {
-      await Promise.all([...this.arpHeld].map(([ip, dev]) => sendGarp(quiet(this.ctx), COMPONENT, ip, 1, dev)));
-    } finally {
-      this.busyArp = false;
-    }
   }
 
   /** Announce through the node's speaker; retried every second until its vtysh answers (GoBGP
@@ -790,7 +1045,7 @@ export class KubeVip implements AgentComponent {
       api.leaseNamespace ?? LEASE_NAMESPACE,
       api.leaseName ?? CP_LEASE,
       async () => {
-        await this.hold(api.vip, link, 'api');
+        await this.hold(api.vip, link, 'api', 'api');
         this.lb = this.makeLb(api);
         void this.lb?.start();
       },
@@ -800,7 +1055,7 @@ export class KubeVip implements AgentComponent {
         this.lb = undefined;
         await this.letGo(api.vip, link, 'api');
       },
-      () => this.restartProcess(`lost leadership of ${api.leaseNamespace ?? LEASE_NAMESPACE}/${api.leaseName ?? CP_LEASE}`),
+      () => this.lostLease('cp', `${api.leaseNamespace ?? LEASE_NAMESPACE}/${api.leaseName ?? CP_LEASE}`),
     );
   }
 
@@ -823,12 +1078,12 @@ export class KubeVip implements AgentComponent {
         LEASE_NAMESPACE,
         svc.leaseName ?? SVC_LEASE,
         async () => {
-          await Promise.all(svc.items.map((s) => this.hold(s.ip, lan, `${s.namespace}/${s.name}`)));
+          await Promise.all(svc.items.map((s) => this.hold(s.ip, lan, `${s.namespace}/${s.name}`, 'svc')));
         },
         async () => {
           await Promise.all(svc.items.map((s) => this.letGo(s.ip, lan, `${s.namespace}/${s.name}`)));
         },
-        () => this.restartProcess(`lost leadership of ${LEASE_NAMESPACE}/${svc.leaseName ?? SVC_LEASE}`),
+        () => this.lostLease('services', `${LEASE_NAMESPACE}/${svc.leaseName ?? SVC_LEASE}`),
       );
       return;
     }
@@ -840,7 +1095,7 @@ export class KubeVip implements AgentComponent {
     this.elect(
       s.namespace,
       serviceLeaseName(s.name),
-      () => this.hold(s.ip, lan, `${s.namespace}/${s.name}`),
+      () => this.hold(s.ip, lan, `${s.namespace}/${s.name}`, 'svc'),
       () => this.letGo(s.ip, lan, `${s.namespace}/${s.name}`),
       () => this.electService(s, lan),
     );

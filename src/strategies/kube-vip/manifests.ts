@@ -1,21 +1,39 @@
 /**
- * kube-vip's real-cluster manifests (both modes, both roles): the control-plane pod for the API
- * VIP with its Talos delivery, the DaemonSet for Services with RBAC, and the env the real
- * kube-vip reads (pkg/kubevip/config_envvar.go). Pure: topology in, files out. The emulated
- * process is ./agent.ts, rendered by ./render.ts from the same rules.
+ * kube-vip's real-cluster manifests (both modes, both roles): DaemonSets with RBAC — for the API
+ * VIP on the control planes, for Services on the workload nodes — and the env the real kube-vip
+ * reads (pkg/kubevip/config_envvar.go). Pure: topology in, files out. The emulated process is
+ * ./agent.ts, rendered by ./render.ts from the same rules.
+ *
+ * Why the API VIP is a DaemonSet on Talos and not a static pod: kube-vip needs API access. It uses
+ * an explicit `k8s_config_file`, else /etc/kubernetes/admin.conf, else ~/.kube/config, else the
+ * in-cluster config (kube-vip pkg/manager/manager.go@v1.2.3 → pkg/k8s/client.go NewRestConfig →
+ * client-go rest.InClusterConfig). A static pod has no service-account token, and Talos writes no
+ * admin kubeconfig on the host (only kubeconfig-kubelet and bootstrap-kubeconfig under
+ * /etc/kubernetes: siderolabs/talos pkg/machinery/constants/constants.go@v1.12.11), so a static
+ * pod's kubeconfig would have to come through `machine.files` — which Talos cannot apply to a
+ * running node without a reboot (runtime CanApplyImmediate, v1.11.6 … v1.13.9). A DaemonSet gets
+ * its service-account token, and its in-cluster config is pointed at KubePrism — the API load
+ * balancer Talos runs on every node at localhost:7445 (on by default since Talos 1.6;
+ * constants.go DefaultKubePrismPort) — through KUBERNETES_SERVICE_HOST/PORT, the variables
+ * rest.InClusterConfig reads; a container's own env wins over the kubelet's service variables. The
+ * Talos Cilium guide points its host-network agent at the same endpoint (k8sServicePort=7445,
+ * website/content/v1.11/kubernetes-guides/network/deploying-cilium.md). kube-vip documents the
+ * DaemonSet mode for clusters that come up without the VIP (kube-vip.io/docs/installation/
+ * daemonset), which is how the lab brings clusters up (talosctl and kubectl use node IPs).
  */
 import { stringify } from 'yaml';
 import type { Node, StrategyRef, Topology } from '../../model/types.js';
-import type { RenderedFile } from '../types.js';
+import type { RealSupport, RenderedFile } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
 import { nodeRouter } from '../../render/frr.js';
 import { CP_LEASE, LEASE_NAMESPACE, SVC_LEASE } from './agent.js';
 import { KUBE_VIP_CLASS, cpKubeVipServices, serviceNodes, svcKubeVipServices } from './render.js';
-
-export const KUBE_VIP_VERSION = 'v0.8.9';
-export const KUBE_VIP_IMAGE = `ghcr.io/kube-vip/kube-vip:${KUBE_VIP_VERSION}`;
-/** where the static pod finds an admin kubeconfig that points at https://localhost:<apiPort> */
-export const KUBE_VIP_KUBECONFIG = '/var/local/kube-vip/kubeconfig';
+import { bfdFor } from '../bands.js';
+import { releaseOf } from './settings.js';
+/** KubePrism on every Talos node: the in-cluster config of kube-vip's pods goes there (rest.InClusterConfig reads these two) */
+function kubePrismEnv(t: Topology): EnvVar[] {
+  return [env('KUBERNETES_SERVICE_HOST', '127.0.0.1'), env('KUBERNETES_SERVICE_PORT', t.kubePrismPort)];
+}
 
 type Mode = 'arp' | 'bgp';
 
@@ -33,16 +51,27 @@ function commonEnv(t: Topology): EnvVar[] {
   ];
 }
 
-function bgpEnv(t: Topology, n: Node): EnvVar[] {
+/**
+ * bgp_peers entry `<address>:<AS>:<password>:<multihop>:<port>:<mp-bgp>:<bfd>` (pkg/kubevip/
+ * config_bgp.go@v1.2.3; an empty port is 179); the BFD field `enable;rx;tx;multiplier` exists from
+ * v1.2.2 — an older release asked for BFD is refused when the lab loads (the roles' strategyIssue).
+ */
+export function bgpPeer(t: Topology, ref: StrategyRef, n: Node): string {
   const r = nodeRouter(n, t);
   const peer = r.interfaces.find((i) => i.segment === n.rack)!.ip;
+  const bfd = bfdFor(t, ref);
+  return bfd ? `${peer}:${r.asn}::false:::true;${bfd.receiveMs};${bfd.transmitMs};${bfd.detectMultiplier}` : `${peer}:${r.asn}::false`;
+}
+
+/** kube-vip's own BGP timers (`timers.kubeVipBgp`, not MetalLB's `timers.bgp`) */
+function bgpEnv(t: Topology, ref: StrategyRef, n: Node): EnvVar[] {
   return [
     env('bgp_enable', true),
     env('bgp_routerinterface', n.interfaces[0]!.ifname),
     env('bgp_as', n.asn),
-    env('bgp_peers', `${peer}:${r.asn}::false`),
-    env('bgp_hold_time', t.timers.bgp.holdS),
-    env('bgp_keepalive_interval', t.timers.bgp.keepaliveS),
+    env('bgp_peers', bgpPeer(t, ref, n)),
+    env('bgp_hold_time', t.timers.kubeVipBgp.holdS),
+    env('bgp_keepalive_interval', t.timers.kubeVipBgp.keepaliveS),
   ];
 }
 
@@ -61,67 +90,65 @@ export function cpEnv(t: Topology, ref: StrategyRef, mode: Mode, n: Node, svcFam
     env('vip_leasename', CP_LEASE),
     env('svc_enable', svcs !== null),
     ...commonEnv(t),
-    env('k8s_config_file', KUBE_VIP_KUBECONFIG),
+    ...kubePrismEnv(t),
   ];
   if (svcs) e.push(env('svc_leasename', SVC_LEASE), env('lb_class_only', svcs.lbClassOnly));
   if (lb) e.push(env('lb_enable', true), env('lb_port', t.apiPort), env('lb_fwdmethod', 'masquerade'), env('backend_health_check_interval', 5));
-  if (mode === 'bgp') e.push(...bgpEnv(t, n));
+  if (mode === 'bgp') e.push(...bgpEnv(t, ref, n));
   return e;
 }
 
 const securityContext = { capabilities: { add: ['NET_ADMIN', 'NET_RAW'] } };
 
-export function staticPod(t: Topology, ref: StrategyRef, mode: Mode, n: Node, svcFamily: string): Record<string, unknown> {
+const yamlDocs = (docs: unknown[], header: string[]) =>
+  header.map((l) => `# ${l}`.trimEnd()).join('\n') + '\n' + docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
+
+/** One DaemonSet of kube-vip for the API on `nodes` (hostNetwork, the control planes' taints tolerated). */
+export function cpDaemonSet(t: Topology, ref: StrategyRef, mode: Mode, nodes: Node[], svcFamily: string, name: string): Record<string, unknown> {
+  const labels = { 'app.kubernetes.io/name': name };
   return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'kube-vip', namespace: 'kube-system', labels: { 'app.kubernetes.io/name': 'kube-vip' } },
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name, namespace: 'kube-system', labels },
     spec: {
-      hostNetwork: true,
-      containers: [
-        {
-          name: 'kube-vip',
-          image: KUBE_VIP_IMAGE,
-          imagePullPolicy: 'IfNotPresent',
-          args: ['manager'],
-          env: cpEnv(t, ref, mode, n, svcFamily),
-          securityContext,
-          volumeMounts: [{ name: 'kubeconfig', mountPath: KUBE_VIP_KUBECONFIG, readOnly: true }],
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: 'kube-vip',
+          hostNetwork: true,
+          priorityClassName: 'system-node-critical',
+          nodeSelector: { 'node-role.kubernetes.io/control-plane': '' },
+          // BGP: router id / AS / peer differ per node, one DaemonSet each
+          ...(mode === 'bgp' ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: nodes.map((x) => x.name) }] }] } } } } : {}),
+          tolerations: [{ effect: 'NoSchedule', operator: 'Exists' }, { effect: 'NoExecute', operator: 'Exists' }],
+          containers: [{ name: 'kube-vip', image: releaseOf(t).image, imagePullPolicy: 'IfNotPresent', args: ['manager'], env: cpEnv(t, ref, mode, nodes[0]!, svcFamily), securityContext }],
         },
-      ],
-      volumes: [{ name: 'kubeconfig', hostPath: { path: KUBE_VIP_KUBECONFIG, type: 'File' } }],
+      },
     },
   };
 }
 
-const yamlDocs = (docs: unknown[], header: string[]) =>
-  header.map((l) => `# ${l}`.trimEnd()).join('\n') + '\n' + docs.map((d) => stringify(d, { lineWidth: 0 })).join('---\n');
-
-/** Static pod manifest(s) + the Talos patch that installs them (machine.pods). */
+/** The API VIP: kube-vip as DaemonSet(s) on the control planes, with its RBAC, in-cluster config through KubePrism. */
 export function cpFiles(t: Topology, ref: StrategyRef, mode: Mode, svcFamily: string): RenderedFile[] {
   const cps = controlPlanes(t);
-  // ARP: one manifest fits every control plane; BGP: router id / AS / peer differ per node
   const groups: Node[][] = mode === 'arp' ? [cps] : cps.map((n) => [n]);
-  const files: RenderedFile[] = [];
-  for (const g of groups) {
-    const n = g[0]!;
-    const suffix = mode === 'arp' ? '' : `-${n.name}`;
-    const pod = staticPod(t, ref, mode, n, svcFamily);
-    const hosts = g.map((x) => x.name);
-    const why = [
-      `kube-vip ${KUBE_VIP_VERSION} for the API VIP ${t.vip} (${mode.toUpperCase()} mode${ref.options.kubeVipLbEnable ? ', lb_enable: API connections spread over every control plane' : ''}) on ${hosts.join(', ')}.`,
-      'A static pod, so the VIP exists before the API server is reachable. It needs an admin kubeconfig that points at',
-      `https://localhost:${t.apiPort} at ${KUBE_VIP_KUBECONFIG} (e.g. a machine.files entry with the output of \`talosctl kubeconfig\`, server rewritten).`,
-    ];
-    files.push({ path: `kube-vip/kube-vip.static-pod${suffix}.yaml`, kind: 'k8s-manifest', hosts, content: yamlDocs([pod], why) });
-    files.push({
-      path: `talos/kube-vip-static-pod${suffix}.patch.yaml`,
-      kind: 'talos-patch',
-      hosts,
-      content: yamlDocs([{ machine: { pods: [pod] } }], ['Talos machine.pods: the kubelet runs kube-vip as a static pod (Talos docs "Static Pods").', ...why.slice(1)]),
-    });
-  }
-  return files;
+  const ds = groups.map((g) => cpDaemonSet(t, ref, mode, g, svcFamily, mode === 'arp' ? 'kube-vip-cp' : `kube-vip-cp-${g[0]!.name}`));
+  return [
+    {
+      path: 'kube-vip/kube-vip-cp.daemonset.yaml',
+      kind: 'k8s-manifest',
+      delivery: 'kubectl',
+      hosts: cps.map((n) => n.name),
+      content: yamlDocs(
+        [...rbac(), ...ds],
+        [
+          `kube-vip ${releaseOf(t).version} for the API VIP ${t.vip} (${mode.toUpperCase()} mode${ref.options.kubeVipLbEnable ? ', lb_enable: API connections spread over every control plane (IPVS: the nodes’ kernel needs ip_vs)' : ''}) on ${cps.map((n) => n.name).join(', ')}.`,
+          `A DaemonSet on the control planes, its in-cluster config pointed at KubePrism (127.0.0.1:${t.kubePrismPort}): no kubeconfig file on the host, nothing Talos must reboot for.`,
+        ],
+      ),
+    },
+  ];
 }
 
 function rbac(): Record<string, unknown>[] {
@@ -175,7 +202,7 @@ export function svcFiles(t: Topology, ref: StrategyRef, mode: Mode): RenderedFil
       env('svc_election', mode === 'arp' && perService),
       env('svc_leasename', SVC_LEASE),
       ...commonEnv(t),
-      ...(mode === 'bgp' ? bgpEnv(t, n) : []),
+      ...(mode === 'bgp' ? bgpEnv(t, ref, n) : []),
     ];
     docs.push({
       apiVersion: 'apps/v1',
@@ -190,7 +217,7 @@ export function svcFiles(t: Topology, ref: StrategyRef, mode: Mode): RenderedFil
             hostNetwork: true,
             affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: g.map((x) => x.name) }] }] } } },
             tolerations: [{ effect: 'NoSchedule', operator: 'Exists' }],
-            containers: [{ name: 'kube-vip', image: KUBE_VIP_IMAGE, imagePullPolicy: 'IfNotPresent', args: ['manager'], env: e, securityContext }],
+            containers: [{ name: 'kube-vip', image: releaseOf(t).image, imagePullPolicy: 'IfNotPresent', args: ['manager'], env: e, securityContext }],
           },
         },
       },
@@ -203,7 +230,7 @@ export function svcFiles(t: Topology, ref: StrategyRef, mode: Mode): RenderedFil
       kind: 'k8s-manifest',
       hosts: nodes.map((n) => n.name),
       content: yamlDocs(docs, [
-        `kube-vip ${KUBE_VIP_VERSION} for LoadBalancer Services (${mode.toUpperCase()} mode${mode === 'arp' ? (perService ? ', one election per Service' : ', one leader for every Service') : ', every node announces'}) on the workload nodes.`,
+        `kube-vip ${releaseOf(t).version} for LoadBalancer Services (${mode.toUpperCase()} mode${mode === 'arp' ? (perService ? ', one election per Service' : ', one leader for every Service') : ', every node announces'}) on the workload nodes.`,
         `Takes class-less Services and those of class ${KUBE_VIP_CLASS}: ${claimed.map((x) => `${x.namespace}/${x.name} ${x.ip}`).join(', ') || 'none in this topology'}.`,
         'kube-vip only announces addresses: each Service needs its IP (annotation kube-vip.io/loadbalancerIPs, or kube-vip-cloud-provider).',
       ]),
@@ -211,3 +238,15 @@ export function svcFiles(t: Topology, ref: StrategyRef, mode: Mode): RenderedFil
   ];
 }
 
+
+/**
+ * What a real cluster needs for kube-vip (either role): the Service annotation kube-vip reads a
+ * requested address from (`kube-vip.io/loadbalancerIPs`, pkg/kubevip/annotations.go@v1.2.3
+ * LoadbalancerIPAnnotation; spec.loadBalancerIP is its deprecated fallback, pkg/utils/ip.go), and
+ * the kernel modules `lb_enable` needs: IPVS (pkg/loadbalancer/ipvs.go@v1.2.3 programs it over
+ * netlink; round robin) — the node's kernel, which under the docker runtime is the host's.
+ */
+export const kubeVipReal: RealSupport = {
+  addressAnnotation: 'kube-vip.io/loadbalancerIPs',
+  hostModules: (ref) => (ref.options.kubeVipLbEnable === true ? ['ip_vs', 'ip_vs_rr'] : []),
+};

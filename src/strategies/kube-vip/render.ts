@@ -1,8 +1,9 @@
 /**
  * kube-vip, the family shared by the `kube-vip-arp` and `kube-vip-bgp` mechanisms: kube-vip as a
- * static pod on every control plane for the API, ARP mode, leader election on the Lease `kube-system/plndr-cp-lock` (client-go semantics, timers
- * `timers.kubeVip`): the leader adds the VIP, sends a gratuitous ARP and repeats it every
- * vip_arpRate. With `lb_enable` (StrategyRef.options.kubeVipLbEnable) the holder spreads API
+ * static pod on every control plane for the API, ARP mode, leader election on the Lease
+ * `kube-system/plndr-cp-lock` (client-go semantics, timers `timers.kubeVip`) through the node's
+ * own API server: the leader adds the VIP and gratuitous ARP goes out as the release in
+ * `settings.kubeVip.version` sends it (./versions.ts). With `lb_enable` (StrategyRef.options.kubeVipLbEnable) the holder spreads API
  * connections round robin over every healthy control plane (active-active): IPVS upstream,
  * nftables `numgen inc` DNAT + masquerade in the sim (the lab kernel has no IPVS) — see
  * ./agent.ts for the emulated process.
@@ -28,10 +29,11 @@
  * Expected client-seen outage (lease holder as victim), with D = leaseDuration, R = retryPeriod,
  * J = client-go JitterFactor 1.2 (followers retry every R·(1 + rand·J)):
  * - graceful shutdown: ReleaseOnCancel writes an empty holder; the next follower retry takes it:
- *   ≤ (1+J)·R + margin.
+ *   ≤ (1+J)·R (+ G) + margin, G = the wait for the first GARP: 0 when it goes out at once (≤ v0.8),
+ *   ≤ vip_arpRate with the process-wide ARP loop (≥ v0.9; ./versions.ts).
  * - crash / freeze / partition: the leader's last renew was ≤ R before the fault; a follower
  *   observed it up to one retry later and takes the lease at its first retry once D has passed
- *   since that observation: [D − R, D + 2·(1+J)·R + margin] (+ the etcd re-election time beyond
+ *   since that observation: [D − R, D + 2·(1+J)·R + G + margin] (+ the etcd re-election time beyond
  *   D − R if the victim was also the etcd leader). lb_enable adds nothing for this victim: the
  *   new holder checks each backend (GET /version, 10 s timeout) before adding it, and until one
  *   is added its own API server answers.
@@ -52,6 +54,7 @@ import {
   type KubeVipServicesConfig,
 } from './agent.js';
 import { bfdFor, l2ElectionBand, VIP_MARGIN_MS } from '../bands.js';
+import { releaseOf } from './settings.js';
 import { cpFiles, svcFiles } from './manifests.js';
 
 /** the family name of both kube-vip mechanisms: one process per node serves both roles */
@@ -124,7 +127,7 @@ export function kubeVipSpeakers(t: Topology, ref: StrategyRef, nodes: Node[]): R
       owner: KUBE_VIP_FAMILY,
       asn: n.asn,
       // prefixes are announced at run time by the agent, so a graceful stop withdraws them
-      frrConf: renderSpeakerFrr(n, t, { timers: t.timers.bgp, bfd: bfdFor(t, ref), owner: KUBE_VIP_FAMILY, prefixes: [] }),
+      frrConf: renderSpeakerFrr(n, t, { timers: t.timers.kubeVipBgp, bfd: bfdFor(t, ref), owner: KUBE_VIP_FAMILY, prefixes: [] }),
       staticPrefixes: [],
     };
   }
@@ -176,19 +179,25 @@ export function kubeVipLeaseBands(t: Topology, lease: string): { graceful: Band;
   const maxRetry = (1 + JITTER_FACTOR) * R;
   // while the survivors re-elect an etcd leader (≤ 2 election timeouts) they cannot read the lease
   const etcdStall = Math.max(0, 2 * t.timers.etcd.electionMs - (D - R));
+  // ≥ v0.9.0 the new leader's first GARP waits for the process-wide ARP loop: 0…arpRate after the
+  // takeover, during which the router still sends to the old holder's MAC (./versions.ts garp)
+  const rel = releaseOf(t);
+  const garp = rel.garp === 'arp-loop' ? rel.cpArpRepeatMs(k.arpRateMs) : 0;
+  const garpText = garp ? `, then the first GARP when the ARP loop next fires (every vip_arpRate, ≤ ${s(garp)} later, kube-vip ${rel.version})` : ', then GARP at once';
   return {
     graceful: {
       min: 0,
-      max: Math.round(maxRetry + VIP_MARGIN_MS),
-      basis: `the holder releases ${lease} (ReleaseOnCancel: empty holder) and drops the address; a follower takes it at its next retry, every retryPeriod ${s(R)} × (1 + rand × ${JITTER_FACTOR}) ≤ ${s(maxRetry)}, then GARP; + ${s(VIP_MARGIN_MS)} margin`,
+      max: Math.round(maxRetry + garp + VIP_MARGIN_MS),
+      basis: `the holder releases ${lease} (ReleaseOnCancel: empty holder) and drops the address; a follower takes it at its next retry, every retryPeriod ${s(R)} × (1 + rand × ${JITTER_FACTOR}) ≤ ${s(maxRetry)}${garpText}; + ${s(VIP_MARGIN_MS)} margin`,
     },
     crash: {
       min: D - R,
-      max: Math.round(D + 2 * maxRetry + etcdStall + VIP_MARGIN_MS),
+      max: Math.round(D + 2 * maxRetry + etcdStall + garp + VIP_MARGIN_MS),
       basis:
         `followers take ${lease} once leaseDuration ${s(D)} has passed since they last saw it renewed (the holder renews every retryPeriod ${s(R)}, so ≥ ${s(D - R)} after the fault); ` +
         `they see the last renewal and then the expiry each at a retry ≤ ${s(maxRetry)} apart (JitterFactor ${JITTER_FACTOR}) → ≤ leaseDuration + 2 × ${s(maxRetry)}` +
         (etcdStall ? ` + ${s(etcdStall)} etcd re-election` : '') +
+        garpText +
         ` + ${s(VIP_MARGIN_MS)} margin for the address and GARP`,
     },
   };
@@ -199,12 +208,14 @@ export function l2LeaseBand(drill: DrillKind, t: Topology, lease: string): Band 
 }
 
 export const KUBE_VIP_SOURCES = [
-  'kube-vip/kube-vip pkg/cluster/clusterLeaderElection.go (v0.8/v0.9): RunOrDie on a Lease with ReleaseOnCancel, LeaseDuration/RenewDeadline/RetryPeriod from vip_leaseduration/vip_renewdeadline/vip_retryperiod; VIP deleted on leadership loss, then panic (restart)',
-  'k8s.io/client-go tools/leaderelection/leaderelection.go: tryAcquireOrRenew (observedTime rule, fast path), JitterFactor 1.2, renew within RenewDeadline, release() with empty holder and leaseDurationSeconds 1',
+  'kube-vip/kube-vip cmd/kube-vip.go @v0.8.9 (lease 5/3/1 s) and @v1.1.0…@v1.2.3 (15/10/2 s, commit 7caf5f6): the lease defaults of the release in settings.kubeVip.version',
+  'kube-vip pkg/cluster/clusterLeaderElection.go + pkg/election/election.go @v1.2.3: client-go RunOrDie on a coordination.k8s.io Lease through the API server the kubeconfig names, ReleaseOnCancel; VIP deleted on leadership loss',
+  'kube-vip pkg/cluster/service.go @v0.8.9 (per-VIP GARP loop: at once, then every 3 s) vs @v0.9.2/@v1.2.3 layer2Update → pkg/arp/arp.go (one ARP loop per process, every vip_arpRate: the first GARP 0…arpRate after the takeover)',
+  'kube-vip lost-lease handling: log.Fatal @v0.8.9, panic @v0.9.2/@v1.0.4, killFunc → graceful exit @v1.1.0+ (pkg/cluster/service.go StartVipService, pkg/manager/manager.go Kill); global Services lease @v1.2.0…@v1.2.3: shutdown starts but the process never exits (pkg/manager/worker/common.go runGlobalElection)',
+  'k8s.io/client-go tools/leaderelection/leaderelection.go @v0.36.3: tryAcquireOrRenew (observedTime rule, fast path), JitterFactor 1.2, renew = PollUntilContextTimeout(RetryPeriod, RenewDeadline), release() with empty holder and leaseDurationSeconds 1',
   'kube-vip pkg/kubevip/config_envvar.go + config_environment.go: env names and defaults (plndr-cp-lock, plndr-svcs-lock, vip_arpRate 3000 ms)',
-  'kube-vip.io/docs/installation/static (v0.8/v0.9): generated manifests use vip_leaseduration 5, vip_renewdeadline 3, vip_retryperiod 1',
   'kube-vip pkg/loadbalancer/ipvs.go + pkg/backend/backend.go: lb_enable = IPVS round robin over Ready control planes, masquerade mode checks GET /version every backend_health_check_interval (5 s); emulated with nftables numgen DNAT + masquerade (no IPVS in the lab kernel)',
   'kube-vip pkg/manager/watch_services.go lbClassFilterLegacy + kube-vip PR #855: Service class rule (kube-vip.io/kube-vip-class, lb_class_only); ETP Local → only nodes with a local endpoint (svc_election, BGP)',
   'kube-vip pkg/manager/servicesLeader.go: per-Service lease kubevip-<service> with svc_election',
-  'Kubernetes docs "Pod Lifecycle": container restart back-off starts at 10 s',
+  'kubelet pkg/kubelet/kuberuntime/kuberuntime_manager.go doBackOff + client-go flowcontrol.Backoff: a container that exits is restarted at once the first time, then after 10 s doubling to 300 s',
 ];

@@ -4,8 +4,11 @@
  * address reaches the network (./render.ts) and so in their bands.
  */
 
+import type { StrategyRef, Topology } from '../../model/types.js';
 import type { OptionDef, Role } from '../types.js';
 import { KUBE_VIP_FAMILY } from './render.js';
+import { bfdFor } from '../bands.js';
+import { releaseOf } from './settings.js';
 
 /** The one agent component both modes run (one process per node for both roles). */
 export const KUBE_VIP_COMPONENTS = { 'kube-vip': new URL('./agent.js', import.meta.url).href };
@@ -31,3 +34,17 @@ export const cpClaimsClassless = (ref: { options: Record<string, unknown> }) => 
 /** kube-vip as the Service mechanism takes class-less Services (lbClassFilterLegacy without lb_class_only). */
 export const svcClaimsClassless = () => true;
 
+
+/** What the pinned release cannot do as the lab configures it: BFD before v1.2.2 (./versions.ts bfd). */
+export function kubeVipStrategyIssue(ref: StrategyRef, t: Topology): { option?: string; message: string } | null {
+  const rel = releaseOf(t);
+  if (bfdFor(t, ref) && !rel.bfd) {
+    const from = ref.options.bfd !== undefined ? 'options.bfd' : 'timers.bfd.enabled';
+    return {
+      option: 'bfd',
+      message: `BFD (${from}) on kube-vip's BGP sessions needs kube-vip v1.2.2 or later (pkg/kubevip/config_bgp.go, BFD peer options); settings.kubeVip.version is ${rel.version}: pin v1.2.2 or later, or turn BFD off for ${ref.id}`,
+    };
+  }
+  return null;
+}
+export { kubeVipReal as KUBE_VIP_REAL } from './manifests.js';

@@ -8,10 +8,11 @@
  * round-robin probes with direct and indirect pings, suspicion with confirmations and refutation
  * by incarnation numbers, piggybacked and periodic gossip with a retransmit limit, push/pull state
  * exchange, graceful leave. On every membership change the speaker re-evaluates, for each Service
- * IP, who the announcer is (the first usable node in sha256(node#ip) order); the winner adds the IP
- * to its LAN interface (src/emulation/net.ts addAddress: the kernel answers ARP, where MetalLB answers
- * from user space — a frozen node's kernel therefore keeps answering) and sends gratuitous ARP at
- * once and every 1.1 s for 5 s; a loser removes it.
+ * IP, who the announcer is (the first usable node in sha256(node#ip) order); the winner holds the
+ * IP FROM USER SPACE as MetalLB does (src/emulation/net.ts UserSpaceArp: the kernel does not answer
+ * ARP for it, the speaker's own responder does — internal/layer2/arp.go@v0.16.1 — so a frozen
+ * speaker is silent) and sends gratuitous ARP (a request and a reply, broadcast: arp.go
+ * Gratuitous) at once and every 1.1 s for 5 s; a loser stops answering.
  *
  * Events: `peer-down` {node, state: dead|left} / `peer-up` {node}, `acquired` / `released` {ip},
  * `garp-sent` {ip}, `announce` / `withdraw` {ip} (BGP). Suspicions are logged, not emitted (the
@@ -19,7 +20,7 @@
  */
 import dgram from 'node:dgram';
 import type { AgentComponent, AgentContext, ComponentFactory } from '../../emulation/agent/types.js';
-import { addAddress, delAddress, sendGarp, thisNode } from '../../emulation/net.js';
+import { UserSpaceArp, delAddress, thisNode } from '../../emulation/net.js';
 import { Memberlist, type MlPacket } from '../../emulation/memberlist.js';
 import { l2Announcer, type MetalLbL2Config } from './index.js';
 
@@ -32,6 +33,7 @@ export class MetalLbSpeaker implements AgentComponent {
   readonly kind = 'metallb';
   private ml?: Memberlist;
   private udp?: dgram.Socket;
+  private arp?: UserSpaceArp;
   private readonly held = new Set<string>();
   private reconciling: Promise<void> = Promise.resolve();
   private readonly spam = new Map<string, NodeJS.Timeout>();
@@ -50,7 +52,11 @@ export class MetalLbSpeaker implements AgentComponent {
     const cfg = this.config;
     const me = thisNode(this.ctx);
     // stale addresses from a previous life of this agent (crash → restore) are not ours any more
-    for (const s of cfg.services) await delAddress(this.ctx, s.ip);
+    for (const s of cfg.services) {
+      await delAddress(this.ctx, s.ip);
+      await delAddress(this.ctx, s.ip, 'lo');
+    }
+    this.arp = await UserSpaceArp.start(this.ctx, COMPONENT);
     const ipOf = new Map(cfg.speakers.map((s) => [s.name, s.ip]));
     const udp = dgram.createSocket('udp4');
     this.udp = udp;
@@ -116,6 +122,7 @@ export class MetalLbSpeaker implements AgentComponent {
     for (const t of this.spam.values()) clearInterval(t);
     this.spam.clear();
     for (const ip of [...this.held]) await this.release(ip);
+    await this.arp?.stop();
     await new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r()));
   }
 
@@ -152,13 +159,13 @@ export class MetalLbSpeaker implements AgentComponent {
   }
 
   private async acquire(ip: string): Promise<void> {
-    await addAddress(this.ctx, ip);
+    await this.arp!.hold(ip);
     this.held.add(ip);
     this.ctx.emit(COMPONENT, 'acquired', { ip });
     this.ctx.log(COMPONENT, `announcing ${ip}`);
     const cfg = this.config;
     const until = Date.now() + cfg.garp.durationMs;
-    void sendGarp(this.ctx, COMPONENT, ip);
+    this.garp(ip);
     clearInterval(this.spam.get(ip));
     const t = setInterval(() => {
       if (!this.held.has(ip) || Date.now() > until) {
@@ -166,15 +173,23 @@ export class MetalLbSpeaker implements AgentComponent {
         this.spam.delete(ip);
         return;
       }
-      void sendGarp(this.ctx, COMPONENT, ip);
+      this.garp(ip);
     }, cfg.garp.intervalMs);
     this.spam.set(ip, t);
+  }
+
+  private garp(ip: string): void {
+    try {
+      this.arp!.garp(ip);
+    } catch (e) {
+      this.ctx.log(COMPONENT, `gratuitous ARP for ${ip}: ${(e as Error).message}`);
+    }
   }
 
   private async release(ip: string): Promise<void> {
     clearInterval(this.spam.get(ip));
     this.spam.delete(ip);
-    await delAddress(this.ctx, ip);
+    await this.arp!.release(ip);
     this.held.delete(ip);
     this.ctx.emit(COMPONENT, 'released', { ip });
     this.ctx.log(COMPONENT, `no longer announcing ${ip}`);

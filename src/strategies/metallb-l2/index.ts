@@ -27,7 +27,9 @@
  *   only a *dead* node stops being usable. Graceful stop: `ml.Leave(time.Second)` (a dead message
  *   about itself, gossiped; peers mark it *left* at once).
  * - Takeover: the new announcer answers ARP and sends gratuitous ARP at once, then every 1100 ms
- *   for 5 s (internal/layer2/announcer.go spamLoop; issue #172 for the 1100).
+ *   for 5 s (internal/layer2/announcer.go spamLoop; issue #172 for the 1100). ARP is answered from
+ *   user space (internal/layer2/arp.go@v0.16.1, a raw socket; the IP is never added to a link):
+ *   a frozen speaker is silent, its node's kernel does not answer for it.
  * - Control planes of a Talos cluster carry the exclude label by default (BRIEF, single-node
  *   pitfall); `topology.removeExcludeLbLabel` removes it.
  */
@@ -164,10 +166,17 @@ export function l2Band(drill: DrillKind, t: Topology): Band | null {
     case 'partition':
       return { min: d.min, max: d.max + slack, basis: `${detect} + gossip + gratuitous ARP from the new announcer` };
     case 'freeze':
+      // MetalLB answers ARP from user space (internal/layer2/arp.go@v0.16.1): a frozen speaker is
+      // silent. Until the survivors declare it dead, the router keeps sending to its MAC while its
+      // neighbour entry holds, and the frozen node's kernel still forwards what arrives (only
+      // connections to its own, frozen pod fail: 0 when it runs none); once the router must
+      // re-confirm the entry (REACHABLE lapses after 0.5–1.5 × base_reachable_time, then
+      // delay_first_probe_time and ucast_solicit unicast probes: Linux ip-sysctl.rst neigh/*) nobody
+      // answers and everything fails. Either way it ends with the new announcer's gratuitous ARP.
       return {
         min: 0,
         max: d.max + slack,
-        basis: `${detect} + gratuitous ARP; until then the frozen node's kernel still forwards (only its own pod's share fails), so anything from 0`,
+        basis: `${detect} + gratuitous ARP from the new announcer; until then the frozen speaker answers no ARP: the router reaches the frozen node only while its neighbour entry holds (its kernel forwards, its own pod's connections fail), then nothing — so anything from 0 up to the takeover`,
       };
     case 'graceful-shutdown': {
       const leave = m.gossipIntervalMs * (Math.ceil(Math.log(Math.max(2, n)) / Math.log(m.gossipNodes)) + 1);
@@ -244,6 +253,7 @@ const SOURCES = [
   'hashicorp/memberlist config.go DefaultLANConfig: ProbeInterval 1 s, ProbeTimeout 500 ms, SuspicionMult 4, SuspicionMaxTimeoutMult 6, GossipInterval 200 ms, GossipNodes 3, IndirectChecks 3, RetransmitMult 4, GossipToTheDeadTime 30 s, PushPullInterval 30 s',
   'hashicorp/memberlist util.go suspicionTimeout = SuspicionMult × max(1, log10(max(1, n))) × ProbeInterval; state.go suspectNode / suspicion.go (k = SuspicionMult − 2 confirmations, max = 6 × min)',
   'metallb/metallb internal/layer2/announcer.go spamLoop: gratuitous ARP at once, then every 1100 ms for 5 s',
+  'metallb/metallb internal/layer2/arp.go@v0.16.1: ARP answered from user space (raw socket), only requests, broadcast or to our MAC, unicast reply; Gratuitous = request + reply, broadcast',
 ];
 
 const ID = 'metallb-l2';
@@ -253,6 +263,8 @@ export const metallbL2: Mechanism = {
   family: METALLB_FAMILY,
   timers: [metallbTimers],
   components: { metallb: new URL('./agent.js', import.meta.url).href },
+  // the speaker's user-space ARP responder (src/emulation/arp-responder.pl) runs on perl-base
+  hostNeeds: [{ bin: '/usr/bin/perl', debian: 'perl-base' }],
   svc: {
     id: ID,
     kind: 'svc',

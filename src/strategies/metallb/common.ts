@@ -75,6 +75,7 @@ export const metallbReal: RealSupport = {
   uninstall: () => [{ what: 'remove MetalLB', argv: ['kubectl', 'delete', '--ignore-not-found', '-f', METALLB_MANIFEST] }],
   versions: { metallb: METALLB_VERSION },
   honoursExcludeLabel: true,
+  addressAnnotation: 'metallb.io/loadBalancerIPs',
 };
 
 /** MetalLB ≥ 0.14 publishes the announcing node of an L2 Service as a ServiceL2Status. */

@@ -1,13 +1,16 @@
 /**
  * Agent component `talos-vip`: the emulated Talos shared-IP (VIP) operator of one control plane.
- * Emulates siderolabs/talos internal/app/machined/pkg/controllers/network/operator/vip.go (v1.11)
- * with the SAME etcd primitives Talos uses (go.etcd.io/etcd/client/v3/concurrency: Session +
- * Election, etcd v3.5), run against the lab's real etcd cluster:
+ * Emulates siderolabs/talos internal/app/machined/pkg/controllers/network/operator/vip.go as the
+ * pinned release (`topology.talos.version`) has it — read at v1.11.6 and v1.13.9, which differ only
+ * in the session cleanup (see revokesOnCancel) — with the SAME etcd primitives Talos uses
+ * (go.etcd.io/etcd/client/v3/concurrency: Session + Election, client v3.6.4 / v3.6.12), run against
+ * the lab's real etcd cluster:
  *
- * - Preconditions (vip.go waitForPreconditions): the node campaigns only while its etcd is healthy.
- *   Talos waits for its etcd service's health (ValidateQuorum through the LOCAL member, checked every
- *   20 s); the emulation checks the local member with a linearizable read right before campaigning
- *   and retries every campaign-retry interval while it fails (event `etcd-unhealthy`).
+ * - Preconditions (vip.go waitForPreconditions): the node campaigns only once its etcd SERVICE is
+ *   Running && Healthy. Healthy is a cached flag the etcd service's health runner refreshes: the
+ *   first check 5 s after etcd starts, then every 20 s, each a linearizable read through the local
+ *   member with a 15 s timeout (ETCD_HEALTH). The flag is read only before campaigning: a node
+ *   already queued or leading does not react to it. Events `etcd-unhealthy` / `etcd-healthy`.
  * - Client: only the local member (Talos `etcd.NewLocalClient`), so a node cut off from quorum
  *   cannot campaign or keep its session through another member.
  * - Session: a lease with TTL `timers.talosVip.sessionTtlS` (Talos calls concurrency.NewSession
@@ -24,18 +27,21 @@
  * - The winner adds the VIP to the link and the address controller sends one gratuitous ARP
  *   (AddressSpec.AnnounceWithARP). It keeps the IP until: its session ends (lease expired or lost —
  *   the only way a crashed/partitioned holder is replaced: the others wait for the lease to
- *   expire, by design), the leader key changes, its etcd or kube-apiserver static pod goes away, or
- *   the node shuts down. Then it removes the IP, resigns (deletes its key, vip.go deferred
- *   election.Resign) and revokes its session (vip.go deferred ec.RevokeSession, upstream main), and
- *   campaigns again at once; after a failure it waits campaignRetryInterval = 1 s (vip.go Run).
+ *   expire, by design), the leader key changes, the kube-apiserver static pod status is destroyed
+ *   (the kubelet no longer lists the pod, seen at its 15 s refresh — NOT when :6443 refuses), the
+ *   node shuts down (KubeletLifecycle teardown) or the operator stops. Then it removes the IP,
+ *   resigns on a detached context, and cleans its session up: revoked when the campaign ended with
+ *   its context live (teardown, session end, new leader — every release) or, after a context
+ *   cancel, only in releases with RevokeSession (revokesOnCancel); it campaigns again at once;
+ *   after a failure it waits campaignRetryInterval = 1 s (vip.go Run).
  *
- * Config: `{ vip, link?, endpoints?, hostname?, watchApiserver? }`. Events: `campaign`, `leader`,
- * `acquired` {ip}, `garp-sent`, `released` {ip, reason}, `lost-leader`, `resigned`,
- * `etcd-unhealthy` {error}.
+ * Config: `{ vip, link?, endpoints?, hostname?, watchApiserver?, etcdHealth?, staticPodRefreshMs? }`.
+ * Events: `campaign`, `leader`, `acquired` {ip}, `garp-sent`, `released` {ip, reason},
+ * `lost-leader`, `resigned`, `etcd-unhealthy` {error}, `etcd-healthy`. RPC: `status`, `remove`
+ * (the operator removed while the node runs).
  * Test hook: `simulateCrash()` stops everything without a goodbye (no resign, no revoke, the lease
  * is simply no longer kept alive) — what SIGKILL does to the real process.
  */
-import net from 'node:net';
 import { Etcd3, type IOptions, type Lease, type Watcher } from 'etcd3';
 import type { AgentComponent, AgentContext, ComponentFactory } from '../../emulation/agent/types.js';
 import { addAddress, delAddress, hasAddress, lanIf, sendGarp } from '../../emulation/net.js';
@@ -236,13 +242,10 @@ export class EtcdElection {
         }
       }
     }
-    try {
-      await this.waitDeletes(BigInt(this.myRev) - 1n, signal);
-    } catch (e) {
-      // concurrency/election.go: on cancel, resign so we do not stay queued
-      if (signal.aborted) await this.resign().catch(() => undefined);
-      throw e;
-    }
+    // concurrency/election.go Campaign resigns when its ctx ends, on client.Ctx(); Talos builds the
+    // client on the campaign's own ctx (etcd.NewLocalClient(ctx), vip.go), so that resign always
+    // fails and is not emulated: the key goes with the session (revoked or expired), see TalosVip
+    await this.waitDeletes(BigInt(this.myRev) - 1n, signal);
   }
 
   /** key.go waitDeletes: wait until no key of the prefix has create revision ≤ maxCreateRev. */
@@ -313,22 +316,63 @@ export interface TalosVipConfig {
   endpoints?: string[];
   /** value campaigned with (default: the host name, vip.go uses os.Hostname()) */
   hostname?: string;
-  /** treat the local kube-apiserver disappearing as its static pod being destroyed (default: when the agent runs one) */
+  /** release the VIP when the kube-apiserver static pod status is destroyed (default: when the agent runs one) */
   watchApiserver?: boolean;
+  /** the etcd service's health check (default Talos': first after 5 s, then every 20 s, 15 s timeout) */
+  etcdHealth?: { initialDelayMs: number; periodMs: number; timeoutMs: number };
+  /** how often the kubelet's static pods are listed (default Talos' 15 s) */
+  staticPodRefreshMs?: number;
 }
 
 /** Talos constants.EtcdRootTalosKey (pkg/machinery/constants, v1.11) */
 export const ETCD_ROOT_TALOS_KEY = 'talos:v1';
 export const talosElectionKey = (ip: string) => `${ETCD_ROOT_TALOS_KEY}:vip:election:${ip}`;
 
+/**
+ * Talos' etcd service health settings: (*Etcd).HealthSettings InitialDelay 5 s, Period 20 s,
+ * Timeout 15 s (internal/app/machined/pkg/system/services/etcd.go@v1.11.6 and @v1.13.9), run by
+ * health.Run: one check after the initial delay, then one per tick (system/health/check.go@v1.11.6).
+ * The check is ValidateQuorum: a linearizable Get through the local member (internal/pkg/etcd).
+ */
+export const ETCD_HEALTH = { initialDelayMs: 5000, periodMs: 20_000, timeoutMs: 15_000 };
+/** KubeletStaticPodController refreshes the kubelet's pod list every 15 s (k8s/kubelet_static_pod.go@v1.11.6/@v1.13.9) */
+export const STATIC_POD_REFRESH_MS = 15_000;
+/** etcd.CleanupTimeout (internal/pkg/etcd/session.go@v1.13.9): the detached revoke/resign bound */
+const CLEANUP_TIMEOUT_MS = 10_000;
+
+/**
+ * Does this Talos release revoke its session when the campaign's context is cancelled (the VIP
+ * operator removed, machined tearing the controller down)? From commit "fix: use context without
+ * cancelation for etcd locks": v1.12.11, v1.13.8 and v1.14.0-beta.1 on (vip.go defers
+ * ec.RevokeSession on context.WithoutCancel). Before, vip.go defers sess.Close(), which revokes on
+ * the client context — the campaign's own, already cancelled — so it fails at once and a queued
+ * key stays until its 60 s lease expires (vip.go@v1.11.6, concurrency/session.go@v3.6.4).
+ */
+export function revokesOnCancel(talosVersion: string): boolean {
+  const m = /^v(\d+)\.(\d+)\.(\d+)/.exec(talosVersion);
+  if (!m) return true;
+  const [maj, min, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (maj !== 1) return maj > 1;
+  if (min >= 14) return true;
+  if (min === 13) return patch >= 8;
+  if (min === 12) return patch >= 11;
+  return false;
+}
+
 const factory: ComponentFactory = (ctx: AgentContext, config: TalosVipConfig) => new TalosVip(ctx, config);
 export default factory;
 
 const COMPONENT = 'talos-vip';
 
+/** How a campaign ended, for the cleanup that follows (vip.go's deferred calls). */
+type Ending = 'teardown' | 'cancelled' | 'crashed' | null;
+
 export class TalosVip implements AgentComponent {
   readonly kind = COMPONENT;
+  /** the operator's context: cancelled when the operator is removed (or the agent crashes) */
   private readonly abort = new AbortController();
+  /** KubeletLifecycle entering teardown: a graceful node shutdown (StopAllPods) */
+  private readonly teardown = new AbortController();
   private crashed = false;
   private loop?: Promise<void>;
   private client?: Etcd3;
@@ -337,6 +381,8 @@ export class TalosVip implements AgentComponent {
   private holding = false;
   private campaigning = false;
   private etcdHealthy: boolean | null = null;
+  private healthTimer?: NodeJS.Timeout;
+  private healthWaiters: (() => void)[] = [];
   private leaderSince: number | null = null;
   private readonly link: string;
   private readonly endpoints: string[];
@@ -344,6 +390,10 @@ export class TalosVip implements AgentComponent {
   private readonly ttlS: number;
   private readonly retryMs: number;
   private readonly watchApiserver: boolean;
+  private readonly health: { initialDelayMs: number; periodMs: number; timeoutMs: number };
+  private readonly revokeOnCancel: boolean;
+  /** does the kubelet still list the kube-apiserver static pod? (the agent runs it while it lives; replaceable in tests) */
+  apiserverListed: () => boolean;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -357,18 +407,44 @@ export class TalosVip implements AgentComponent {
     this.ttlS = ctx.topology.timers.talosVip.sessionTtlS;
     this.retryMs = ctx.topology.timers.talosVip.campaignRetryS * 1000;
     this.watchApiserver = config.watchApiserver ?? ctx.spec.components.some((c) => c.kind === 'apiserver');
+    this.health = config.etcdHealth ?? ETCD_HEALTH;
+    this.revokeOnCancel = revokesOnCancel(ctx.topology.talos?.version ?? 'v1.11.6');
+    this.apiserverListed = () => ctx.spec.components.some((c) => c.kind === 'apiserver');
   }
 
   async start(): Promise<void> {
     // a restarted node boots without the VIP (Talos reconciles addresses from specs); the sim's
     // namespace survives a crash, so drop an address left behind by the killed process
     if (await hasAddress(this.ctx, this.config.vip, this.link)) await delAddress(this.ctx, this.config.vip, this.link);
+    this.startHealth();
     this.loop = this.run();
   }
 
+  /**
+   * Graceful node shutdown: Talos' Shutdown sequence runs StopAllPods, which tears the
+   * KubeletLifecycle down and waits for the VIP operator's finalizer on it
+   * (v1alpha1_sequencer.go@v1.11.6 Shutdown; vip.go AddFinalizer). The operator sees the teardown
+   * with its context still live, so its deferred cleanup works in every release: the holder drops
+   * the VIP and resigns, a queued node revokes its session (its key goes), and only then does the
+   * operator stop. etcd is stopped later in the sequence (stopAllPhaselist), after the agent here.
+   */
   async stop(): Promise<void> {
+    this.teardown.abort(new Error('kubelet lifecycle teardown'));
+    await atMost(this.loop ?? Promise.resolve(), 15_000);
     this.abort.abort(new Error('stopping'));
-    await atMost(this.loop ?? Promise.resolve(), 10_000);
+    this.stopHealth();
+  }
+
+  /**
+   * The VIP operator removed while the node runs (its VIP config deleted, machined tearing the
+   * network controller down): the operator's context is cancelled first. The leader's resign runs
+   * on a detached context and works; the session revoke works only in releases with the fix
+   * (revokesOnCancel) — before it, a queued node's key stays until its lease expires.
+   */
+  async remove(): Promise<void> {
+    this.abort.abort(new Error('operator removed'));
+    await atMost(this.loop ?? Promise.resolve(), 15_000);
+    this.stopHealth();
   }
 
   /** Test hook: vanish like a SIGKILLed process (no resign, no revoke, address left as is). */
@@ -377,6 +453,7 @@ export class TalosVip implements AgentComponent {
     this.session?.abandon();
     this.client?.close();
     this.abort.abort(new Error('crashed'));
+    this.stopHealth();
   }
 
   status(): Record<string, unknown> {
@@ -390,48 +467,100 @@ export class TalosVip implements AgentComponent {
       etcdHealthy: this.etcdHealthy,
       sessionTtlS: this.ttlS,
       endpoints: this.endpoints,
+      revokeOnCancel: this.revokeOnCancel,
     };
   }
 
   async call(method: string): Promise<unknown> {
     if (method === 'status') return this.status();
-    throw new Error(`talos-vip: unknown method '${method}'; valid: status`);
+    if (method === 'remove') return this.remove();
+    throw new Error(`talos-vip: unknown method '${method}'; valid: status, remove`);
   }
 
   private get signal(): AbortSignal {
     return this.abort.signal;
   }
 
+  private get over(): boolean {
+    return this.signal.aborted || this.teardown.signal.aborted;
+  }
+
+  // -- the etcd service's health (what waitForPreconditions reads) -----------------------------
+
+  /** health.Run: a check after InitialDelay, then one per Period; the result is a cached flag */
+  private startHealth(): void {
+    const tick = async () => {
+      if (this.over) return;
+      const probe = labEtcdClient(this.endpoints, this.health.timeoutMs);
+      let ok = false;
+      let error = '';
+      try {
+        await probe.get('health').options(within(this.health.timeoutMs)).exec();
+        ok = true;
+      } catch (e) {
+        error = (e as Error).message;
+      } finally {
+        probe.close();
+      }
+      if (this.over) return;
+      if (!ok && this.etcdHealthy !== false) this.ctx.emit(COMPONENT, 'etcd-unhealthy', { error });
+      if (ok && this.etcdHealthy !== true) this.ctx.emit(COMPONENT, 'etcd-healthy', {});
+      this.etcdHealthy = ok;
+      if (ok) for (const w of this.healthWaiters.splice(0)) w();
+    };
+    // time.Ticker(Period) after the first check: ticks every Period from then, a slow check drops ticks
+    let busy = false;
+    const guarded = () => {
+      if (busy) return;
+      busy = true;
+      void tick().finally(() => (busy = false));
+    };
+    this.healthTimer = setTimeout(() => {
+      guarded();
+      this.healthTimer = setInterval(guarded, this.health.periodMs);
+    }, this.health.initialDelayMs);
+  }
+
+  private stopHealth(): void {
+    clearTimeout(this.healthTimer);
+    clearInterval(this.healthTimer);
+    for (const w of this.healthWaiters.splice(0)) w();
+  }
+
+  /** waitForPreconditions: the etcd service Running && Healthy (a watch on the cached flag) */
+  private async waitForEtcd(): Promise<void> {
+    while (this.etcdHealthy !== true) {
+      if (this.over) throw new Error('stopping');
+      await new Promise<void>((resolve) => {
+        this.healthWaiters.push(resolve);
+        const done = () => resolve();
+        this.signal.addEventListener('abort', done, { once: true });
+        this.teardown.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  // -- the operator ----------------------------------------------------------------------------
+
   /** vip.go Run: campaign; on failure wait campaignRetryInterval; on a normal end campaign again at once. */
   private async run(): Promise<void> {
-    while (!this.signal.aborted) {
+    while (!this.over) {
       try {
         await this.campaignOnce();
       } catch (e) {
-        if (this.signal.aborted) break;
+        if (this.over) break;
         this.ctx.log(COMPONENT, `campaign failure: ${(e as Error).message}`);
         await pause(this.retryMs, this.signal);
       }
     }
   }
 
-  /** Precondition: the local member answers a linearizable read (etcd ValidateQuorum). */
-  private async waitForEtcd(): Promise<void> {
-    for (;;) {
-      if (this.signal.aborted) throw this.signal.reason;
-      const probe = labEtcdClient(this.endpoints, 2000);
-      try {
-        await probe.get('health').options(within(2000)).exec();
-        this.etcdHealthy = true;
-        return;
-      } catch (e) {
-        if (this.etcdHealthy !== false) this.ctx.emit(COMPONENT, 'etcd-unhealthy', { error: (e as Error).message });
-        this.etcdHealthy = false;
-      } finally {
-        probe.close();
-      }
-      await pause(this.retryMs, this.signal);
-    }
+  /** what ended the campaign, as vip.go's deferred calls see it */
+  private ending(): Ending {
+    if (this.crashed) return 'crashed';
+    if (this.signal.aborted) return 'cancelled';
+    if (this.teardown.signal.aborted) return 'teardown';
+    return null;
   }
 
   private async campaignOnce(): Promise<void> {
@@ -446,33 +575,47 @@ export class TalosVip implements AgentComponent {
         this.ctx.log(COMPONENT, 'resigning from previous election');
         await election.resignKey(current);
       }
-      // the campaign ends early when the session dies or the component stops
+      // the campaign ends early when the session dies, the node shuts down or the operator stops
       const campaignAbort = new AbortController();
       const onStop = () => campaignAbort.abort(new Error('stopping'));
       this.signal.addEventListener('abort', onStop, { once: true });
+      this.teardown.signal.addEventListener('abort', onStop, { once: true });
       void session.done.then((why) => campaignAbort.abort(new Error(`etcd session closed: ${why}`)));
       this.campaigning = true;
       this.ctx.emit(COMPONENT, 'campaign', { ip: this.config.vip, key: talosElectionKey(this.config.vip) });
       try {
         await election.campaign(this.hostname, campaignAbort.signal);
       } catch (e) {
-        if (campaignAbort.signal.aborted) return; // session closed or stopping: not an error (vip.go returns nil)
+        if (campaignAbort.signal.aborted) return; // session closed, teardown or stopping: not an error (vip.go returns nil)
         throw e;
       } finally {
         this.campaigning = false;
         this.signal.removeEventListener('abort', onStop);
+        this.teardown.signal.removeEventListener('abort', onStop);
       }
       if (this.crashed) return;
       await this.lead(election, session);
     } finally {
-      if (!this.crashed) {
-        // vip.go (upstream main) defers ec.RevokeSession: a queued key must not outlive the campaign
-        await session?.revoke().catch(() => undefined);
-        client.close();
-      }
+      await this.closeSession(session, client);
       this.session = undefined;
       this.client = undefined;
     }
+  }
+
+  /** vip.go's deferred session cleanup, by release and by what ended the campaign */
+  private async closeSession(session: EtcdSession | undefined, client: Etcd3): Promise<void> {
+    const end = this.ending();
+    if (end === 'crashed') return;
+    if (end === 'cancelled' && !this.revokeOnCancel) {
+      // sess.Close() on the cancelled client context: Orphan (keepalives stop), the revoke fails
+      // at once; the key stays until etcd expires the lease, one TTL after the last keepalive
+      session?.abandon();
+      client.close();
+      return;
+    }
+    // a live context (teardown, session end, new leader) or RevokeSession (WithoutCancel, 10 s)
+    await session?.revoke(end === 'cancelled' ? CLEANUP_TIMEOUT_MS : 3000).catch(() => undefined);
+    client.close();
   }
 
   /** From winning the campaign to giving the VIP up again (vip.go after campaignLoop). */
@@ -486,13 +629,25 @@ export class TalosVip implements AgentComponent {
       await addAddress(this.ctx, this.config.vip, this.link);
       this.holding = true;
       this.ctx.emit(COMPONENT, 'acquired', { ip: this.config.vip, link: this.link });
-      // one gratuitous ARP (arping then waits out its 1 s deadline: do not hold the observation up)
+      // AddressSpecController sends ONE gratuitous ARP when it adds the address
+      // (network/address_spec.go@v1.11.6); arping then waits out its 1 s deadline: do not hold the
+      // observation up
       void sendGarp(this.ctx, COMPONENT, this.config.vip, 1, this.link).catch(() => undefined);
       const stopped = new Promise<string>((resolve) => {
-        if (this.signal.aborted) resolve('shutdown');
-        const onAbort = () => resolve(this.crashed ? 'crashed' : 'shutdown');
+        const onAbort = () => resolve(this.crashed ? 'crashed' : 'operator stopped');
+        const onTeardown = () => resolve('kubelet lifecycle teardown');
+        if (this.signal.aborted) onAbort();
+        if (this.teardown.signal.aborted) onTeardown();
         this.signal.addEventListener('abort', onAbort, { once: true });
-        observeAbort.signal.addEventListener('abort', () => this.signal.removeEventListener('abort', onAbort), { once: true });
+        this.teardown.signal.addEventListener('abort', onTeardown, { once: true });
+        observeAbort.signal.addEventListener(
+          'abort',
+          () => {
+            this.signal.removeEventListener('abort', onAbort);
+            this.teardown.signal.removeEventListener('abort', onTeardown);
+          },
+          { once: true },
+        );
       });
       const watchers: Promise<string>[] = [
         stopped,
@@ -513,7 +668,9 @@ export class TalosVip implements AgentComponent {
         }
         this.ctx.emit(COMPONENT, 'lost-leader', { ip: this.config.vip, reason });
         try {
-          await election.resign();
+          // Resign on a detached context: context.Background() + 10 s @v1.11.6,
+          // WithoutCancel + CleanupTimeout (10 s) @v1.13.9 — works in every release
+          await election.resign(CLEANUP_TIMEOUT_MS);
           this.ctx.emit(COMPONENT, 'resigned', { ip: this.config.vip });
         } catch (e) {
           this.ctx.log(COMPONENT, `resign failed (the key will expire with the session lease): ${(e as Error).message}`);
@@ -524,33 +681,21 @@ export class TalosVip implements AgentComponent {
   }
 
   /**
-   * vip.go breaks its observe loop when the kube-apiserver static pod is destroyed. In the sim the
-   * API server is a component of the same agent listening on 0.0.0.0:<apiPort>; "destroyed" =
-   * it was listening and now refuses connections.
+   * vip.go breaks its observe loop when a StaticPodStatus `kube-system/kube-apiserver-*` is
+   * DESTROYED: KubeletStaticPodController refreshes the kubelet's pod list every 15 s and destroys a
+   * status only when the kubelet no longer lists that static pod, or the kubelet goes away
+   * (k8s/kubelet_static_pod.go@v1.11.6/@v1.13.9). A crashed or unready kube-apiserver container
+   * whose pod is still listed keeps the VIP where it is. In the sim the kubelet's pod list is the
+   * agent's component list: the API server stand-in stays listed while the agent runs, so this
+   * fires only if a test says the pod left the list.
    */
   private async apiserverGone(signal: AbortSignal): Promise<string> {
-    const port = this.ctx.topology.apiPort;
-    let seenUp = false;
+    const every = this.config.staticPodRefreshMs ?? STATIC_POD_REFRESH_MS;
     while (!signal.aborted) {
-      const up = await tcpConnect('127.0.0.1', port, 1000);
-      if (up === 'open') seenUp = true;
-      else if (up === 'refused' && seenUp) return 'kube-apiserver gone';
-      await pause(1000, signal);
+      await pause(every, signal);
+      if (signal.aborted) break;
+      if (!this.apiserverListed()) return 'kube-apiserver static pod destroyed';
     }
     return 'observe cancelled';
   }
-}
-
-/** One TCP connect: open, refused, or timeout. */
-export function tcpConnect(host: string, port: number, timeoutMs: number): Promise<'open' | 'refused' | 'timeout'> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (r: 'open' | 'refused' | 'timeout') => {
-      s.destroy();
-      resolve(r);
-    };
-    s.setTimeout(timeoutMs, () => done('timeout'));
-    s.once('connect', () => done('open'));
-    s.once('error', () => done('refused'));
-  });
 }

@@ -23,6 +23,17 @@
  * - garp-ignored: the crash band, and the router keeps the dead holder's MAC until its neighbour
  *   entry fails: REACHABLE ≤ 1.5 × base_reachable_time, DELAY delay_first_probe_time, PROBE
  *   ucast_solicit × retrans_time, then a broadcast resolution the new holder answers.
+ * Steps of the real operator that these bands need not carry, and why:
+ * - the etcd health gate (a cached Healthy flag, first check 5 s after etcd starts, then every
+ *   20 s): read only BEFORE campaigning. When the holder fails, the candidates that take over are
+ *   already queued in Campaign; the gate delays only a node that (re)starts its campaign — a
+ *   restored victim, or one whose session ended — which is not who restores the client's VIP.
+ * - release on kube-apiserver loss: only when the kubelet stops listing the static pod (15 s
+ *   refresh), which none of the drills does to a running node.
+ * - the v1.11.x / ≤ v1.12.10 / ≤ v1.13.7 session cleanup after a cancelled campaign (a queued key
+ *   left ≤ TTL): a graceful shutdown ends the campaign through the KubeletLifecycle teardown with
+ *   the context live, so every release revokes; only removing the VIP operator from a running
+ *   node cancels the context first (agent RPC `remove`), which no drill does.
  */
 import type { DrillKind, Topology } from '../../model/types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
@@ -77,7 +88,10 @@ export const talosVip: Mechanism = {
       'second; after a crash, freeze or partition the others must wait for the holder\'s lease to expire (40–60 s after the fault, by design, to avoid two ' +
       'holders). The VIP exists only once etcd is up. Sim: emulated operator with the upstream election semantics, against the lab\'s real etcd.',
     sources: [
-      'siderolabs/talos internal/app/machined/pkg/controllers/network/operator/vip.go (v1.11; RevokeSession from upstream main): preconditions, election key, campaign retry 1 s, release on shutdown/etcd/kube-apiserver loss',
+      'siderolabs/talos internal/app/machined/pkg/controllers/network/operator/vip.go @v1.11.6 and @v1.13.9: preconditions, election key, campaign retry 1 s, release on teardown/etcd/kube-apiserver static pod loss; sess.Close (@v1.11.6) vs RevokeSession on a detached context (@v1.12.11, @v1.13.8+, @v1.14.0-beta.1)',
+      'siderolabs/talos internal/app/machined/pkg/system/services/etcd.go HealthSettings (5 s / 20 s / 15 s) + system/health/check.go Run @v1.11.6/@v1.13.9: the cached etcd Healthy flag the campaign waits for',
+      'siderolabs/talos internal/app/machined/pkg/controllers/k8s/kubelet_static_pod.go @v1.11.6/@v1.13.9: static pod statuses refreshed every 15 s, destroyed only when the kubelet stops listing the pod',
+      'siderolabs/talos internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go @v1.11.6 Shutdown: StopAllPods (KubeletLifecycle teardown, VIP finalizer) before the services (etcd) stop',
       'go.etcd.io/etcd/client/v3/concurrency session.go (default TTL 60 s), election.go (Campaign/Resign), key.go (waitDeletes) — etcd v3.5',
       'go.etcd.io/etcd/client/v3 lease.go: keepalive every TTL/3, keepalive channel closed when no response for a TTL',
       'etcd server lease/lessor.go (v3.4/v3.5): expiry checked every 500 ms, Promote(electionTimeout) extends leases on leader change',

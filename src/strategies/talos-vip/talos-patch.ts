@@ -26,14 +26,32 @@ export function vipPatchDocs(vip: string, version: string, link: VipLink | strin
   return [{ machine: { network: { interfaces: [{ ...sel, vip: { ip: vip } }] } } }];
 }
 
-/** The patch that takes the VIP away again (strategy change on a running cluster). */
-export function vipRemovalDocs(vip: string, version: string, link: VipLink | string): Record<string, unknown>[] {
+/**
+ * The patch that takes the VIP away again (strategy change on a running cluster), in a form Talos
+ * accepts (siderolabs/talos pkg/machinery/config/configloader/internal/decoder/delete.go, the same
+ * at v1.11.6, v1.12.11 and v1.13.9):
+ *  - Talos ≥ 1.12: delete the whole `Layer2VIPConfig` document by apiVersion/kind/name
+ *    (configpatcher testdata/patchdelete/strategic1.yaml deletes a named document);
+ *  - Talos ≤ 1.11: `interfaces[{interface: eth0, vip: {$patch: delete}}]` is REFUSED — a key
+ *    inside a list item cannot be deleted ("cannot delete an inner key in
+ *    'machine.network.interfaces.[0].vip'", `ensureNoSeqInChain`). The list item itself can go:
+ *    `{interface: eth0, $patch: delete}` selects the entry whose `interface` equals "eth0"
+ *    (`makeSequenceSelector`: the first key of the item besides `$patch`, compared as a string),
+ *    and deletes run before the merge of the same patch (container.go `Documents()`), so `keep` —
+ *    whatever else the link's entry carries besides the VIP (routes, addresses) — is merged back
+ *    in the same patch. Without `keep` the entry goes entirely, right when the VIP patch created it.
+ *    A device-selector link has no delete form at all (a mapping compares as ""): runtimes that
+ *    name links that way replace the whole list (src/providers/kinds/talos/machine-config.ts
+ *    `completeInterfaceDeletes`).
+ */
+export function vipRemovalDocs(vip: string, version: string, link: VipLink | string, keep: Record<string, unknown> = {}): Record<string, unknown>[] {
   if (usesNetworkDocuments(version)) {
-    // deleting a whole document: configpatcher testdata/patchdelete/strategic1.yaml
     return [{ apiVersion: 'v1alpha1', kind: 'Layer2VIPConfig', name: vip, $patch: 'delete' }];
   }
-  const sel = typeof link === 'string' ? { interface: link } : link;
-  return [{ machine: { network: { interfaces: [{ ...sel, vip: { $patch: 'delete' } }] } } }];
+  const name = typeof link === 'string' ? link : 'interface' in link ? link.interface : undefined;
+  if (!name) throw new Error(`Talos ≤ 1.11 cannot delete a machine.network.interfaces entry chosen by ${JSON.stringify(link)}: only an interface name selects one`);
+  const rest = Object.fromEntries(Object.entries(keep).filter(([k]) => k !== 'interface' && k !== 'vip'));
+  return [{ machine: { network: { interfaces: [{ interface: name, $patch: 'delete' }, ...(Object.keys(rest).length ? [{ interface: name, ...rest }] : [])] } } }];
 }
 
 export function vipFiles(t: Topology): RenderedFile[] {
@@ -58,7 +76,10 @@ export function vipFiles(t: Topology): RenderedFile[] {
       kind: 'talos-patch',
       delivery: 'talos',
       hosts,
-      content: toYamlDocs(vipRemovalDocs(t.vip, t.talos.version, link), [`Takes the native VIP ${t.vip} away again when another API mechanism replaces it on a running cluster.`]),
+      content: toYamlDocs(vipRemovalDocs(t.vip, t.talos.version, link), [
+        `Takes the native VIP ${t.vip} away again when another API mechanism replaces it on a running cluster.`,
+        ...(legacy ? [`Talos ≤ 1.11: the whole ${link} entry is deleted (a key inside a list item cannot be); what else the node's config has on ${link} must be merged back in the same patch.`] : []),
+      ]),
     },
   ];
 }

@@ -5,8 +5,15 @@
  *   table) — the host is gone for its peers, who can only notice by timeouts; its processes keep
  *   running (partition) unless the drill also kills them (crash).
  * - `resetKernelState`: what a reboot forgets — addresses the host's components added (VIPs,
- *   service IPs), nftables tables they installed — so a crashed node does not come back answering
- *   ARP for an address that has moved on meanwhile.
+ *   service IPs), nftables tables they installed, and the transient state below — so a crashed
+ *   node does not come back answering ARP for an address that has moved on meanwhile.
+ * - `flushTransientState`: connection tracking (the `conntrack` tool, conntrack-tools: `-F`
+ *   empties the table) and the dynamic neighbour cache (`ip neigh flush all` leaves permanent
+ *   entries). A drill leaves both behind: SYN_SENT entries DNATed to a pod that was dead live
+ *   120 s (nf_conntrack_tcp_timeout_syn_sent) and catch the next drill's SYNs from the same
+ *   4-tuple; a router's or client's neighbour entry for an address that moved during the drill
+ *   steers the next drill's first packets. Nothing a drill did may leak into the next one: the
+ *   lab runs this on every host between drills (and resetKernelState runs it on a node).
  * - `garpIgnore`: a router or client whose ARP cache ignores gratuitous ARP (`arp_accept=0`
  *   does not stop Linux from *updating* an existing entry from a GARP, so the table drops ARP
  *   requests whose sender IP = target IP and unsolicited replies that are not for us; see below).
@@ -17,7 +24,19 @@ import { run } from '../../../util/proc.js';
 const FAULT_TABLE = 'tlab_fault';
 
 export function isolateRules(h: HostBase): string {
+  const devs = h.interfaces.map((i) => i.ifname).join(', ');
   return [
+    // the device layer first: frames a raw (AF_PACKET) socket sends or receives — a user-space
+    // ARP responder such as MetalLB's (src/emulation/net.ts UserSpaceArp) — pass no IP or ARP
+    // hook, only the netdev ingress/egress hooks of the link (nftables netdev family, Linux ≥ 5.16 for egress)
+    ...(devs
+      ? [
+          `table netdev ${FAULT_TABLE} {`,
+          `  chain in { type filter hook ingress devices = { ${devs} } priority -500; policy drop; }`,
+          `  chain out { type filter hook egress devices = { ${devs} } priority -500; policy drop; }`,
+          '}',
+        ]
+      : []),
     `table inet ${FAULT_TABLE} {`,
     '  chain pre { type filter hook prerouting priority -400; policy accept; iifname != "lo" drop; }',
     '  chain out { type filter hook output priority -400; policy accept; oifname != "lo" drop; }',
@@ -35,11 +54,25 @@ export async function isolate(h: HostBase, ns: string): Promise<void> {
 }
 
 export async function unisolate(ns: string): Promise<void> {
+  await run('nft', ['delete', 'table', 'netdev', FAULT_TABLE], { ns, reject: false });
   await run('nft', ['delete', 'table', 'inet', FAULT_TABLE], { ns, reject: false });
   await run('nft', ['delete', 'table', 'arp', FAULT_TABLE], { ns, reject: false });
 }
 
-/** Tables other than the fault table and every address beyond the host's own ones. */
+/**
+ * Connection tracking and dynamic neighbour entries of one host's namespace (see the header).
+ * `conntrack -F` fails only when the tool is missing (or the namespace has no conntrack table
+ * yet, exit 0 then): a missing tool is an error, not a silent leak.
+ */
+export async function flushTransientState(ns: string): Promise<void> {
+  const r = await run('conntrack', ['-F'], { ns, reject: false });
+  if (r.exitCode !== 0 && !/0 flow entries|table is empty/i.test(r.stderr + r.stdout)) {
+    throw new Error(`conntrack -F in ${ns} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim()} — is conntrack (Debian package conntrack) installed?`);
+  }
+  await run('ip', ['neigh', 'flush', 'all'], { ns, reject: false });
+}
+
+/** Tables other than the fault table, every address beyond the host's own ones, and the transient state. */
 export async function resetKernelState(h: HostBase, ns: string): Promise<void> {
   const tables = (await run('nft', ['list', 'tables'], { ns, reject: false })).stdout
     .split('\n')
@@ -55,9 +88,10 @@ export async function resetKernelState(h: HostBase, ns: string): Promise<void> {
     for (const i of a.addr_info) if (!own.has(`${i.local}/${i.prefixlen}`)) lines.push(`addr del ${i.local}/${i.prefixlen} dev ${a.ifname}`);
   }
   if (lines.length) await run('ip', ['-batch', '-'], { ns, reject: false, input: lines.join('\n') + '\n' });
+  await flushTransientState(ns);
 }
 
-const GARP_TABLE = 'tlab_garp_ignore';
+export const GARP_TABLE = 'tlab_garp_ignore';
 
 /**
  * Sticky-ARP gear: ignore gratuitous ARP. Linux updates an existing neighbour entry from any ARP
