@@ -1,20 +1,23 @@
 /**
- * Bring-up benchmark of the sim provider (issue 3): each shipped lab is brought up and torn down
+ * Bring-up benchmark of the sim provider: each shipped lab is brought up and torn down
  * REPEATS times through the provider (`simProvider.up` → `down`, what `lab up`/`lab down` run);
  * records the time to a ready lab (network, FRR routers with their BGP sessions, the etcd cluster
  * healthy, PKI, client agents answering), the teardown time, the namespaces and processes, and
- * the resident memory of every process in the lab's namespaces. Writes docs/bench-labs.md.
+ * the resident memory of every process in the lab's namespaces. Writes the bring-up section of
+ * docs/bench-labs.md (its own markers only; the whole-lab section belongs to
+ * scripts/bench-whole-labs.ts).
  *
  * Usage (root): node --import tsx scripts/bench-labs.ts [--repeat N] [--no-write]
- * Targets (issue 3): smb ≤ 10 s, minecraft ≤ 4 s, enterprise ≤ 60 s on a 2-core machine.
+ * Targets: smb ≤ 10 s, minecraft ≤ 4 s, enterprise ≤ 60 s on a 2-core machine.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../src/model/load.js';
 import { simProvider } from '../src/providers/kinds/emulated/provider.js';
 import { LabState } from '../src/state/state.js';
 import { run, now } from '../src/util/proc.js';
+import { replaceSection } from './lib/bench-doc.js';
 
 const argv = process.argv.slice(2);
 const ri = argv.indexOf('--repeat');
@@ -93,7 +96,7 @@ const table = rows.map((r) => {
   return `| ${r.lab} | ${r.hosts} | ${fmt(med)} (${fmt(Math.min(...r.up))}–${fmt(Math.max(...r.up))}) | ≤ ${fmt(TARGET_MS[r.lab]!)} ${ok ? 'PASS' : 'FAIL'} | ${fmt(median(r.down))} | ${r.processes} | ${r.rssMiB} MiB |`;
 });
 const kernel = (await run('uname', ['-r'])).stdout.trim();
-const md = `# Sim bring-up benchmark
+const md = `## Sim bring-up
 
 Produced by \`npm run bench:labs\` (\`scripts/bench-labs.ts\`, root); numbers below are from the last run.
 
@@ -111,5 +114,8 @@ later by \`run\` and are not part of this figure. "Down" removes all of it (the 
 ${table.join('\n')}
 `;
 process.stdout.write(md);
-if (write) writeFileSync(join(REPO_ROOT, 'docs', 'bench-labs.md'), md);
+if (write) {
+  const doc = join(REPO_ROOT, 'docs', 'bench-labs.md');
+  writeFileSync(doc, replaceSection(existsSync(doc) ? readFileSync(doc, 'utf8') : null, 'bring-up', md));
+}
 process.exit(failed ? 1 : 0);

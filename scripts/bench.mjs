@@ -12,7 +12,7 @@
  * TypeScript runs through `node --import tsx`. Exit code 1 when a criterion fails.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,7 +182,11 @@ try {
   const md = render(facts, rows, { wrkCpu: w.targetCpu, oursCpu: o.targetCpu, genCpu: o.result.cpuPercent, ratio, D });
   process.stdout.write(md);
   if (write) {
-    writeFileSync(join(root, 'docs/benchmarks.md'), md);
+    // keep the section scripts/bench-probe.ts writes (from its marker to the end)
+    const file = join(root, 'docs/benchmarks.md');
+    const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const keep = old.indexOf('<!-- bench-probe:');
+    writeFileSync(file, keep >= 0 ? `${md.trimEnd()}\n\n${old.slice(keep)}` : md);
     log('wrote docs/benchmarks.md');
   }
 } finally {

@@ -63,6 +63,27 @@ export function providerOption(): Option {
     .default(process.env.LAB_PROVIDER && (PROVIDER_CHOICES as readonly string[]).includes(process.env.LAB_PROVIDER) ? process.env.LAB_PROVIDER : 'sim');
 }
 
+export const NODES_CHOICES = ['talos', 'emulated'] as const;
+
+export function nodesOption(): Option {
+  return new Option('--nodes <kind>', "what runs on the nodes: talos (real Talos: docker's and qemu's default) or emulated (the lab's emulated nodes: sim's only kind; with --provider docker, the emulated nodes in containers)").choices([
+    ...NODES_CHOICES,
+  ]);
+}
+
+/**
+ * `--provider P --nodes K` → the provider choice `P:K` the engine resolves (src/providers/index.ts);
+ * a pair no provider runs is a usage error (exit 2) before anything starts.
+ */
+async function combineNodes(cmd: Command): Promise<void> {
+  const o = cmd.opts<RunFlags>();
+  if (o.nodes === undefined) return;
+  const { parseProviderChoice } = await import('../providers/index.js');
+  const choice = `${o.provider}:${o.nodes}`;
+  parseProviderChoice(choice);
+  cmd.setOptionValue('provider', choice);
+}
+
 /** A LAB_PROVIDER that is not a provider is a usage error when it decides (no --provider given), never a silent `sim`. */
 function checkProviderEnv(cmd: Command): void {
   const env = process.env.LAB_PROVIDER;
@@ -73,6 +94,8 @@ function checkProviderEnv(cmd: Command): void {
 
 export interface RunFlags {
   provider: string;
+  /** what runs on the nodes (talos | emulated); folded into `provider` as `<provider>:<nodes>` before the action */
+  nodes?: string;
   strategies?: string;
   drills?: string;
   quick?: boolean;
@@ -93,6 +116,7 @@ export interface RunFlags {
 /** The flags of `run` (and, for the ones that make sense, `up` and `render`). */
 export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Command {
   cmd.addOption(providerOption());
+  cmd.addOption(nodesOption());
   if (which !== 'up') {
     cmd
       .option('--strategies <list>', 'only these strategies of the lab, comma-separated (e.g. talos-vip+metallb-l2,haproxy+metallb-bgp)')
@@ -118,7 +142,10 @@ export function addRunFlags(cmd: Command, which: 'run' | 'render' | 'up'): Comma
   }
   if (which === 'render') cmd.option('--render <dir>', 'where to write the rendered artifacts (default <out>/render)');
   cmd.option('--json', 'print only a JSON summary on stdout (progress stays on stderr)');
-  cmd.hook('preAction', (_program, action) => checkRunFlags(action));
+  cmd.hook('preAction', async (_program, action) => {
+    checkRunFlags(action);
+    await combineNodes(action);
+  });
   return cmd;
 }
 

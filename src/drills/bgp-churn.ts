@@ -1,5 +1,5 @@
 /**
- * ECMP churn (BRIEF: "when a node joins or leaves, stateless ECMP hashing re-maps flows and
+ * ECMP churn (the source article: "when a node joins or leaves, stateless ECMP hashing re-maps flows and
  * active TCP connections land on a node that does not know them → reset"). The victim is one of
  * the nodes currently announcing the service (observed at the router).
  */

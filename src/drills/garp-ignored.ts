@@ -1,5 +1,5 @@
 /**
- * Sticky ARP caches (BRIEF: "clients or routers with sticky ARP caches that ignore [gratuitous
+ * Sticky ARP caches (the source article: "clients or routers with sticky ARP caches that ignore [gratuitous
  * ARP] can lose connectivity for 30–60 s"). The router (and LAN clients) are set to ignore
  * gratuitous ARP, then the address holder crashes: the new holder's GARP is ignored, and the
  * path heals only when the kernel's own neighbour timers expire (REACHABLE → STALE → DELAY →

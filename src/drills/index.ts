@@ -1,4 +1,4 @@
-/** The drill registry (STYLE lesson 1): one entry per kind; an unknown kind lists the valid ones. */
+/** The drill registry: one entry per kind; an unknown kind lists the valid ones. */
 import type { DrillKind } from '../model/types.js';
 import type { Drill } from './types.js';
 import { LabError } from '../util/errors.js';

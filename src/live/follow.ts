@@ -1,6 +1,6 @@
 /**
  * The run's events as a JSONL file, so another process can follow a run it did not start
- * (`lab watch <id>`): the run appends every RunEvent to `<lab state dir>/live.jsonl`
+ * (`lab watch <id>`): the run appends every RunEvent to `<output dir>/live.jsonl` (the lab state records where)
  * (`writeEventLog`), a watcher tails it from its start (`followFile`) into its own RunEvents bus
  * and live server.
  */

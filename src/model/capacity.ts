@@ -62,6 +62,27 @@ export const TASK_SHARE = 0.5;
  */
 export const SIM_NODES_PER_CPU = 24;
 
+/**
+ * CPUs one sim lab instance keeps busy while its drills run: the agents' and etcd's idle work per
+ * node plus the client's traffic, dominated by TLS handshakes (the API probe and a
+ * `new-connection` load open a TLS connection per request, both ends in Node). Measured with
+ * `top` during `lab run test/fixtures/labs/ci-smb.yaml --drills baseline --parallel 1` (5 nodes,
+ * load 50 req/s new-connection, probe every 10 ms): 1.06 of 2 CPUs busy. A second instance on
+ * that machine pushed the API baseline from 1 error to 418 and its p99 from 0.2 s to 1.6 s: the
+ * probe then measures the host, so parallel instances are only started where the CPUs for them
+ * exist.
+ */
+export const SIM_CPU_PER_NODE = 0.04;
+export const SIM_CPU_PER_REQUEST_PER_S = 0.006;
+/** share of the machine's CPUs the instances may plan to keep busy (the orchestrator, the kernel's softirqs and the user's own work need the rest) */
+export const CPU_SHARE = 0.8;
+
+export function instanceCpus(lab: Lab): number {
+  const tr = lab.traffic;
+  const perS = tr.rate + 1000 / Math.max(1, tr.probeIntervalMs);
+  return lab.topology.nodes.length * SIM_CPU_PER_NODE + perS * SIM_CPU_PER_REQUEST_PER_S;
+}
+
 // ---------------------------------------------------------------------------------------------
 // per-process costs (see the header for where each figure comes from)
 

@@ -1,5 +1,5 @@
 /**
- * Raw (schema-valid) lab + topology → the resolved model of ./types.ts (STYLE lesson 3), with every
+ * Raw (schema-valid) lab + topology → the resolved model of ./types.ts (parse, then resolve), with every
  * cross-field rule checked on the way. Nothing here throws on bad input: every problem is added to
  * an `Issues` collector with the file, the path inside it and what was expected, so the user sees
  * ALL problems at once (load.ts throws them as one LabInputError).
@@ -446,18 +446,22 @@ export function resolveTopology(raw: RawTopology, src: SourceFile, issues: Issue
 
 type DrillDefaults = Omit<DrillSpec, 'kind'>;
 /** Per-kind defaults of a drill's windows (the observe window is extended by the engine to the
- * mechanism's expected band, so these are lower bounds for slow failovers). */
+ * mechanism's expected band, so these are lower bounds for slow failovers). A held fault's
+ * `holdMs: 0` means "until the slowest strategy of the run could have failed over" (plan.ts
+ * holdFor): a fixed 10 s freeze or partition ended before Talos VIP's 60 s session TTL did, so
+ * Talos VIP never failed over and looked as good as kube-vip. A blip is the same drill with
+ * `holdMs` set; a link flap is a blip by nature. */
 export const DRILL_DEFAULTS: Record<DrillKind, DrillDefaults> = {
   baseline: { target: 'both', victim: 'none', preMs: 1000, holdMs: 0, settleMs: 1000, observeMs: 10000 },
   'graceful-shutdown': { target: 'both', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 15000 },
   crash: { target: 'both', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 15000 },
-  freeze: { target: 'both', victim: 'holder', preMs: 3000, holdMs: 10000, settleMs: 5000, observeMs: 15000 },
-  partition: { target: 'both', victim: 'holder', preMs: 3000, holdMs: 10000, settleMs: 5000, observeMs: 15000 },
+  freeze: { target: 'both', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 15000 },
+  partition: { target: 'both', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 15000 },
   'link-flap': { target: 'both', victim: 'holder', preMs: 3000, holdMs: 2000, settleMs: 5000, observeMs: 15000 },
   'node-leave': { target: 'service', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 10000 },
   'node-join': { target: 'service', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 10000 },
   'garp-ignored': { target: 'both', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 60000 },
-  'vip-loss-internal': { target: 'api', victim: 'holder', preMs: 3000, holdMs: 10000, settleMs: 5000, observeMs: 15000 },
+  'vip-loss-internal': { target: 'api', victim: 'holder', preMs: 3000, holdMs: 0, settleMs: 5000, observeMs: 15000 },
   'class-conflict': { target: 'service', victim: 'none', preMs: 1000, holdMs: 0, settleMs: 1000, observeMs: 15000 },
 };
 

@@ -1,5 +1,5 @@
 /**
- * Schemas of the RAW files (STYLE lesson 3: parse, then resolve): `labs/<lab>.yaml` and
+ * Schemas of the RAW files (parse, then resolve): `labs/<lab>.yaml` and
  * `topologies/<topology>.yaml`, as people write them. Every object is strict — an unknown key is an
  * error that names the key and the allowed ones. Defaults filled here are the plain ones; anything
  * derived (addresses, interfaces, ASNs per host, timers) is resolve.ts's job. Cross-field rules
@@ -33,6 +33,30 @@ const labName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lab name:
 const ms = z.number().int('expected whole milliseconds').min(0);
 
 // ---------------------------------------------------------------------------------------------
+// upper bounds: a lab measures seconds-long failovers on one machine; a number far beyond any lab
+// is a typo (an extra zero, ms written for s), and left alone it would build a plan that runs for
+// days or allocates without end. Node and rack counts are capped on the whole file by load.ts
+// (withinHardSize: at most HARD_MAX_NODES = 2,000 nodes in all — so in every group — and
+// HARD_MAX_RACKS = 128 racks, src/model/capacity.ts), with a message that counts the total.
+
+/** the longest timer or drill phase a lab may set: one hour */
+export const MAX_TIMER_S = 3600;
+export const MAX_TIMER_MS = MAX_TIMER_S * 1000;
+/** a multiplier or count inside a timer group (BFD detect-multiplier, HAProxy rise/fall, memberlist suspicion…) */
+export const MAX_TIMER_COUNT = 1000;
+/** LoadBalancer Services of one topology: each is an address, an announcement and a probe target */
+export const MAX_SERVICES = 64;
+/** a drill's phase (preMs, holdMs, settleMs, observeMs): at most an hour */
+const phaseMs = ms.max(MAX_TIMER_MS, `expected at most ${MAX_TIMER_MS.toLocaleString('en-US')} ms (1 h) for a drill phase`);
+/** seconds / milliseconds / count fields of a timer group, by the unit their name ends in */
+function timerField(name: string): z.ZodNumber {
+  const n = z.number().finite('expected a finite number').min(0, 'expected a non-negative number');
+  if (name.endsWith('Ms')) return n.max(MAX_TIMER_MS, `expected at most ${MAX_TIMER_MS.toLocaleString('en-US')} ms (1 h)`);
+  if (name.endsWith('S')) return n.max(MAX_TIMER_S, `expected at most ${MAX_TIMER_S.toLocaleString('en-US')} s (1 h)`);
+  return n.max(MAX_TIMER_COUNT, `expected at most ${MAX_TIMER_COUNT.toLocaleString('en-US')}`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // timers: the same shape in both files, every field optional (an override of DEFAULT_TIMERS)
 
 function timersOverrideSchema() {
@@ -40,7 +64,7 @@ function timersOverrideSchema() {
   for (const [group, fields] of Object.entries(DEFAULT_TIMERS) as [TimerGroup, Record<string, unknown>][]) {
     const shape: Record<string, z.ZodTypeAny> = {};
     for (const [k, v] of Object.entries(fields)) {
-      shape[k] = (typeof v === 'boolean' ? z.boolean() : z.number().min(0, 'expected a non-negative number')).optional();
+      shape[k] = (typeof v === 'boolean' ? z.boolean() : timerField(k)).optional();
     }
     groups[group] = obj(shape).optional();
   }
@@ -57,7 +81,7 @@ function settingsOverrideSchema() {
   for (const [group, fields] of Object.entries(DEFAULT_SETTINGS as unknown as Record<string, Record<string, unknown>>)) {
     const shape: Record<string, z.ZodTypeAny> = {};
     for (const [k, v] of Object.entries(fields)) {
-      shape[k] = (typeof v === 'boolean' ? z.boolean() : typeof v === 'number' ? z.number() : z.string().min(1)).optional();
+      shape[k] = (typeof v === 'boolean' ? z.boolean() : typeof v === 'number' ? z.number().finite('expected a finite number') : z.string().min(1)).optional();
     }
     groups[group] = obj(shape).optional();
   }
@@ -140,7 +164,7 @@ export const topologySchema = obj({
       enabled: z.boolean().default(false),
       // Linux resilient nexthop groups (ip-nexthop(8), kernel ≥ 5.13): buckets and idle timer
       buckets: z.number().int().min(2).max(65535).default(128),
-      idleTimerS: z.number().int().min(0).default(120),
+      idleTimerS: z.number().int().min(0).max(MAX_TIMER_S, `expected at most ${MAX_TIMER_S.toLocaleString('en-US')} s (1 h)`).default(120),
     }).default({}),
   }),
   /** flat layout: the one router (LAN + uplink); rack layout: the edge router (fabric + uplink) */
@@ -149,7 +173,7 @@ export const topologySchema = obj({
   /** the external load-balancer host (HAProxy for the API); default segment = the control planes' LAN */
   loadBalancer: obj({ name: hostName.default('lb'), segment: segmentName.optional() }).optional(),
   /** default: one ETP Cluster and one ETP Local service from the pool */
-  services: z.array(service).min(1).optional(),
+  services: z.array(service).min(1).max(MAX_SERVICES, `expected at most ${MAX_SERVICES} services`).optional(),
   timers: timersOverride.optional(),
   /** mechanism settings (e.g. `kubeVip: { version: v1.2.3 }`) */
   settings: settingsOverride.optional(),
@@ -197,10 +221,10 @@ const drill = z.preprocess(
     /** default per kind (resolve.ts) */
     target: z.enum(TARGETS).optional(),
     victim: victim.optional(),
-    preMs: ms.optional(),
-    holdMs: ms.optional(),
-    settleMs: ms.optional(),
-    observeMs: ms.optional(),
+    preMs: phaseMs.optional(),
+    holdMs: phaseMs.optional(),
+    settleMs: phaseMs.optional(),
+    observeMs: phaseMs.optional(),
   }),
 );
 export type RawDrill = z.infer<typeof drill>;
@@ -209,10 +233,12 @@ const traffic = obj({
   rate: z.number().positive().max(100_000).default(200),
   connections: z.number().int().min(1).max(1024).default(8),
   mode: z.enum(['keepalive', 'new-connection']).default('keepalive'),
-  timeoutMs: ms.min(1).default(1000),
-  // DESIGN.md: the outage probe runs at a fixed short interval, ≤ 10 ms
-  probeIntervalMs: z.number().int().min(1).max(10, 'expected ≤ 10 ms: the outage probe must resolve failovers to 10 ms (DESIGN.md)').default(10),
-  probeTimeoutMs: ms.min(1).default(200),
+  // a reply later than a minute is no latency a lab reports; the open-loop queue holds rate × timeout
+  timeoutMs: ms.min(1).max(60_000, 'expected at most 60,000 ms for a request timeout').default(1000),
+  // the outage probe runs at a fixed short interval, ≤ 10 ms, so a failover is resolved to 10 ms
+  probeIntervalMs: z.number().int().min(1).max(10, 'expected ≤ 10 ms: the outage probe must resolve failovers to 10 ms').default(10),
+  // the probe resolves failovers to 10 ms; a probe allowed 10 s says nothing about the first of them
+  probeTimeoutMs: ms.min(1).max(10_000, 'expected at most 10,000 ms for the outage probe timeout').default(200),
   recoverSuccesses: z.number().int().min(1).max(1000).default(5),
   streams: z.number().int().min(0).max(256).default(4),
 });
@@ -233,10 +259,10 @@ export const labSchema = obj({
   /** what `--quick` does for this lab */
   quick: obj({
     drills: z.array(z.enum(DRILL_KINDS)).min(1).optional(),
-    repeats: z.number().int().min(1).default(1),
-    preMs: ms.default(1500),
-    settleMs: ms.default(1000),
-    observeMs: ms.default(5000),
+    repeats: z.number().int().min(1).max(100).default(1),
+    preMs: phaseMs.default(1500),
+    settleMs: phaseMs.default(1000),
+    observeMs: phaseMs.default(5000),
     timers: timersOverride.optional(),
   }).default({}),
 });

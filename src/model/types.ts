@@ -1,5 +1,5 @@
 /**
- * The RESOLVED lab model (STYLE.md lesson 3: parse, then resolve). Raw YAML is validated by the
+ * The RESOLVED lab model (parse, then resolve). Raw YAML is validated by the
  * schemas in ./schema.ts and resolved by ./resolve.ts into these objects: every address allocated,
  * every name fixed, every timer filled with its documented default. Everything after the model
  * (strategies, providers, drills, traffic, report) reads only these types.

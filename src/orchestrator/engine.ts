@@ -43,7 +43,6 @@ export async function engineRun(lab: Lab, o: EngineRunOptions): Promise<{ result
     const { startLiveServer } = await import('../live/server.js');
     live = await startLiveServer({ events, host: o.live.host, port: o.live.port ?? 0, reportDir: () => out, log: (m) => o.progress.log(m) });
     o.live.onUrl?.(live.url);
-    o.progress.log(`live view: ${live.url}`);
   }
   try {
     const r = await runLabFlow(lab, { provider, out, keep: Boolean(o.keep), signal: o.signal, progress: o.progress, parallel: o.parallel, events, observe: Boolean(o.live), downtimeMs: o.downtimeMs });

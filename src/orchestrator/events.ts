@@ -1,7 +1,7 @@
 /**
  * The run's event stream: everything a run does and observes, as it happens, in one typed union.
  * The engine publishes; listeners consume — the terminal progress, the live page (`--live`,
- * `lab watch`), and the lab state's `live.jsonl` (so another process can follow a run it did not
+ * `lab watch`), and the output directory's `live.jsonl` (so another process can follow a run it did not
  * start). Every event is JSON-serialisable and carries `t` (epoch ms, the agents' clock).
  *
  * Figures in these events are what probes and observers saw (probe samples, holders read from

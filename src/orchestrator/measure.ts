@@ -76,6 +76,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const emit: RunEvents['emit'] = (e) => ev?.emit(e);
   const tag = { strategy: strategy.ref.id, target, drill: drill.kind };
 
+  // nothing the previous drill (or the readiness probes) left in a kernel steers this one
+  await lab.flushTransientState?.();
   if (drill.prepare) {
     await drill.prepare(ctx, victim);
     await sleep(Math.min(spec.settleMs, 3000), m.signal);

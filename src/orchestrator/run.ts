@@ -6,7 +6,7 @@
  * BEFORE the instances are torn down, and every instance is torn down whatever happens.
  *
  * Everything the run does and observes goes out on its event stream (./events.ts): the terminal
- * progress, the live page and the lab state's `live.jsonl` are listeners.
+ * progress, the live page and the output directory's `live.jsonl` are listeners.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -16,6 +16,7 @@ import type { Provider, RunningLab, UpContext } from '../providers/types.js';
 import type { Results, RunRecord, StrategySummary } from '../results/types.js';
 import type { Strategy } from '../strategies/types.js';
 import { renderStrategy } from '../strategies/compose.js';
+import { fidelityNotes } from '../strategies/fidelity.js';
 import { drill as drillFor } from '../drills/index.js';
 import { measureDrill } from './measure.js';
 import { LabState, LabIdInUseError } from '../state/state.js';
@@ -24,7 +25,7 @@ import { LabError } from '../util/errors.js';
 import { newLabId, seeded } from './ids.js';
 import { RunEvents } from './events.js';
 import { applyEstimateMs, floorMs, lanes, planRuns, type RunPlan } from './plan.js';
-import { estimateCapacity, machineFacts, MEMORY_SHARE, SIM_NODES_PER_CPU } from '../model/capacity.js';
+import { CPU_SHARE, estimateCapacity, instanceCpus, machineFacts, MEMORY_SHARE, SIM_NODES_PER_CPU } from '../model/capacity.js';
 
 export interface Progress {
   step(title: string): void;
@@ -115,7 +116,7 @@ export function defaultParallel(lab: Lab, provider: Provider, strategies: number
   const m = machineFacts();
   const perInstanceMiB = estimateCapacity(lab, provider.name).memoryMiB;
   const byMemory = Math.floor((m.availableMemMiB * MEMORY_SHARE) / Math.max(1, perInstanceMiB));
-  const byCpu = Math.max(1, Math.min(m.cpus, Math.floor((SIM_NODES_PER_CPU * m.cpus) / Math.max(1, lab.topology.nodes.length))));
+  const byCpu = Math.max(1, Math.min(m.cpus, Math.floor((SIM_NODES_PER_CPU * m.cpus) / Math.max(1, lab.topology.nodes.length)), Math.floor((m.cpus * CPU_SHARE) / instanceCpus(lab))));
   return Math.max(1, Math.min(strategies, provider.maxInstances ?? 1, byCpu, byMemory));
 }
 
@@ -150,7 +151,7 @@ class ResultsBook {
       network: { l2: true, bgp: t.routers.some((r) => r.bgp !== false) },
       timers: t.timers as unknown as Record<string, unknown>,
       notes: provider.emulated
-        ? ['sim provider: emulated Talos control plane (Talos VIP, kube-vip, MetalLB, KubePrism and the API server are the lab’s own agents with the real components’ election semantics and timers) on real kernel networking, FRR, HAProxy and etcd. These are not Talos measurements.']
+        ? [`${provider.name} provider: emulated Talos control plane (Talos VIP, kube-vip, MetalLB, KubePrism and the API server are the lab’s own agents with the real components’ election semantics and timers) on real kernel networking, FRR, HAProxy and etcd${provider.name === 'sim' ? '' : `, in ${provider.name} containers`}. These are not Talos measurements.`]
         : [],
       ...extra,
     } as Results;
@@ -294,7 +295,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     try {
       state.setStatus('running');
       if (!Object.keys(book.results.provider.components).length) book.results.provider.components = await running.components();
-      for (const ref of refs) {
+      for (const [i, ref] of refs.entries()) {
         signal?.throwIfAborted();
         const s = strategyOf.get(ref.id)!;
         opts.progress.step(`${ref.id}: apply`);
@@ -303,6 +304,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
         await running.apply(ref, renderStrategy(lab.topology, s));
         tick(laneIdx, applyEstimateMs(lab) - (now() - t1));
         events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready', ...(laneIdx ? { watched: false } : {}) });
+        let drilled = false;
         try {
           for (const r of todo.filter((x) => x.strategy === ref.id)) {
             signal?.throwIfAborted();
@@ -312,10 +314,12 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
               done++;
             }
           }
+          drilled = true;
         } finally {
           events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unapply', ...(laneIdx ? { watched: false } : {}) });
-          // after an abort nothing is unapplied: the instance is torn down right after
-          if (!signal.aborted) await running.unapply(ref);
+          // after an abort nothing is unapplied: the instance is torn down right after; a lab that
+          // switches in place goes from this strategy to the next one without an unapply
+          if (!signal.aborted && !(drilled && running.switches && i + 1 < refs.length)) await running.unapply(ref);
         }
       }
     } finally {
@@ -352,7 +356,9 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     const m = await measureDrill({ lab: running, plan: r, random: seeded(seeds.get(r)!), signal, log: (msg) => opts.progress.log(msg), events: watched ? events : undefined, observe: watched && opts.observe });
     const file = `samples/${r.strategy}.${r.target}${r.service && r.target === 'service' ? `.${r.service.name}` : ''}.${r.drill}.${r.repeat}.json`;
     writeFileSync(join(out, file), JSON.stringify(m.raw));
-    const record = { ...m.record, samples: file } as RunRecord;
+    // the known differences from the real components that apply to this run (docs/fidelity.md)
+    const fidelity = fidelityNotes(r.strategyRef, { kind: r.spec.kind, target: r.target }, { topology: lab.topology, emulated: (provider.nodes ?? (provider.emulated ? 'emulated' : 'talos')) === 'emulated' });
+    const record = { ...m.record, samples: file, fidelity } as RunRecord;
     const leftMs = tick(laneIdx, r.estimateMs);
     opts.progress.log(`${summaryLine(record)} · ${fmtDuration(leftMs)} left`);
     events.emit({ type: 'drill-end', t: now(), strategy: r.strategy, target: r.target, drill: r.drill, repeat: r.repeat, record });

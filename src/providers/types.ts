@@ -1,5 +1,5 @@
 /**
- * A provider builds hosts and runs artifacts (DESIGN.md). Phased interface (STYLE lesson 2):
+ * A provider builds hosts and runs artifacts, through a phased interface:
  * check → up (returns a RunningLab, AsyncDisposable: `await using lab = await provider.up(...)`)
  * → apply(strategy) → drill primitives / restore → unapply → down.
  */
@@ -12,7 +12,7 @@ export type ProviderName = 'sim' | 'docker' | 'qemu';
 
 export type Support = { supported: true } | { supported: false; reason: string };
 
-/** What a drill can do to a host (issue 3). Every primitive has `restore`. */
+/** What a drill can do to a host Every primitive has `restore`. */
 export type Primitive =
   | 'shutdown' // graceful: SIGTERM, daemons say goodbye (resign, BGP NOTIFICATION, memberlist leave)
   | 'crash' // SIGKILL every process of the node and drop its traffic: peers notice only by timeouts
@@ -47,6 +47,18 @@ export interface RunningLab extends AsyncDisposable {
   apply(strategy: StrategyRef, artifacts: Artifacts): Promise<void>;
   /** stop the strategy's components (the base network and etcd stay) */
   unapply(strategy: StrategyRef): Promise<void>;
+  /**
+   * true: apply() over a running strategy switches to the new one in place, changing only what
+   * differs, and leaves the lab as a fresh apply would — the run flow then skips the unapply
+   * between two strategies of one instance
+   */
+  readonly switches?: boolean;
+  /**
+   * empty every host's connection tracking and dynamic neighbour cache: what one drill leaves
+   * behind (SYN_SENT entries DNATed to a dead pod, a neighbour entry for an address that moved)
+   * must not steer the next. Called before every measured drill; absent = nothing to flush.
+   */
+  flushTransientState?(): Promise<void>;
   /** nodes currently holding/announcing the target's address, observed (kernel addresses, router routes) */
   holders(target: Target): Promise<string[]>;
   inject(primitive: Primitive, host: string, opts?: { downMs?: number }): Promise<void>;

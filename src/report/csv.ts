@@ -55,6 +55,8 @@ export const CSV_COLUMNS: [string, (r: RunRecord, results: Results) => Value][] 
   ['clientIpPreserved', (r) => r.clientIpPreserved],
   ['internalOutageMs', (r) => r.internalOutageMs],
   ['samples', (r) => r.samples],
+  // ids of the fidelity notes that apply (docs/fidelity.md#<id>)
+  ['fidelity', (r) => (Array.isArray(r.fidelity) ? r.fidelity.map((f) => f.id).join(' ') : '')],
   ['notes', (r) => (r.notes ?? []).join(' | ')],
 ];
 

@@ -11,7 +11,10 @@ import {
   baselineTable,
   decisionTable,
   failoverDrills,
+  DEFAULT_FIDELITY_DOC,
   failoverTable,
+  fidelityHref,
+  fidelitySection,
   findingsTable,
   headerFacts,
   HOW_TO_READ,
@@ -20,6 +23,7 @@ import {
   runNotes,
   strategyTable,
   unsupportedTable,
+  type ReportOptions,
 } from './tables.js';
 import { outageChart, phaseChart, shareChart, strategyColors, timelineChart, type Chart } from './charts.js';
 import { escapeHtml as e } from './format.js';
@@ -119,7 +123,7 @@ function targetSection(m: ReportModel, target: Target, colors: Map<string, strin
   return out.filter(Boolean).join('\n');
 }
 
-export function renderHtml(m: ReportModel, rec: Recommendation): string {
+export function renderHtml(m: ReportModel, rec: Recommendation, opts: ReportOptions = {}): string {
   const r = m.results;
   const key = keys();
   const colors = strategyColors(m.strategies.map((s) => s.id));
@@ -131,6 +135,7 @@ export function renderHtml(m: ReportModel, rec: Recommendation): string {
     ...m.targets.map((t) => [`target-${t}`, TARGET_TITLE[t]]),
     ['recommendation', 'Recommendation'],
     ['bands', 'Bands'],
+    ...(fidelitySection(m).rows.length ? [['fidelity', 'Fidelity']] : []),
   ];
   const body: string[] = [];
   body.push('<header>', `<h1>${e(title)}</h1>`);
@@ -161,6 +166,20 @@ export function renderHtml(m: ReportModel, rec: Recommendation): string {
   body.push('</section>');
 
   body.push('<section id="bands"><h2>Expected bands and their basis</h2>', htmlTable(bandsTable(m)), '</section>');
+  const fid = fidelitySection(m);
+  if (fid.rows.length) {
+    const doc = opts.fidelityDoc ?? DEFAULT_FIDELITY_DOC;
+    body.push(
+      '<section id="fidelity"><h2>Fidelity notes per run</h2>',
+      `<p>Where what ran differs from the real components, and the effect on the figures; the long form of each note is in <a href="${e(doc)}">${e(DEFAULT_FIDELITY_DOC)}</a> under its id.</p>`,
+      '<table><thead><tr><th>target</th><th>drill</th><th>strategy</th><th>notes</th></tr></thead><tbody>',
+      ...fid.rows.map((r) => `<tr><td>${e(r.target)}</td><td>${e(r.drill)}</td><td>${e(r.strategy)}</td><td>${r.ids.map((id) => `<a href="#fidelity-${e(id)}">${e(id)}</a>`).join(', ')}</td></tr>`),
+      '</tbody></table>',
+      '<dl>',
+      ...fid.notes.map((n) => `<dt id="fidelity-${e(n.id)}"><a href="${e(fidelityHref(doc, n.id))}">${e(n.id)}</a></dt><dd>${e(n.text)}</dd>`),
+      '</dl></section>',
+    );
+  }
   const notes = runNotes(m);
   if (notes.length) body.push('<section id="notes"><h2>Run notes</h2><ul>', ...notes.map((n) => `<li>${e(n)}</li>`), '</ul></section>');
   body.push('</main>');

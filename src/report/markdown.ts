@@ -8,7 +8,10 @@ import {
   baselineTable,
   decisionTable,
   failoverDrills,
+  DEFAULT_FIDELITY_DOC,
   failoverTable,
+  fidelityHref,
+  fidelitySection,
   findingsTable,
   headerFacts,
   HOW_TO_READ,
@@ -17,6 +20,7 @@ import {
   runNotes,
   strategyTable,
   unsupportedTable,
+  type ReportOptions,
 } from './tables.js';
 import { mdText } from './format.js';
 
@@ -33,7 +37,7 @@ export function mdTable(t: Table): string {
   return [head, sep, ...rows].join('\n') + '\n';
 }
 
-export function renderMarkdown(m: ReportModel, rec: Recommendation): string {
+export function renderMarkdown(m: ReportModel, rec: Recommendation, opts: ReportOptions = {}): string {
   const r = m.results;
   const out: string[] = [];
   const p = (s = '') => out.push(s);
@@ -118,6 +122,20 @@ export function renderMarkdown(m: ReportModel, rec: Recommendation): string {
     p('## Expected bands and their basis');
     p();
     p(mdTable(bands));
+  }
+  const fid = fidelitySection(m);
+  if (fid.rows.length) {
+    const doc = opts.fidelityDoc ?? DEFAULT_FIDELITY_DOC;
+    p('## Fidelity notes per run');
+    p();
+    p(`Where what ran differs from the real components, and the effect on the figures; the long form of each note is in [${mdText(DEFAULT_FIDELITY_DOC)}](${doc}) under its id.`);
+    p();
+    p('| target | drill | strategy | notes |');
+    p('| --- | --- | --- | --- |');
+    for (const r of fid.rows) p(`| ${r.target} | ${mdText(r.drill)} | ${mdText(r.strategy)} | ${r.ids.map((id) => `[${mdText(id)}](${fidelityHref(doc, id)})`).join(', ')} |`);
+    p();
+    for (const n of fid.notes) p(`- **${mdText(n.id)}**: ${mdText(n.text)}`);
+    p();
   }
   const notes = runNotes(m);
   if (notes.length) {

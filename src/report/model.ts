@@ -4,7 +4,7 @@
  * terminal summary) reads this and nothing else, so they all show the same numbers.
  */
 import { rolesOf } from '../strategies/registry.js';
-import type { LatencyStats, Results, RunRecord } from '../results/types.js';
+import type { FidelityRecord, LatencyStats, Results, RunRecord } from '../results/types.js';
 import { byString } from './format.js';
 
 export type Target = 'api' | 'service';
@@ -82,6 +82,8 @@ export interface Group {
   internalOutage: Spread | null;
   /** the repeat whose outage is the median (lower middle for an even count): its timeline is charted */
   representative: RunRecord;
+  /** the known differences from the real components that apply to these runs (results.json `fidelity`), once per id, in the runs' order */
+  fidelity: FidelityRecord[];
 }
 
 export interface UnsupportedStrategy {
@@ -163,6 +165,13 @@ function clientIp(runs: RunRecord[]): boolean | 'mixed' | null {
   return v.every((x) => x === v[0]) ? v[0]! : 'mixed';
 }
 
+/** the fidelity notes of the repeats, once per id (repeats of one run carry the same notes) */
+function fidelityOf(runs: RunRecord[]): FidelityRecord[] {
+  const out = new Map<string, FidelityRecord>();
+  for (const r of runs) for (const f of Array.isArray(r.fidelity) ? r.fidelity : []) if (f && typeof f.id === 'string' && !out.has(f.id)) out.set(f.id, { id: f.id, text: String(f.text ?? '') });
+  return [...out.values()];
+}
+
 function representative(runs: RunRecord[]): RunRecord {
   const sorted = [...runs].sort((a, b) => (a.outageMs ?? Infinity) - (b.outageMs ?? Infinity) || (a.repeat ?? 0) - (b.repeat ?? 0));
   const measured = sorted.filter((r) => r.outageMs !== null && r.outageMs !== undefined);
@@ -223,6 +232,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     },
     internalOutage: spread(ordered.map((r) => r.internalOutageMs)),
     representative: representative(ordered),
+    fidelity: fidelityOf(ordered),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The "Recommendation" section: the article's decision table (cluster size × L2-only or
- * BGP-capable network → strategy, /work/shared/BRIEF.md) next to what this run measured, and each
+ * BGP-capable network → strategy, as the source article gives it) next to what this run measured, and each
  * of the article's checkable claims with the measured figure and whether they agree. Every number
  * in a sentence comes from the report model (i.e. from results.json); the only constants are the
  * article's own words and the stated thresholds used to read them (NEAR_INSTANT_MS, …).

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Results } from '../results/types.js';
 import { buildModel, type ReportModel } from './model.js';
 import { DASH, fmtBand, fmtInt, fmtLat, fmtMs, fmtOutage } from './format.js';
+import { DEFAULT_FIDELITY_DOC, fidelitySection } from './tables.js';
 
 function pad(s: string, w: number): string {
   // code points, not UTF-16 units: "—" and "–" are one column each
@@ -38,6 +39,12 @@ export function renderSummary(m: ReportModel, reportPath: string): string {
     ...rows.map(line),
   ];
   for (const u of m.unsupported) out.push(`unsupported: ${u.strategy} — ${u.reason}`);
+  // per run, the ids of the known differences from the real components (the text is in the report, the long form in the doc)
+  const fid = fidelitySection(m).rows;
+  if (fid.length) {
+    out.push(`fidelity notes per run (${DEFAULT_FIDELITY_DOC}#<id>):`);
+    for (const f of fid) out.push(`  ${f.strategy} ${f.target} ${f.drill}: ${f.ids.join(', ')}`);
+  }
   out.push(`report: ${reportPath}`);
   return out.join('\n') + '\n';
 }

@@ -203,6 +203,39 @@ export function runNotes(m: ReportModel): string[] {
   return m.results.runs.flatMap((r) => (r.notes ?? []).map((note) => `${r.strategy} ${r.target}${r.service ? `:${r.service}` : ''} ${r.drill} #${(r.repeat ?? 0) + 1}: ${note}`));
 }
 
+/** where the long form of the fidelity notes lives, seen from the report (the writer passes the real path) */
+export const DEFAULT_FIDELITY_DOC = 'docs/fidelity.md';
+
+/** a link to a note's long form; the id is used as the anchor as is when it is a plain slug */
+export function fidelityHref(doc: string, id: string): string {
+  return `${doc}#${/^[a-z0-9-]+$/.test(id) ? id : encodeURIComponent(id)}`;
+}
+
+export interface ReportOptions {
+  /** the path or URL of docs/fidelity.md as seen from the report (default: the repository-relative path) */
+  fidelityDoc?: string;
+}
+
+export interface FidelityRow {
+  target: Target;
+  drill: string;
+  strategy: string;
+  /** note ids, in the run's order */
+  ids: string[];
+}
+
+/** per run (target × drill × strategy/Service): the fidelity notes that apply, and each note's text once */
+export function fidelitySection(m: ReportModel): { rows: FidelityRow[]; notes: { id: string; text: string }[] } {
+  const rows: FidelityRow[] = [];
+  const notes = new Map<string, string>();
+  for (const g of m.groups) {
+    if (!g.fidelity.length) continue;
+    rows.push({ target: g.target, drill: g.drill, strategy: groupLabel(g), ids: g.fidelity.map((f) => f.id) });
+    for (const f of g.fidelity) if (!notes.has(f.id)) notes.set(f.id, f.text);
+  }
+  return { rows, notes: [...notes].map(([id, text]) => ({ id, text })) };
+}
+
 export const HOW_TO_READ: string[] = [
   'Outage: what a client saw — from the first failed probe to the first of a run of successful probes (probes every ≤ 10 ms); 0 when nothing failed. Baseline runs have none.',
   'Expected band: the outage the configured timers of the mechanism predict (basis at the end); a measured outage outside it is flagged OUTSIDE.',

@@ -1,11 +1,11 @@
 /**
- * The one place that writes report files (STYLE.md lesson 9: renderers are pure, one writer
+ * The one place that writes report files (renderers are pure, one writer
  * applies them). `writeReports` is what a run calls; `regenerateReports` is `lab report DIR`: it
  * reads DIR/results.json, validates it against the contract and writes the same bytes a run wrote
  * (the results go through a JSON round trip first in both cases, and nothing of "now" is used).
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import type { Results } from '../results/types.js';
 import { validateResults } from '../results/validate.js';
 import { LabInputError, type InputIssue } from '../util/errors.js';
@@ -14,25 +14,32 @@ import { recommend } from './recommend.js';
 import { renderMarkdown } from './markdown.js';
 import { renderHtml } from './html.js';
 import { renderCsv } from './csv.js';
+import { REPO_ROOT } from '../model/load.js';
+import { DEFAULT_FIDELITY_DOC, type ReportOptions } from './tables.js';
 
 export const REPORT_FILES = { markdown: 'report.md', html: 'report.html', csv: 'runs.csv' } as const;
 
 /** The report files' contents, by file name. Pure. */
-export function renderReports(results: Results): Record<string, string> {
+export function renderReports(results: Results, opts: ReportOptions = {}): Record<string, string> {
   // what results.json holds (undefined fields dropped, -0 → 0, NaN → null): a run and
   // `lab report` then render from identical data
   const r = JSON.parse(JSON.stringify(results)) as Results;
   const model = buildModel(r);
   const rec = recommend(model);
   return {
-    [REPORT_FILES.markdown]: renderMarkdown(model, rec),
-    [REPORT_FILES.html]: renderHtml(model, rec),
+    [REPORT_FILES.markdown]: renderMarkdown(model, rec, opts),
+    [REPORT_FILES.html]: renderHtml(model, rec, opts),
     [REPORT_FILES.csv]: renderCsv(r),
   };
 }
 
+/** docs/fidelity.md of this checkout as a relative link from the report directory (the reports link their notes to it) */
+export function fidelityDocFrom(dir: string): string {
+  return relative(resolve(dir), join(REPO_ROOT, DEFAULT_FIDELITY_DOC)).split(sep).join('/');
+}
+
 export async function writeReports(r: Results, dir: string): Promise<string[]> {
-  const files = renderReports(r);
+  const files = renderReports(r, { fidelityDoc: fidelityDocFrom(dir) });
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
   for (const name of [REPORT_FILES.markdown, REPORT_FILES.html, REPORT_FILES.csv]) {

@@ -10,6 +10,12 @@ export interface LatencyStats {
   max?: number;
 }
 
+/** One fidelity note as results.json carries it: `id` is the anchor in docs/fidelity.md. */
+export interface FidelityRecord {
+  id: string;
+  text: string;
+}
+
 export interface RunRecord {
   strategy: string;
   target: 'api' | 'service';
@@ -52,8 +58,8 @@ export interface RunRecord {
   recovered?: boolean;
   /** how long the fault was held before it was undone (held faults; a crash nobody could take over) */
   holdMs?: number;
-  /** why this run's figure may differ from the real component's (the emulation's known differences that apply) */
-  fidelity?: string[];
+  /** why this run's figure may differ from the real component's: the known differences that apply (docs/fidelity.md#<id>) */
+  fidelity?: FidelityRecord[];
 }
 
 export interface StrategySummary {

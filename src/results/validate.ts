@@ -1,7 +1,9 @@
 /**
- * results.json against the contract in ../shared/results.schema.json (JSON Schema 2020-12; ajv's
- * 2020 build + formats for `date-time`). The shared dir sits beside the project; LAB_SHARED_DIR
- * overrides it.
+ * results.json against its contract, schemas/results.schema.json (JSON Schema 2020-12; ajv's 2020
+ * build + formats for `date-time`). The file is a copy of the contract the report tooling and
+ * the checks downstream share, kept in the repository so a clone runs on its own; a contract test
+ * fails when the copy drifts from the shared original. LAB_SHARED_DIR points at another directory
+ * holding a `results.schema.json` (a newer contract under test).
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,8 +15,7 @@ import { LabError } from '../util/errors.js';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function schemaPath(): string {
-  const dir = process.env.LAB_SHARED_DIR ?? join(REPO, '..', 'shared');
-  return join(dir, 'results.schema.json');
+  return join(process.env.LAB_SHARED_DIR ?? join(REPO, 'schemas'), 'results.schema.json');
 }
 
 let compiled: ((data: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } | undefined;
@@ -22,7 +23,7 @@ let compiled: ((data: unknown) => boolean) & { errors?: { instancePath: string; 
 function validator() {
   if (compiled) return compiled;
   const p = schemaPath();
-  if (!existsSync(p)) throw new LabError(`results schema not found at ${p} (set LAB_SHARED_DIR to the shared/ directory)`);
+  if (!existsSync(p)) throw new LabError(`results schema not found at ${p} (a clone of the repository has it; LAB_SHARED_DIR, when set, must hold one)`);
   // CJS modules under NodeNext: the class / function is on `.default` at run time
   type AjvLike = { compile(schema: unknown): unknown };
   const AjvCtor = ((Ajv2020 as unknown as { default?: unknown }).default ?? Ajv2020) as new (o: object) => AjvLike;

@@ -1,5 +1,5 @@
 /**
- * Lab state (STYLE lesson 5): every namespace, link, process, container, network and file a lab
+ * Lab state: every namespace, link, process, container, network and file a lab
  * creates is recorded here BEFORE it is created (intent first, so a SIGKILL between the two leaves
  * a record, never an orphan). `down` and `clean` remove exactly what is recorded, newest first,
  * and then sweep by name prefix for anything a crash left half-recorded.

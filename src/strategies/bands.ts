@@ -6,7 +6,7 @@
  * names its source.
  */
 import type { DrillKind, StrategyRef, Timers, Topology } from '../model/types.js';
-import type { Band } from './types.js';
+import type { Band, FidelityNote } from './types.js';
 import type { BfdOptions, BgpTimers } from '../render/frr.js';
 
 /** Slack for etcd round trips, `ip addr`, the GARP and the probe's recovery run (ms). */
@@ -139,4 +139,25 @@ export function l2DrillIssue(id: string, kind: 'cp' | 'svc') {
     if (kind === 'cp' && drill === 'class-conflict') return 'loadBalancerClass conflicts concern Services, not the API endpoint';
     return null;
   };
+}
+
+/**
+ * The router every BGP mechanism's ECMP runs through in the sim: FRR on Linux, layer-4 multipath
+ * hashing (net.ipv4.fib_multipath_hash_policy = 1, Linux Documentation/networking/ip-sysctl.rst),
+ * resilient hashing as Linux nexthop groups (ip-nexthop(8)).
+ */
+export function bgpRouterNote(kind: 'cp' | 'svc'): FidelityNote {
+  return {
+    id: 'bgp-linux-router',
+    text:
+      'The ECMP router is FRR 8.4 on Linux with layer-4 hashing (fib_multipath_hash_policy 1); resilient ECMP is Linux nexthop groups (buckets, idle timer). ' +
+      'Plain ECMP re-hashes on a path change as hardware does, but which and how many established flows move depends on the router\'s hash: the reset count after a path change has the right direction, its size is this router\'s.',
+    applies: (d) => d.target === (kind === 'cp' ? 'api' : 'service') && d.kind !== 'baseline',
+  };
+}
+
+/** notes restricted to one role's target (a note shared by both roles of one family, listed on each) */
+export function onTarget(kind: 'cp' | 'svc', notes: FidelityNote[]): FidelityNote[] {
+  const target = kind === 'cp' ? 'api' : 'service';
+  return notes.map((n) => ({ ...n, applies: (d, c) => d.target === target && (n.applies ? n.applies(d, c) : true) }));
 }

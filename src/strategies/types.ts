@@ -168,6 +168,35 @@ export interface RealContext {
   kubectl(args: string[]): Promise<{ stdout: string; exitCode: number }>;
 }
 
+/** The run a fidelity note is asked about: the drill and the target the client measured. */
+export interface FidelityDrill {
+  kind: DrillKind;
+  target: 'api' | 'service';
+}
+
+/**
+ * A known difference between what the lab runs and the real component, in one sentence that says
+ * its effect on the measured outage (direction, size). docs/fidelity.md has the long form, under
+ * the anchor `#<id>`; the orchestrator attaches the notes that apply to every run record
+ * (results.json `runs[].fidelity`) and the report shows them per run.
+ */
+export interface FidelityNote {
+  /** stable, unique over the kit and all mechanisms; the anchor in docs/fidelity.md */
+  id: string;
+  /** the difference and its effect on the outage, e.g. "… sim outage up to 3 s shorter" */
+  text: string;
+  /**
+   * the runs it applies to (the strategy's own options and the topology when the answer depends
+   * on them, e.g. BFD); absent = every run on the role's own target (cp → api, svc → service)
+   */
+  applies?(drill: FidelityDrill, ctx: { ref: StrategyRef; topology: Topology }): boolean;
+  /**
+   * `emulated` (default): only when the lab's emulation stands in for the component (sim, or
+   * emulated nodes on docker); `always`: also on real Talos (the lab's own client and probe)
+   */
+  scope?: 'emulated' | 'always';
+}
+
 /** One role of a mechanism (the part a strategy composes). */
 export interface Role {
   /** the mechanism's id */
@@ -199,6 +228,8 @@ export interface Role {
   /** does this role take Services that have no spec.loadBalancerClass? (pitfall 2 when two controllers do) */
   claimsClasslessServices?(ref: StrategyRef): boolean;
   articleClaims?: ArticleClaim[];
+  /** where the lab's stand-in differs from the real component, per run (docs/fidelity.md) */
+  fidelity?: FidelityNote[];
   /** the BGP timers its speakers use (default `timers.bgp`); the routers are rendered to match */
   bgpTimers?(t: Topology): Timers['bgp'];
   real?: RealSupport;

@@ -4,6 +4,10 @@
  * in real life) and answers the orchestrator over the agent RPC. The contract is
  * src/traffic/rpc.ts: `traffic.start` → `traffic.status` (polled) → `traffic.stop`.
  *
+ * The outage probe runs in a worker thread (probe-worker.ts), the load generator and the stream
+ * probe on this thread: under load this event loop runs late, and a probe sharing it would count
+ * its own stalls as timeouts. One worker hosts every probe of the process (one source-port cycle).
+ *
  * Component config (from the provider): `{ caFile?, ca?, insecure?, localAddress? }` — the lab CA
  * for the https API endpoint, and the source address to bind when the client has several.
  */
@@ -12,7 +16,8 @@ import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop } from './
 import { epochNow } from './clock.js';
 import type { LatencyStats } from './histogram.js';
 import { startLoad, type LoadGenerator } from './loadgen.js';
-import { computeOutage, startOutageProbe, type OutageProbe } from './outage.js';
+import { computeOutage } from './outage.js';
+import { ProbeWorker, type RemoteProbe } from './probe-worker.js';
 import { startStreamProbe, type StreamProbe } from './streams.js';
 import type { TlsOptions } from './target.js';
 
@@ -23,7 +28,7 @@ export interface TrafficComponentConfig extends TlsOptions {
 interface Session {
   id: string;
   startedAt: number;
-  probe: OutageProbe;
+  probe: RemoteProbe;
   load?: LoadGenerator;
   streams?: StreamProbe;
 }
@@ -34,33 +39,44 @@ export default factory;
 export class TrafficComponent implements AgentComponent {
   readonly kind = 'traffic';
   private readonly sessions = new Map<string, Session>();
+  /** ids whose probe is being started (the worker answers asynchronously) */
+  private readonly starting = new Set<string>();
 
   constructor(
     private readonly ctx: AgentContext,
     private readonly config: TrafficComponentConfig,
   ) {}
 
-  async start(): Promise<void> {}
+  /** the probe worker, held from start to stop: booted once, warm for every session */
+  private releaseWorker: (() => Promise<void>) | null = null;
+
+  async start(): Promise<void> {
+    this.releaseWorker = await ProbeWorker.shared.retain();
+  }
 
   async stop(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.allSettled(all.map((s) => this.stopSession(s)));
+    const release = this.releaseWorker;
+    this.releaseWorker = null;
+    await release?.();
   }
 
-  status(): Record<string, unknown> {
-    return {
-      sessions: [...this.sessions.values()].map((s) => {
+  async status(): Promise<Record<string, unknown>> {
+    const sessions = await Promise.all(
+      [...this.sessions.values()].map(async (s) => {
         const st = s.streams?.status();
         return {
           id: s.id,
           startedAt: s.startedAt,
-          probe: s.probe.status(),
+          probe: await s.probe.status().catch((e: Error) => ({ error: e.message })),
           load: s.load?.progress(),
           streams: st ? { opened: st.opened, resets: st.resets, stalls: st.stalls } : undefined,
         };
       }),
-    };
+    );
+    return { sessions };
   }
 
   async call(method: string, params: unknown): Promise<unknown> {
@@ -69,14 +85,8 @@ export class TrafficComponent implements AgentComponent {
         return this.startSession(params as TrafficStart);
       case 'status': {
         const p = params as { id: string; since?: number; cursor?: number };
-        const probe = this.session(p.id).probe;
-        const st: TrafficStatus = probe.status(p.since ?? undefined);
-        // the samples completed since the caller's cursor, for a live view of the probe
-        if (typeof p.cursor === 'number') {
-          const all = probe.samples();
-          st.samples = all.slice(p.cursor).map((x) => ({ t: x.t, ok: x.ok, latencyMs: x.latencyMs }));
-          st.cursor = all.length;
-        }
+        // with a cursor: also the samples completed since it, for a live view of the probe
+        const st: TrafficStatus = await this.session(p.id).probe.status(p.since ?? undefined, typeof p.cursor === 'number' ? p.cursor : undefined);
         return st;
       }
       case 'stop':
@@ -92,12 +102,18 @@ export class TrafficComponent implements AgentComponent {
     return s;
   }
 
-  private startSession(p: TrafficStart): { id: string; startedAt: number } {
+  private async startSession(p: TrafficStart): Promise<{ id: string; startedAt: number }> {
     if (!p?.id || !p.probe?.url) throw new Error('traffic.start needs {id, probe: {url, intervalMs, timeoutMs}}');
-    if (this.sessions.has(p.id)) throw new Error(`traffic: session '${p.id}' already running`);
+    if (this.sessions.has(p.id) || this.starting.has(p.id)) throw new Error(`traffic: session '${p.id}' already running`);
     const tls = { ca: this.config.ca, caFile: this.config.caFile, insecure: this.config.insecure };
     const localAddress = this.config.localAddress;
-    const probe = startOutageProbe({ target: p.probe.url, intervalMs: p.probe.intervalMs, timeoutMs: p.probe.timeoutMs, localAddress, ...tls });
+    this.starting.add(p.id);
+    let probe: RemoteProbe;
+    try {
+      probe = await ProbeWorker.shared.start({ target: p.probe.url, intervalMs: p.probe.intervalMs, timeoutMs: p.probe.timeoutMs, localAddress, ...tls });
+    } finally {
+      this.starting.delete(p.id);
+    }
     let load: LoadGenerator | undefined;
     let streams: StreamProbe | undefined;
     try {
@@ -117,7 +133,7 @@ export class TrafficComponent implements AgentComponent {
         streams = startStreamProbe({ target: p.streams.url, streams: p.streams.count, stallMs: p.streams.stallMs, localAddress, ...tls });
       }
     } catch (e) {
-      void probe.stop();
+      void probe.stop().catch(() => undefined);
       void load?.stop(false);
       throw e;
     }

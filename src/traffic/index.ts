@@ -38,6 +38,7 @@ export {
   type OutageBurst,
   type ProbeStatus,
 } from './outage.js';
+export { ProbeWorker, startWorkerProbe, type RemoteProbe, type RemoteProbeStatus, type WorkerProbeOptions } from './probe-worker.js';
 export {
   startStreamProbe,
   type StreamProbe,

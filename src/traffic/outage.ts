@@ -23,7 +23,10 @@
  * failover being measured. The probe therefore binds its source ports itself, cycling through
  * PROBE_PORTS (below the kernel's ephemeral range, so its own picks never collide) with one
  * cursor per process: at the default 100 probes/s a (port, destination) pair comes back after
- * ≈ 317 s, longer than the conntrack timeout. `probeReuseMs` gives the figure for
+ * ≈ 317 s, longer than the conntrack timeout. The default cursor belongs to this module's
+ * instance, i.e. to one thread: the traffic agent runs all its probes in ONE worker thread
+ * (probe-worker.ts) with one PortCycle that the next worker continues, so one cursor per process
+ * still holds there. `probeReuseMs` gives the figure for
  * any interval; `sourcePorts: 'kernel'` restores the kernel's choice (and the tail).
  *
  * `computeOutage` turns samples into the client-seen outage; it is pure and documented below.
@@ -79,6 +82,10 @@ export class PortCycle {
     start = low + Math.floor(Math.random() * (high - low + 1)),
   ) {
     this.cursor = start;
+  }
+  /** the port next() hands out next (to continue the cycle in another thread or worker) */
+  get nextPort(): number {
+    return this.cursor;
   }
   next(): number {
     const p = this.cursor;

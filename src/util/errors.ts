@@ -1,5 +1,5 @@
 /**
- * Typed errors at the edges (STYLE.md lesson 8). The CLI's one top-level catch maps them to exit
+ * Typed errors at the edges. The CLI's one top-level catch maps them to exit
  * codes: LabInputError → 2, PrerequisiteError → 3, anything else → 1.
  */
 
@@ -86,7 +86,7 @@ export class ReadinessError extends LabError {
   }
 }
 
-/** Several things failed in parallel: keep them all (lesson 8: combined, not lost). */
+/** Several things failed in parallel: keep them all (combined, not lost). */
 export class CombinedError extends LabError {
   constructor(readonly errors: unknown[]) {
     super(errors.map((e) => (e instanceof Error ? e.message : String(e))).join('\n---\n'));

@@ -1,5 +1,5 @@
 /**
- * The one process runner (STYLE.md lesson 7) for `ip`, `nft`, `vtysh`, `haproxy -c`, daemons…
+ * The one process runner for `ip`, `nft`, `vtysh`, `haproxy -c`, daemons…
  * Every command can run inside a network namespace, has a timeout and an AbortSignal, and fails
  * with a ProcessError carrying command, exit code, signal, stdout, stderr and duration.
  */

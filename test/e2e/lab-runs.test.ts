@@ -4,10 +4,10 @@
  * configured timers (results.timers) and the mechanism's documented rule — not taken from what the
  * run printed — and widened only by the probe's resolution (interval + timeout).
  *
- * Issues covered: 4 (API endpoint: talos-vip, kube-vip-arp, kube-vip-bgp, haproxy; KubePrism),
- * 5 (Services: L2 share, BGP spread, ETP Local client IP, failover bands, ECMP resets plain vs
- * resilient, class conflict), 6 (`lab report` reproduces the reports), 8 (every drill in sim),
- * 2 (nothing left behind).
+ * Covered: the API endpoint (talos-vip, kube-vip-arp, kube-vip-bgp, haproxy; KubePrism), Services
+ * (L2 share, BGP spread, ETP Local client IP, failover bands, ECMP resets plain vs resilient,
+ * class conflict), `lab report` reproducing the reports, every drill on the sim, and nothing
+ * left behind.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';

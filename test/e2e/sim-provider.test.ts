@@ -1,5 +1,5 @@
 /**
- * The sim provider on the real kernel (root), issue 3: FRR router + node speakers, ECMP with one
+ * The sim provider on the real kernel (root): FRR router + node speakers, ECMP with one
  * nexthop per speaking node, every drill primitive's observable effect, resilient vs plain ECMP,
  * and nothing left behind. Network-only plans (speakers, no emulated components) keep this file
  * independent of the mechanisms; the lab e2e suites cover those.

@@ -26,7 +26,8 @@ import { LabState } from '../../src/state/state.js';
 import { run, spawnDaemon, stopProcess, signalGroup, sleep, isAlive, type Daemon } from '../../src/util/proc.js';
 import { call } from '../../src/emulation/agent/rpc.js';
 import { svcBaseComponents } from '../../src/emulation/base-svc.js';
-import { l2Announcer, metallbL2 } from '../../src/strategies/metallb-l2/index.js';
+import { createHash } from 'node:crypto';
+import { metallbL2 } from '../../src/strategies/metallb-l2/index.js';
 import { computeOutage } from '../../src/traffic/outage.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../src/emulation/agent/types.js';
 import type { LbService, Topology } from '../../src/model/types.js';
@@ -81,6 +82,16 @@ async function waitForSingleHolder(ip: string, notOn: string[] = [], timeoutMs =
     if (Date.now() > deadline) throw new Error(`no single holder of ${ip}: ${all.join(', ') || 'none'}`);
     await sleep(200);
   }
+}
+
+/**
+ * Which node announces `ip`, by MetalLB's rule restated here (not asked of the mechanism): the
+ * speakers sort the usable nodes by sha256(node + "#" + ip) and the first one announces
+ * (metallb speaker/layer2_controller.go ShouldAnnounce, v0.14).
+ */
+function l2Announcer(ip: string, usable: readonly string[]): string {
+  const h = (n: string) => createHash('sha256').update(`${n}#${ip}`).digest();
+  return [...usable].sort((a, b) => Buffer.compare(h(a), h(b)))[0]!;
 }
 
 function events(host: string): AgentEvent[] {

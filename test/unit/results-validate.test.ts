@@ -27,6 +27,8 @@ const ok: Results = {
       nodeShare: { cp1: 0.4, cp2: 0.6 },
       clientIpPreserved: null,
       supported: true,
+      // the run's fidelity notes (docs/fidelity.md#<id>): an added field the schema allows
+      fidelity: [{ id: 'talos-vip-etcd-version', text: 'the lab runs etcd 3.4 where Talos ships 3.6; the lease rules are the same: no effect' }],
     },
     { strategy: 'kube-vip-bgp+metallb-bgp', target: 'api', drill: 'crash', outageMs: null, errors: 0, requests: 0, latencyMs: { p50: 0, p99: 0 }, throughputRps: 0, supported: false, reason: 'pitfall 3' },
   ],

@@ -1,5 +1,5 @@
 /**
- * Agent component registry (STYLE lesson 1): one entry per emulated component kind, loaded lazily
+ * Agent component registry: one entry per emulated component kind, loaded lazily
  * so an agent only imports what its host runs. An unknown kind lists the valid ones.
  */
 import type { ComponentFactory } from './types.js';

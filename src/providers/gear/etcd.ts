@@ -24,6 +24,14 @@ export function etcdArgs(n: Node, t: Topology, dataDir: string, token: string): 
     '--initial-cluster-token', token,
     '--heartbeat-interval', String(t.timers.etcd.heartbeatMs),
     '--election-timeout', String(t.timers.etcd.electionMs),
+    // Raft pre-vote, as the etcd Talos runs: Talos v1.11.6 pins etcd v3.6.5
+    // (pkg/machinery/constants/constants.go DefaultEtcdVersion), whose default is PreVote: true
+    // (server/embed/config.go@v3.6.4 NewConfig; on since v3.5.0). Debian's 3.4.23 defaults it to
+    // false (embed/config.go@v3.4.23: "TODO: enable by default in v3.5"): a member cut off by a
+    // partition then raises its term with every election timeout, and on its return forces the
+    // healthy leader to step down — an extra election (and a burst of failed API requests) that
+    // the real cluster does not have.
+    '--pre-vote=true',
     '--logger', 'zap',
     '--log-level', 'warn',
   ];

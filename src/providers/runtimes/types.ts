@@ -99,6 +99,8 @@ export interface HostRuntime {
   linkFlap(host: string, downMs: number, signal?: AbortSignal): Promise<void>;
   /** what a reboot forgets, without rebooting: addresses and nft tables the host's processes added */
   resetKernelState(host: string): Promise<void>;
+  /** what one drill leaves in a host's kernel for the next: connection tracking and dynamic neighbour entries */
+  flushTransientState(host: string): Promise<void>;
 
   /** remove everything the lab created (the same code `lab clean` runs on the recorded state) */
   down(): Promise<void>;

@@ -18,11 +18,12 @@
  * replacement).
  */
 import type { DrillKind, LbService, Topology } from '../../model/types.js';
-import type { Band, Mechanism, MechanismContext, RenderedFile, SpeakerSpec } from '../types.js';
+import type { Band, FidelityNote, Mechanism, MechanismContext, RenderedFile, SpeakerSpec } from '../types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
 import type { BgpServicesConfig } from '../../emulation/bgp-announcer.js';
 import { nodeRouter, renderSpeakerFrr } from '../../render/frr.js';
-import { bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand } from '../bands.js';
+import { bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand, bgpRouterNote } from '../bands.js';
+import { BGP_ANNOUNCER_NOTE } from '../../emulation/fidelity.js';
 import { CILIUM_FAMILY, ciliumNodeSelector, ciliumNodes, ciliumPool, ciliumReal, ciliumServes, yamlDocs } from '../cilium/common.js';
 import { ciliumTimers } from './timers.js';
 
@@ -93,6 +94,15 @@ function ciliumFiles(t: Topology): RenderedFile[] {
 
 const ID = 'cilium-bgp';
 
+/** Cilium's GoBGP-based control plane, stood in for by FRR with Cilium's timers (docs/fidelity.md). */
+const SPEAKER_NOTE: FidelityNote = {
+  id: 'cilium-bgp-speaker',
+  text:
+    'The Cilium agent\'s GoBGP speaker is stood in for by the node\'s FRR bgpd with Cilium\'s timers (hold 90 s, keepalive 30 s, connect retry 120 s by default) and no BFD, as Cilium has none: hold-time detection is RFC 4271\'s either way. ' +
+    'The Cilium sources were read as untagged copies (not pinned to 1.18). No effect expected.',
+  applies: (d) => d.target === 'service' && d.kind !== 'baseline',
+};
+
 export const ciliumBgp: Mechanism = {
   id: ID,
   family: CILIUM_FAMILY,
@@ -116,6 +126,7 @@ export const ciliumBgp: Mechanism = {
     claimsClasslessServices: () => true,
     articleClaims: ['bgp-ecmp-spread', 'bgp-churn-resets'],
     bgpTimers: (t) => t.timers.cilium,
+    fidelity: [SPEAKER_NOTE, BGP_ANNOUNCER_NOTE, bgpRouterNote('svc')],
     // Cilium with kube-proxy (no replacement), the BGP control plane on
     real: ciliumReal(['kubeProxyReplacement=false', 'bgpControlPlane.enabled=true']),
     render(ctx: MechanismContext) {

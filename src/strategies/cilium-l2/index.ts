@@ -44,7 +44,7 @@
  * Cilium's eBPF service load balancer.
  */
 import type { DrillKind, LbService, Node, Topology } from '../../model/types.js';
-import type { Band, Mechanism, MechanismContext, RealContext, RealStep, RealSupport, RenderedFile } from '../types.js';
+import type { Band, FidelityNote, Mechanism, MechanismContext, RealContext, RealStep, RealSupport, RenderedFile } from '../types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
 import { toYamlDocs } from '../../providers/kinds/talos/machine-config.js';
 import { JITTER_FACTOR } from '../kube-vip/agent.js';
@@ -256,6 +256,31 @@ export function ciliumL2LeaseBands(t: Topology, lease: string): { graceful: Band
 // ---------------------------------------------------------------------------------------------
 // the mechanism
 
+/** Where the emulated announcer (./agent.ts) and the lab around it differ from Cilium (docs/fidelity.md). */
+const FIDELITY: FidelityNote[] = [
+  {
+    id: 'cilium-l2-kernel-arp',
+    text:
+      'The holder puts the Service IP on its LAN link and the kernel answers ARP; Cilium answers from eBPF without an address and stops answering once the agent\'s liveness is older than the lease duration. ' +
+      'Freeze: the sim\'s frozen holder keeps answering until the new holder\'s gratuitous ARP, a real one goes silent after ≈ one lease duration, about when the takeover happens: small effect, sim ≤ real.',
+    applies: (d) => d.target === 'service' && d.kind === 'freeze',
+  },
+  {
+    id: 'cilium-l2-lease-etcd',
+    text:
+      'The per-Service Leases are read and written straight in etcd with the API server\'s compare-and-swap, without the API server, informers or the agent\'s client rate limit (default 5 QPS, burst 10). ' +
+      'Lease traffic is never throttled here: real agents over their rate limit renew late and can lose Leases; takeovers are equal or later in reality.',
+    applies: (d) => d.target === 'service' && d.kind !== 'baseline',
+  },
+  {
+    id: 'cilium-l2-kube-proxy-datapath',
+    text:
+      'Cilium L2 announcements need kube-proxy replacement; the sim routes the Service with the lab\'s kube-proxy (nftables) instead of Cilium\'s eBPF load balancer. ' +
+      'Conntrack, SNAT and a dead endpoint\'s SYN_SENT entries behave as kube-proxy\'s; with the eBPF datapath a single high-rate client\'s tail after the endpoint removal is probably absent (not verified).',
+    applies: (d) => d.target === 'service' && d.kind !== 'baseline',
+  },
+];
+
 const SOURCES = [
   'cilium/cilium pkg/l2announcer/l2announcer.go (Cilium 1.17/1.18 line, index copy 21d690e1): upsertSvc (loadBalancerClass io.cilium/l2-announcer or none; an ingress IP needed; no externalTrafficPolicy check), leaseTimings() (lease ≥ 1 s, renew < lease else lease/2, renew > 1.2 × retry else renew/2), newLeaseLock (cilium-l2announce-<ns>-<svc>, identity = node name), serviceLeaderElection (RunOrDie with ReleaseOnCancel in a loop, cilium PR #30340)',
   'cilium/cilium daemon/cmd/daemon_main.go: --l2-announcements-lease-duration 15s, --l2-announcements-renew-deadline 5s, --l2-announcements-retry-period 2s',
@@ -287,6 +312,7 @@ export const ciliumL2: Mechanism = {
     holders: 'address',
     claimsClasslessServices: () => true,
     articleClaims: ['l2-single-entry'],
+    fidelity: FIDELITY,
     real,
     render(ctx: MechanismContext) {
       const t = ctx.topology;

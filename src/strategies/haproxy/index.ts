@@ -27,7 +27,7 @@
  */
 import type { DrillKind } from '../../model/types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
-import type { Band, Mechanism, MechanismContext } from '../types.js';
+import type { Band, FidelityNote, Mechanism, MechanismContext } from '../types.js';
 import { HAPROXY_CONNECT_TIMEOUT_MS, renderHaproxyCfg } from './config.js';
 import { haproxyTimers } from './timers.js';
 
@@ -37,6 +37,24 @@ const MARGIN_MS = 500;
 const MIN_SLACK_MS = 200;
 
 const ID = 'haproxy';
+
+/** What the lab around the real HAProxy differs in (docs/fidelity.md). */
+const FIDELITY: FidelityNote[] = [
+  {
+    id: 'haproxy-apiserver-stand-in',
+    // src/emulation/apiserver.ts: /readyz from a cached etcd check polled every 250 ms
+    text:
+      'HAProxy is the real 2.6 binary; what it checks is the API-server stand-in, whose /readyz answers at once from a cached etcd check (polled every 250 ms). ' +
+      'A real kube-apiserver under load answers checks slower and may trip `timeout check` on a healthy server (a spurious DOWN, no outage while others serve); the victim\'s checks fail the same way: no effect on the failover outage.',
+    applies: (d) => d.target === 'api' && d.kind !== 'baseline',
+  },
+  {
+    id: 'haproxy-single-box',
+    text:
+      'One HAProxy box, no VRRP/keepalived pair: the balancer itself is never drilled. A real HA pair adds its own failover when the active box dies (not measured here); the drills measure the API servers behind it only.',
+    applies: (d) => d.target === 'api' && d.kind !== 'baseline',
+  },
+];
 const CFG = 'haproxy.cfg';
 
 export const haproxy: Mechanism = {
@@ -66,6 +84,7 @@ export const haproxy: Mechanism = {
     traits: { l2: false, bgp: false, spread: 'active-active', endpoint: 'lb-host' },
     holders: 'lb-host',
     articleClaims: ['api-active-active'],
+    fidelity: FIDELITY,
 
     render(ctx: MechanismContext) {
       const t = ctx.topology;

@@ -15,12 +15,13 @@
 import type { DrillKind } from '../../model/types.js';
 import type { Band, MechanismContext, Mechanism } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
-import { l2DrillIssue, noPeerReason } from '../bands.js';
+import { l2DrillIssue, noPeerReason, onTarget } from '../bands.js';
 import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, l2LeaseBand, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
 import { CP_LEASE, LEASE_NAMESPACE, SVC_LEASE, serviceLeaseName } from '../kube-vip/agent.js';
 import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, svcClaimsClassless } from '../kube-vip/roles.js';
 import { kubeVipTimers } from '../kube-vip/timers.js';
 import { kubeVipSettings } from '../kube-vip/settings.js';
+import { KUBE_VIP_GARP_FORM, KUBE_VIP_IPVS, KUBE_VIP_LEASE_TRANSPORT, KUBE_VIP_SERVICES_HANG } from '../kube-vip/fidelity.js';
 
 const ID = 'kube-vip-arp';
 
@@ -49,6 +50,7 @@ export const kubeVipArp: Mechanism = {
     options: CP_OPTIONS,
     claimsClasslessServices: cpClaimsClassless,
     articleClaims: ['api-active-active'],
+    fidelity: onTarget('cp', [KUBE_VIP_LEASE_TRANSPORT, KUBE_VIP_GARP_FORM, KUBE_VIP_IPVS]),
     render: (ctx) => renderKubeVipCp(ctx, 'arp'),
     expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
       if (drill === 'baseline') return null;
@@ -74,6 +76,7 @@ export const kubeVipArp: Mechanism = {
     options: SVC_OPTIONS,
     claimsClasslessServices: svcClaimsClassless,
     articleClaims: ['l2-single-entry'],
+    fidelity: onTarget('svc', [KUBE_VIP_LEASE_TRANSPORT, KUBE_VIP_GARP_FORM, KUBE_VIP_SERVICES_HANG]),
     render: (ctx) => renderKubeVipSvc(ctx, 'arp'),
     expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null {
       if (drill === 'baseline') return null;

@@ -15,7 +15,8 @@
 import type { DrillKind, Topology, StrategyRef } from '../../model/types.js';
 import type { Band, MechanismContext, Mechanism } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
-import { bfdFor, bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand } from '../bands.js';
+import { bfdFor, bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand, bgpRouterNote, onTarget } from '../bands.js';
+import { KUBE_VIP_BFD_UNIT, KUBE_VIP_BGP_SPEAKER, KUBE_VIP_IPVS } from '../kube-vip/fidelity.js';
 import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
 import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, kubeVipStrategyIssue, svcClaimsClassless } from '../kube-vip/roles.js';
 import { kubeVipBgpTimers, kubeVipTimers } from '../kube-vip/timers.js';
@@ -56,6 +57,7 @@ export const kubeVipBgp: Mechanism = {
     options: CP_OPTIONS,
     claimsClasslessServices: cpClaimsClassless,
     articleClaims: ['api-active-active'],
+    fidelity: [...onTarget('cp', [KUBE_VIP_BGP_SPEAKER, KUBE_VIP_BFD_UNIT, KUBE_VIP_IPVS]), bgpRouterNote('cp')],
     bgpTimers: (t) => t.timers.kubeVipBgp,
     strategyIssue: kubeVipStrategyIssue,
     render: (ctx) => renderKubeVipCp(ctx, 'bgp'),
@@ -81,6 +83,7 @@ export const kubeVipBgp: Mechanism = {
     options: SVC_OPTIONS,
     claimsClasslessServices: svcClaimsClassless,
     articleClaims: ['bgp-ecmp-spread', 'bgp-churn-resets'],
+    fidelity: [...onTarget('svc', [KUBE_VIP_BGP_SPEAKER, KUBE_VIP_BFD_UNIT]), bgpRouterNote('svc')],
     bgpTimers: (t) => t.timers.kubeVipBgp,
     strategyIssue: kubeVipStrategyIssue,
     render: (ctx) => renderKubeVipSvc(ctx, 'bgp'),

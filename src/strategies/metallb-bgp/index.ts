@@ -18,10 +18,11 @@
  */
 import type { DrillKind, LbService, Topology } from '../../model/types.js';
 import type { Band, Mechanism, MechanismContext, RenderedFile, SpeakerSpec } from '../types.js';
+import { BGP_ANNOUNCER_NOTE } from '../../emulation/fidelity.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
 import type { BgpServicesConfig } from '../../emulation/bgp-announcer.js';
 import { nodeRouter, renderSpeakerFrr, BFD_PROFILE } from '../../render/frr.js';
-import { bfdFor, bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand } from '../bands.js';
+import { bfdFor, bgpDeadPeerBand, bgpDrillIssue, bgpEcmpBand, bgpRouterNote } from '../bands.js';
 import { METALLB_FAMILY, METALLB_NAMESPACE, METALLB_SOURCES, excludedFromLb, hostSelector, ipAddressPool, metallbReal, servedServices, yamlDocs } from '../metallb/common.js';
 
 /** Nodes that announce `s` over BGP (ShouldAnnounce): not excluded; Local → with a local pod. */
@@ -86,6 +87,7 @@ function bgpFiles(t: Topology, bfd: boolean): RenderedFile[] {
 
 const ID = 'metallb-bgp';
 
+
 export const metallbBgp: Mechanism = {
   id: ID,
   family: METALLB_FAMILY,
@@ -105,6 +107,7 @@ export const metallbBgp: Mechanism = {
     holders: 'routes',
     claimsClasslessServices: () => true,
     articleClaims: ['bgp-ecmp-spread', 'bgp-churn-resets'],
+    fidelity: [BGP_ANNOUNCER_NOTE, bgpRouterNote('svc')],
     real: metallbReal,
     render(ctx: MechanismContext) {
       const t = ctx.topology;

@@ -30,12 +30,12 @@
  *   for 5 s (internal/layer2/announcer.go spamLoop; issue #172 for the 1100). ARP is answered from
  *   user space (internal/layer2/arp.go@v0.16.1, a raw socket; the IP is never added to a link):
  *   a frozen speaker is silent, its node's kernel does not answer for it.
- * - Control planes of a Talos cluster carry the exclude label by default (BRIEF, single-node
- *   pitfall); `topology.removeExcludeLbLabel` removes it.
+ * - Control planes of a Talos cluster carry the exclude label by default
+ *   (node.kubernetes.io/exclude-from-external-load-balancers, the single-node pitfall); `topology.removeExcludeLbLabel` removes it.
  */
 import { createHash } from 'node:crypto';
 import type { DrillKind, LbService, Topology } from '../../model/types.js';
-import type { Band, Mechanism, MechanismContext, RenderedFile } from '../types.js';
+import type { Band, FidelityNote, Mechanism, MechanismContext, RenderedFile } from '../types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
 import { suspicionTimeoutMs, type MemberlistTimers } from '../../emulation/memberlist.js';
 import { l2DrillIssue, secs as s1 } from '../bands.js';
@@ -258,6 +258,24 @@ const SOURCES = [
 
 const ID = 'metallb-l2';
 
+/** Where the emulated speaker (./agent.ts, src/emulation/memberlist.ts) differs from MetalLB's (docs/fidelity.md). */
+const FIDELITY: FidelityNote[] = [
+  {
+    id: 'metallb-l2-memberlist',
+    text:
+      'memberlist is emulated without TCP fallback pings and without Lifeguard\'s awareness (which stretches probe timeouts up to 8× on a node that misses acks), and the announcer choice ignores MetalLB\'s activeEndpointExists/serving and NetworkUnavailable checks. ' +
+      'On a healthy host: none. On a CPU-starved host real speakers detect a dead peer later than the sim\'s nominal detection (real longer).',
+    applies: (d) => d.target === 'service' && ['crash', 'freeze', 'partition', 'garp-ignored'].includes(d.kind),
+  },
+  {
+    id: 'metallb-l2-address-on-lo',
+    text:
+      'The speaker answers ARP from user space as MetalLB does, but the Service IP also sits on the node\'s lo (arp_ignore=1 keeps the kernel from answering) so the node accepts it; real MetalLB never adds it and kube-proxy\'s DNAT takes the Service ports. ' +
+      'Ports without a Service rule answer RST here instead of being dropped: none for the measured ports.',
+    applies: (d) => d.target === 'service' && d.kind !== 'baseline',
+  },
+];
+
 export const metallbL2: Mechanism = {
   id: ID,
   family: METALLB_FAMILY,
@@ -277,6 +295,7 @@ export const metallbL2: Mechanism = {
     holders: 'address',
     claimsClasslessServices: () => true,
     articleClaims: ['l2-single-entry'],
+    fidelity: FIDELITY,
     real: { ...metallbReal, holders: metallbL2Holders },
     render(ctx: MechanismContext) {
       const t = ctx.topology;

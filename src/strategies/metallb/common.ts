@@ -16,7 +16,7 @@ export const METALLB_FAMILY = 'metallb';
 export const METALLB_NAMESPACE = 'metallb-system';
 export const EXCLUDE_LB_LABEL = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
-/** MetalLB as real clusters get it (the CRD schemas in ../shared/schemas/metallb are v0.16.1; FRR-K8s mode is the v0.16 default). */
+/** MetalLB as real clusters get it (the CRD schemas the contract tests check against are v0.16.1; FRR-K8s mode is the v0.16 default). */
 export const METALLB_VERSION = 'v0.16.1';
 export const METALLB_MANIFEST = `https://raw.githubusercontent.com/metallb/metallb/${METALLB_VERSION}/config/manifests/metallb-frr-k8s.yaml`;
 

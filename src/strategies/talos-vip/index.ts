@@ -40,6 +40,7 @@ import type { ComponentSpec } from '../../emulation/agent/types.js';
 import type { Band, Mechanism, MechanismContext } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
 import { l2DrillIssue, l2ElectionBand, noPeerReason, secs as s, VIP_MARGIN_MS } from '../bands.js';
+import type { FidelityNote } from '../types.js';
 import type { TalosVipConfig } from './agent.js';
 import { talosVipTimers } from './timers.js';
 import { vipFiles } from './talos-patch.js';
@@ -71,6 +72,25 @@ export function talosVipBands(t: Topology): { graceful: Band; crash: Band } {
 
 const ID = 'talos-vip';
 
+/** Where the emulated operator (./agent.ts) and the lab around it differ from a Talos node (docs/fidelity.md). */
+const FIDELITY: FidelityNote[] = [
+  {
+    id: 'talos-vip-shutdown-order',
+    // v1alpha1_sequencer.go@v1.11.6 Shutdown: cordon + drain, then StopAllPods (KubeletLifecycle teardown → VIP release)
+    text:
+      'A Talos node shutting down cordons and drains before StopAllPods tears down the kubelet lifecycle, which releases the VIP; the sim releases it when the agent gets SIGTERM. ' +
+      'The VIP moves earlier in wall-clock time after the shutdown starts; the client-seen outage is the same.',
+    applies: (d) => d.target === 'api' && d.kind === 'graceful-shutdown',
+  },
+  {
+    id: 'talos-vip-etcd-version',
+    // lease/lessor.go@v3.4.30 and server/lease/lessor.go@v3.6.5: the same Promote/refresh and 500 ms expiry loop
+    text:
+      'The lab runs etcd 3.4 (Debian) where Talos 1.11.6 ships etcd 3.6.5 and client v3.6.4; the lease rules the crash band rests on (TTL, keepalive every TTL/3, Promote refresh on a leader change, 500 ms expiry loop) are the same in both. No effect expected.',
+    applies: (d) => d.target === 'api' && ['crash', 'freeze', 'partition', 'vip-loss-internal', 'garp-ignored'].includes(d.kind),
+  },
+];
+
 export const talosVip: Mechanism = {
   id: ID,
   family: 'talos',
@@ -101,6 +121,7 @@ export const talosVip: Mechanism = {
     traits: { l2: true, bgp: false, spread: 'active-passive', endpoint: 'vip' },
     holders: 'address',
     articleClaims: ['graceful-near-instant', 'crash-about-a-minute', 'api-active-passive'],
+    fidelity: FIDELITY,
 
     render(ctx: MechanismContext) {
       const t = ctx.topology;

@@ -69,9 +69,9 @@ const sink = (into: Buffer[]) =>
  * at once (a fast engine, a trivial command) otherwise ends before anyone listens, and the call
  * never returns.
  */
-export async function dockerExec(d: Docker, container: string, cmd: string[], o: { env?: string[]; user?: string } = {}): Promise<ExecResult> {
+export async function dockerExec(d: Docker, container: string, cmd: string[], o: { env?: string[]; user?: string; workdir?: string } = {}): Promise<ExecResult> {
   const c = d.getContainer(container);
-  const ex = await c.exec({ Cmd: cmd, Env: o.env ?? [], AttachStdout: true, AttachStderr: true, ...(o.user ? { User: o.user } : {}) });
+  const ex = await c.exec({ Cmd: cmd, Env: o.env ?? [], AttachStdout: true, AttachStderr: true, ...(o.user ? { User: o.user } : {}), ...(o.workdir ? { WorkingDir: o.workdir } : {}) });
   const stream = await ex.start({ hijack: true, stdin: false });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -85,6 +85,52 @@ export async function dockerExec(d: Docker, container: string, cmd: string[], o:
   if (!s.readableEnded && !s.destroyed) await ended;
   const info = await ex.inspect();
   return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode: info.ExitCode ?? -1 };
+}
+
+export interface AttachedExec {
+  /** the exec'd process's pid in the HOST's pid namespace (`ExecInspect.Pid`) */
+  pid: number;
+  /** resolves with the exit code once the exec's output stream has ended */
+  done: Promise<number>;
+}
+
+/**
+ * Start a long-running command in a container and keep its output attached: each chunk of
+ * stdout/stderr goes to the callbacks as it arrives, `done` resolves when the stream ends. The
+ * sinks are attached in the tick the stream arrives (see dockerExec).
+ */
+export async function dockerExecAttached(
+  d: Docker,
+  container: string,
+  cmd: string[],
+  o: { env?: string[]; workdir?: string; onStdout(chunk: Buffer): void; onStderr(chunk: Buffer): void },
+): Promise<AttachedExec> {
+  const ex = await d.getContainer(container).exec({ Cmd: cmd, Env: o.env ?? [], AttachStdout: true, AttachStderr: true, ...(o.workdir ? { WorkingDir: o.workdir } : {}) });
+  const stream = await ex.start({ hijack: true, stdin: false });
+  const ended = new Promise<void>((res) => {
+    stream.once('end', () => res());
+    stream.once('close', () => res());
+    stream.once('error', () => res());
+  });
+  const to = (f: (b: Buffer) => void) =>
+    new Writable({
+      write(chunk, _enc, cb) {
+        f(Buffer.from(chunk));
+        cb();
+      },
+    });
+  d.modem.demuxStream(stream, to(o.onStdout), to(o.onStderr));
+  // the hijacked start answers before the engine has started the process: wait for its pid (or
+  // its exit code, when it ended before it could be seen)
+  let pid = 0;
+  for (let i = 0; i < 500; i++) {
+    const info = await ex.inspect();
+    pid = info.Pid ?? 0;
+    if (pid > 0 || (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined)) break;
+    await sleep(10);
+  }
+  const done = ended.then(async () => (await ex.inspect().catch(() => null))?.ExitCode ?? -1);
+  return { pid, done };
 }
 
 /** Start a long-running command in a container and return at once (its output goes where the command sends it). */

@@ -914,6 +914,9 @@ export function createDockerProvider(o: DockerProviderOptions = {}): DockerProvi
   return {
     name: 'docker',
     emulated: false,
+    nodes: 'talos',
+    // one Talos cluster per machine: the lab's subnets on Docker networks overlap between instances (Docker refuses them)
+    maxInstances: 1,
     check: dockerCheck,
     supports: dockerSupports,
     supportsDrill(primitive, strategy) {

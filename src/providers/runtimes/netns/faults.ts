@@ -19,7 +19,7 @@
  *   requests whose sender IP = target IP and unsolicited replies that are not for us; see below).
  */
 import type { HostBase } from '../../../model/types.js';
-import { run } from '../../../util/proc.js';
+import { run, type RunResult } from '../../../util/proc.js';
 
 const FAULT_TABLE = 'tlab_fault';
 
@@ -59,36 +59,47 @@ export async function unisolate(ns: string): Promise<void> {
   await run('nft', ['delete', 'table', 'arp', FAULT_TABLE], { ns, reject: false });
 }
 
+/** runs a command in one host's network namespace (netns: `ip netns exec`; docker: `docker exec`) */
+export type HostExec = (cmd: string, args: string[], o?: { input?: string; reject?: boolean }) => Promise<RunResult>;
+
 /**
  * Connection tracking and dynamic neighbour entries of one host's namespace (see the header).
  * `conntrack -F` fails only when the tool is missing (or the namespace has no conntrack table
  * yet, exit 0 then): a missing tool is an error, not a silent leak.
  */
 export async function flushTransientState(ns: string): Promise<void> {
-  const r = await run('conntrack', ['-F'], { ns, reject: false });
+  return flushTransientStateWith((cmd, args, o) => run(cmd, args, { ns, ...o }), ns);
+}
+
+export async function flushTransientStateWith(exec: HostExec, where: string): Promise<void> {
+  const r = await exec('conntrack', ['-F'], { reject: false });
   if (r.exitCode !== 0 && !/0 flow entries|table is empty/i.test(r.stderr + r.stdout)) {
-    throw new Error(`conntrack -F in ${ns} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim()} — is conntrack (Debian package conntrack) installed?`);
+    throw new Error(`conntrack -F in ${where} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim()} — is conntrack (Debian package conntrack) installed?`);
   }
-  await run('ip', ['neigh', 'flush', 'all'], { ns, reject: false });
+  await exec('ip', ['neigh', 'flush', 'all'], { reject: false });
 }
 
 /** Tables other than the fault table, every address beyond the host's own ones, and the transient state. */
 export async function resetKernelState(h: HostBase, ns: string): Promise<void> {
-  const tables = (await run('nft', ['list', 'tables'], { ns, reject: false })).stdout
+  return resetKernelStateWith(h, (cmd, args, o) => run(cmd, args, { ns, ...o }), ns);
+}
+
+export async function resetKernelStateWith(h: HostBase, exec: HostExec, where: string): Promise<void> {
+  const tables = (await exec('nft', ['list', 'tables'], { reject: false })).stdout
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f[0] === 'table' && f[2] && f[2] !== FAULT_TABLE && f[2] !== GARP_TABLE);
-  if (tables.length) await run('nft', ['-f', '-'], { ns, reject: false, input: tables.map((f) => `delete table ${f[1]} ${f[2]}`).join('\n') + '\n' });
+  if (tables.length) await exec('nft', ['-f', '-'], { reject: false, input: tables.map((f) => `delete table ${f[1]} ${f[2]}`).join('\n') + '\n' });
   const own = new Set(h.interfaces.map((i) => `${i.ip}/${i.prefixLen}`));
-  const addrs = JSON.parse((await run('ip', ['-j', '-4', 'addr', 'show'], { ns })).stdout || '[]') as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
+  const addrs = JSON.parse((await exec('ip', ['-j', '-4', 'addr', 'show'])).stdout || '[]') as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[];
   const lines: string[] = [];
   own.add('127.0.0.1/8');
   // kube-vip BGP mode puts the VIP on `lo`: every link counts, loopback included
   for (const a of addrs) {
     for (const i of a.addr_info) if (!own.has(`${i.local}/${i.prefixlen}`)) lines.push(`addr del ${i.local}/${i.prefixlen} dev ${a.ifname}`);
   }
-  if (lines.length) await run('ip', ['-batch', '-'], { ns, reject: false, input: lines.join('\n') + '\n' });
-  await flushTransientState(ns);
+  if (lines.length) await exec('ip', ['-batch', '-'], { reject: false, input: lines.join('\n') + '\n' });
+  await flushTransientStateWith(exec, where);
 }
 
 export const GARP_TABLE = 'tlab_garp_ignore';

@@ -16,7 +16,7 @@ import { pidStartTime } from '../../../util/proc.js';
 import { cleanLab } from '../../../state/clean.js';
 import { allHosts, buildNetwork, renderNetworkPlan, type NetworkPlan } from './network.js';
 import { Supervisor, type Managed } from './procs.js';
-import { isolate, resetKernelState, unisolate } from './faults.js';
+import { flushTransientState, isolate, resetKernelState, unisolate } from './faults.js';
 
 interface NetnsProc extends HostProc {
   managed?: Managed;
@@ -199,6 +199,10 @@ export class NetnsRuntime implements HostRuntime {
 
   resetKernelState(host: string): Promise<void> {
     return resetKernelState(this.host(host), this.ns(host));
+  }
+
+  flushTransientState(host: string): Promise<void> {
+    return flushTransientState(this.ns(host));
   }
 
   async down(): Promise<void> {
