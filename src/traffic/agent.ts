@@ -4,20 +4,22 @@
  * in real life) and answers the orchestrator over the agent RPC. The contract is
  * src/traffic/rpc.ts: `traffic.start` → `traffic.status` (polled) → `traffic.stop`.
  *
- * The outage probe runs in a worker thread (probe-worker.ts), the load generator and the stream
- * probe on this thread: under load this event loop runs late, and a probe sharing it would count
- * its own stalls as timeouts. One worker hosts every probe of the process (one source-port cycle).
- *
  * Component config (from the provider): `{ caFile?, ca?, insecure?, localAddress? }` — the lab CA
  * for the https API endpoint, and the source address to bind when the client has several.
+ *
+ * The outage probe runs on this component's own thread. ./probe-worker.ts can run it in a worker
+ * thread instead (so a busy load generator cannot delay its timers), but wired in here it made
+ * the API baselines worse on the 2-core machine, not better: on `test/fixtures/labs/ci-smb.yaml`
+ * the API baseline errors went from 0–1 to 11–267 (probe and load each doing TLS handshakes on
+ * their own core leave less CPU for the lab's emulated API servers, whose answers then miss the
+ * probe's 200 ms deadline). It stays unwired until a lab has the CPUs for it.
  */
 import type { AgentComponent, AgentContext, ComponentFactory } from '../emulation/agent/types.js';
 import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop } from './rpc.js';
 import { epochNow } from './clock.js';
 import type { LatencyStats } from './histogram.js';
 import { startLoad, type LoadGenerator } from './loadgen.js';
-import { computeOutage } from './outage.js';
-import { ProbeWorker, type RemoteProbe } from './probe-worker.js';
+import { computeOutage, startOutageProbe, type OutageProbe } from './outage.js';
 import { startStreamProbe, type StreamProbe } from './streams.js';
 import type { TlsOptions } from './target.js';
 
@@ -28,7 +30,7 @@ export interface TrafficComponentConfig extends TlsOptions {
 interface Session {
   id: string;
   startedAt: number;
-  probe: RemoteProbe;
+  probe: OutageProbe;
   load?: LoadGenerator;
   streams?: StreamProbe;
 }
@@ -39,44 +41,33 @@ export default factory;
 export class TrafficComponent implements AgentComponent {
   readonly kind = 'traffic';
   private readonly sessions = new Map<string, Session>();
-  /** ids whose probe is being started (the worker answers asynchronously) */
-  private readonly starting = new Set<string>();
 
   constructor(
     private readonly ctx: AgentContext,
     private readonly config: TrafficComponentConfig,
   ) {}
 
-  /** the probe worker, held from start to stop: booted once, warm for every session */
-  private releaseWorker: (() => Promise<void>) | null = null;
-
-  async start(): Promise<void> {
-    this.releaseWorker = await ProbeWorker.shared.retain();
-  }
+  async start(): Promise<void> {}
 
   async stop(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.allSettled(all.map((s) => this.stopSession(s)));
-    const release = this.releaseWorker;
-    this.releaseWorker = null;
-    await release?.();
   }
 
-  async status(): Promise<Record<string, unknown>> {
-    const sessions = await Promise.all(
-      [...this.sessions.values()].map(async (s) => {
+  status(): Record<string, unknown> {
+    return {
+      sessions: [...this.sessions.values()].map((s) => {
         const st = s.streams?.status();
         return {
           id: s.id,
           startedAt: s.startedAt,
-          probe: await s.probe.status().catch((e: Error) => ({ error: e.message })),
+          probe: s.probe.status(),
           load: s.load?.progress(),
           streams: st ? { opened: st.opened, resets: st.resets, stalls: st.stalls } : undefined,
         };
       }),
-    );
-    return { sessions };
+    };
   }
 
   async call(method: string, params: unknown): Promise<unknown> {
@@ -85,8 +76,14 @@ export class TrafficComponent implements AgentComponent {
         return this.startSession(params as TrafficStart);
       case 'status': {
         const p = params as { id: string; since?: number; cursor?: number };
-        // with a cursor: also the samples completed since it, for a live view of the probe
-        const st: TrafficStatus = await this.session(p.id).probe.status(p.since ?? undefined, typeof p.cursor === 'number' ? p.cursor : undefined);
+        const probe = this.session(p.id).probe;
+        const st: TrafficStatus = probe.status(p.since ?? undefined);
+        // the samples completed since the caller's cursor, for a live view of the probe
+        if (typeof p.cursor === 'number') {
+          const all = probe.samples();
+          st.samples = all.slice(p.cursor).map((x) => ({ t: x.t, ok: x.ok, latencyMs: x.latencyMs }));
+          st.cursor = all.length;
+        }
         return st;
       }
       case 'stop':
@@ -102,18 +99,12 @@ export class TrafficComponent implements AgentComponent {
     return s;
   }
 
-  private async startSession(p: TrafficStart): Promise<{ id: string; startedAt: number }> {
+  private startSession(p: TrafficStart): { id: string; startedAt: number } {
     if (!p?.id || !p.probe?.url) throw new Error('traffic.start needs {id, probe: {url, intervalMs, timeoutMs}}');
-    if (this.sessions.has(p.id) || this.starting.has(p.id)) throw new Error(`traffic: session '${p.id}' already running`);
+    if (this.sessions.has(p.id)) throw new Error(`traffic: session '${p.id}' already running`);
     const tls = { ca: this.config.ca, caFile: this.config.caFile, insecure: this.config.insecure };
     const localAddress = this.config.localAddress;
-    this.starting.add(p.id);
-    let probe: RemoteProbe;
-    try {
-      probe = await ProbeWorker.shared.start({ target: p.probe.url, intervalMs: p.probe.intervalMs, timeoutMs: p.probe.timeoutMs, localAddress, ...tls });
-    } finally {
-      this.starting.delete(p.id);
-    }
+    const probe = startOutageProbe({ target: p.probe.url, intervalMs: p.probe.intervalMs, timeoutMs: p.probe.timeoutMs, localAddress, ...tls });
     let load: LoadGenerator | undefined;
     let streams: StreamProbe | undefined;
     try {
@@ -133,7 +124,7 @@ export class TrafficComponent implements AgentComponent {
         streams = startStreamProbe({ target: p.streams.url, streams: p.streams.count, stallMs: p.streams.stallMs, localAddress, ...tls });
       }
     } catch (e) {
-      void probe.stop().catch(() => undefined);
+      void probe.stop();
       void load?.stop(false);
       throw e;
     }
