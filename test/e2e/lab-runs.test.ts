@@ -147,15 +147,23 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
 
     // MetalLB L2: memberlist leave (graceful), or suspicion (crash): suspicionMult × max(1, log10 n)
     // × probe interval, up to 6 × that (memberlist suspicionMaxTimeoutMult); plus the ETP Cluster
-    // endpoint tail of the dead node's pod (node-monitor-grace-period ± 1 s)
+    // endpoint tail of the dead node's pod (the node lifecycle below)
     const ml = T.metallb;
     const suspicionMin = ml.suspicionMult * Math.max(1, Math.log10(5)) * ml.probeIntervalMs;
     expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'graceful-shutdown'), 0, 1500, 'memberlist leave + GARP');
-    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'crash'), Math.max(ml.probeTimeoutMs + suspicionMin, grace - 1000), Math.max(2 * ml.probeIntervalMs + 6 * suspicionMin, grace + 1000) + 1500, 'memberlist + endpoint tail');
+    // The endpoint tail follows the node lifecycle: the kubelet renews its Lease every
+    // 0.25 × leaseDuration (+4 % jitter), the controller marks the node NotReady once grace has
+    // passed since the last renewal it saw (checked every monitor period), kube-proxy applies it
+    // within its min sync period: removal is [grace − 1.04 × renew, grace + period + minSync]
+    // after the fault (never before it).
+    const renew = 0.25 * T.kubernetes.nodeLeaseDurationS * 1000;
+    const tailMin = Math.max(0, grace - 1.04 * renew);
+    const tailMax = grace + T.kubernetes.nodeMonitorPeriodS * 1000 + T.kubernetes.proxyMinSyncS * 1000;
+    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'crash'), Math.max(ml.probeTimeoutMs + suspicionMin, tailMin), Math.max(2 * ml.probeIntervalMs + 6 * suspicionMin, tailMax) + 1500, 'memberlist + endpoint tail');
     // MetalLB BGP: withdraw (graceful), hold time (crash) + the endpoint tail
     const b = T.bgp;
     expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'graceful-shutdown'), 0, 1000, 'BGP withdraw');
-    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'crash'), Math.max((b.holdS - b.keepaliveS) * 1000, grace - 1000), Math.max(b.holdS * 1000, grace + 1000) + 1000, 'hold time + endpoint tail');
+    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'crash'), Math.max((b.holdS - b.keepaliveS) * 1000, tailMin), Math.max(b.holdS * 1000, tailMax) + 1000, 'hold time + endpoint tail');
     await noLeftovers(r.lab);
   });
 });
