@@ -1,5 +1,5 @@
 /**
- * Types of results.json: the required fields of ../shared/results.schema.json plus the fields
+ * Types of results.json: the required fields of schemas/results.schema.json (the results contract) plus the fields
  * this toolkit adds (the schema allows additions; required names never change).
  */
 export interface LatencyStats {

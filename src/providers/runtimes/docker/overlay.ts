@@ -36,6 +36,7 @@
 import type { Host, Topology } from '../../../model/types.js';
 import { LabError } from '../../../util/errors.js';
 import { allHosts, ip2n } from './network.js';
+import { hostSysctls } from '../netns/network.js';
 
 /** the lab link's MTU (the sim's veths: 1500) */
 export const OVERLAY_MTU = 1500;
@@ -122,26 +123,8 @@ export function overlayLinks(t: Topology, h: Host): OverlayLink[] {
   }));
 }
 
-/** The sysctls of a host, as the sim sets them (src/providers/runtimes/netns/network.ts). */
-export function hostSysctls(t: Topology, h: Host): Record<string, string> {
-  const sc: Record<string, string> = {};
-  // routers forward; nodes forward too (kube-proxy-like service routing, as on real nodes)
-  if (h.kind === 'router' || h.kind === 'node') sc['net/ipv4/ip_forward'] = '1';
-  // L4 multipath hashing (src/dst address + ports): one flow stays on one ECMP path
-  if (h.kind === 'router') sc['net/ipv4/fib_multipath_hash_policy'] = '1';
-  if (h.kind === 'router' || h.kind === 'client') {
-    // neighbour (ARP) cache timers from the topology (Linux defaults; see src/model/timers.ts)
-    const a = t.timers.arp;
-    for (const dev of h.interfaces.map((i) => i.ifname)) {
-      sc[`net/ipv4/neigh/${dev}/base_reachable_time_ms`] = String(a.baseReachableS * 1000);
-      sc[`net/ipv4/neigh/${dev}/delay_first_probe_time`] = String(a.delayFirstProbeS);
-      sc[`net/ipv4/neigh/${dev}/ucast_solicit`] = String(a.ucastSolicit);
-      sc[`net/ipv4/neigh/${dev}/retrans_time_ms`] = String(a.retransMs);
-      sc[`net/ipv4/neigh/${dev}/gc_stale_time`] = String(a.gcStaleS);
-    }
-  }
-  return sc;
-}
+// the sysctls of a host: the sim's rule (one rule for every runtime)
+export { hostSysctls };
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 

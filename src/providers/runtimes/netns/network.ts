@@ -54,28 +54,34 @@ export function renderNetworkPlan(t: Topology, prefix: string): NetworkPlan {
     });
     if (h.gateway) lines.push(`route add default via ${h.gateway}`);
     hostBatches[h.name] = lines;
-    const sc: Record<string, string> = {};
-    // routers forward; nodes forward too (kube-proxy-like service routing, as on real nodes)
-    if (h.kind === 'router' || h.kind === 'node') sc['net/ipv4/ip_forward'] = '1';
-    if (h.kind === 'router') {
-      // L4 multipath hashing (src/dst address + ports): one flow stays on one ECMP path
-      sc['net/ipv4/fib_multipath_hash_policy'] = '1';
-    }
-    if (h.kind === 'router' || h.kind === 'client') {
-      // neighbour (ARP) cache timers from the topology (Linux defaults; see src/model/timers.ts)
-      const a = t.timers.arp;
-      // per device: a non-initial namespace has no neigh/default on this kernel
-      for (const dev of h.interfaces.map((i) => i.ifname)) {
-        sc[`net/ipv4/neigh/${dev}/base_reachable_time_ms`] = String(a.baseReachableS * 1000);
-        sc[`net/ipv4/neigh/${dev}/delay_first_probe_time`] = String(a.delayFirstProbeS);
-        sc[`net/ipv4/neigh/${dev}/ucast_solicit`] = String(a.ucastSolicit);
-        sc[`net/ipv4/neigh/${dev}/retrans_time_ms`] = String(a.retransMs);
-        sc[`net/ipv4/neigh/${dev}/gc_stale_time`] = String(a.gcStaleS);
-      }
-    }
+    const sc = hostSysctls(t, h);
     sysctls[h.name] = sc;
   });
   return { switchNs, hostNs, namespaces: [switchNs, ...Object.values(hostNs)], switchBridges, hostBatches, switchPorts, sysctls };
+}
+
+/**
+ * The sysctls of a lab host, whatever runtime holds it: forwarding on routers and nodes (nodes
+ * route Service traffic as kube-proxy does), L4 multipath hashing on routers (one flow stays on
+ * one ECMP path), and the topology's neighbour (ARP) cache timers on routers and clients, per
+ * device (a non-initial namespace has no neigh/default on this kernel).
+ */
+export function hostSysctls(t: Topology, h: Host): Record<string, string> {
+  const sc: Record<string, string> = {};
+  if (h.kind === 'router' || h.kind === 'node') sc['net/ipv4/ip_forward'] = '1';
+  if (h.kind === 'router') sc['net/ipv4/fib_multipath_hash_policy'] = '1';
+  if (h.kind === 'router' || h.kind === 'client') {
+    // Linux defaults unless the topology sets them (src/model/timers.ts)
+    const a = t.timers.arp;
+    for (const dev of h.interfaces.map((i) => i.ifname)) {
+      sc[`net/ipv4/neigh/${dev}/base_reachable_time_ms`] = String(a.baseReachableS * 1000);
+      sc[`net/ipv4/neigh/${dev}/delay_first_probe_time`] = String(a.delayFirstProbeS);
+      sc[`net/ipv4/neigh/${dev}/ucast_solicit`] = String(a.ucastSolicit);
+      sc[`net/ipv4/neigh/${dev}/retrans_time_ms`] = String(a.retransMs);
+      sc[`net/ipv4/neigh/${dev}/gc_stale_time`] = String(a.gcStaleS);
+    }
+  }
+  return sc;
 }
 
 async function ipBatch(ns: string, lines: string[]): Promise<void> {
