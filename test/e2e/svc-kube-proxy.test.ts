@@ -75,6 +75,9 @@ async function startAgent(host: string): Promise<void> {
   }
 }
 
+/** whether a kube-proxy nft script sends any Service to this endpoint address */
+const dnatsTo = (rules: string, ip: string) => rules.includes(`to ${ip}:`) || rules.includes(`: ${ip} . `);
+
 interface Reply {
   ok: boolean;
   node?: string;
@@ -328,6 +331,16 @@ const [ip, port, timeout, ...ports] = process.argv.slice(1).map(String);
       await sleep(50);
     }
     expect(after).toEqual(['w1']);
+    // the endpoint set changes first; the rules follow through the sync runner (minSyncPeriod),
+    // as the real proxier's do: requests are only bound to avoid w2 once the rules are written
+    const w2Ip = node('w2').ip;
+    let rules = '';
+    while (Date.now() - stoppedAt < 3000) {
+      rules = await call<string>(w1.socket, 'kube-proxy.rules');
+      if (!dnatsTo(rules, w2Ip)) break;
+      await sleep(50);
+    }
+    expect(dnatsTo(rules, w2Ip), rules).toBe(false);
     const web = svc('web');
     const replies = await get(`http://${web.ip}:${web.port}/`, 10);
     expect(replies.map((r) => r.node)).toEqual(Array(10).fill('w1'));
