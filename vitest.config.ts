@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects by cost (STYLE.md lesson 10): unit (no root, fast), contract (real validators:
+// Three projects by cost, so a quick loop runs only what it can afford: unit (no root, fast), contract (real validators:
 // haproxy -c, FRR's check, Talos and MetalLB schemas), e2e (real sim labs; root).
 export default defineConfig({
   test: {

@@ -40,11 +40,9 @@
  */
 import type { Band } from '../strategies/types.js';
 import type { DrillKind, LbService, Timers, Topology } from '../model/types.js';
+import { LEASE_RENEW_FRACTION, LEASE_RENEW_JITTER } from '../model/timers.js';
 
-/** pkg/kubelet/kubelet.go nodeLeaseRenewIntervalFraction */
-export const LEASE_RENEW_FRACTION = 0.25;
-/** component-helpers lease controller: wait.JitterUntilWithContext(…, renewInterval, 0.04, true) */
-export const LEASE_RENEW_JITTER = 0.04;
+export { LEASE_RENEW_FRACTION, LEASE_RENEW_JITTER };
 
 /** The node lifecycle parts in ms, from the `kubernetes` timers group. */
 export interface NodeLifecycleTimers {

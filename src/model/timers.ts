@@ -8,6 +8,11 @@
  */
 import type { CoreTimers, Timers } from './types.js';
 
+/** pkg/kubelet/kubelet.go nodeLeaseRenewIntervalFraction: the kubelet renews its Lease every 0.25 × nodeLeaseDurationSeconds */
+export const LEASE_RENEW_FRACTION = 0.25;
+/** component-helpers lease controller: wait.JitterUntilWithContext(…, renewInterval, 0.04, true) */
+export const LEASE_RENEW_JITTER = 0.04;
+
 export type TimerGroup = keyof Timers;
 /** A partial override as written in a lab or topology file. */
 export type TimersOverride = { [G in TimerGroup]?: Partial<Timers[G]> };
@@ -136,6 +141,17 @@ export function coreTimerIssues(t: Timers): TimerIssue[] {
   const k = t.kubernetes;
   if (k.nodeMonitorPeriodS <= 0) add(['kubernetes.nodeMonitorPeriodS'], `expected > 0 s, got ${k.nodeMonitorPeriodS}`);
   if (k.nodeLeaseDurationS < 1) add(['kubernetes.nodeLeaseDurationS'], `expected ≥ 1 s, got ${k.nodeLeaseDurationS}`);
+  // A healthy node's renewals are seen up to 1.04 × renew interval apart plus one monitor period
+  // late; a grace period shorter than that marks every healthy node NotReady between two renewals,
+  // and its pods' endpoints flap out of every Service. Nothing in Kubernetes refuses it (the
+  // kubelet and the controller manager are configured apart), so the lab does.
+  const seenEvery = k.nodeLeaseDurationS * LEASE_RENEW_FRACTION * (1 + LEASE_RENEW_JITTER) + k.nodeMonitorPeriodS;
+  if (k.nodeMonitorGraceS >= 1 && k.nodeLeaseDurationS >= 1 && k.nodeMonitorPeriodS > 0 && k.nodeMonitorGraceS <= seenEvery) {
+    add(
+      ['kubernetes.nodeMonitorGraceS', 'kubernetes.nodeLeaseDurationS', 'kubernetes.nodeMonitorPeriodS'],
+      `expected kubernetes.nodeMonitorGraceS (${k.nodeMonitorGraceS} s) > nodeLeaseDurationS × 0.25 × 1.04 + nodeMonitorPeriodS = ${+seenEvery.toFixed(2)} s: the kubelet renews its Lease every 0.25 × nodeLeaseDurationS (${k.nodeLeaseDurationS * LEASE_RENEW_FRACTION} s), so a shorter grace marks healthy nodes NotReady between renewals (shorten nodeLeaseDurationS with it)`,
+    );
+  }
 
   const a = t.arp;
   if (a.baseReachableS < 1) add(['arp.baseReachableS'], `expected ≥ 1 s, got ${a.baseReachableS}`);

@@ -30,6 +30,18 @@ describe('timers', () => {
     expect(DEFAULT_TIMERS.bfd.enabled).toBe(false);
   });
 
+  it('refuses a node grace period a healthy node would fall through between two Lease renewals', () => {
+    // default Lease 40 s → a renewal every 10 s (≤ 10.4 s with jitter), seen ≤ 5 s late: grace 4 s flaps
+    const flapping = timerIssues(withOverride({ kubernetes: { nodeMonitorGraceS: 4 } })).find((i) => i.fields[0] === 'kubernetes.nodeMonitorGraceS');
+    expect(flapping?.message).toMatch(/> nodeLeaseDurationS × 0\.25 × 1\.04 \+ nodeMonitorPeriodS = 15\.4 s/);
+    expect(flapping?.fields).toEqual(['kubernetes.nodeMonitorGraceS', 'kubernetes.nodeLeaseDurationS', 'kubernetes.nodeMonitorPeriodS']);
+    // the same grace with a 1 s renewal and 1 s passes is consistent (2.04 s < 4 s) …
+    expect(timerIssues(withOverride({ kubernetes: { nodeMonitorGraceS: 4, nodeLeaseDurationS: 4, nodeMonitorPeriodS: 1 } }))).toEqual([]);
+    // … and the boundary itself is refused (a renewal seen exactly at the deadline still flaps)
+    expect(fieldsOf(withOverride({ kubernetes: { nodeMonitorGraceS: 15.4 } }))).toContain('kubernetes.nodeMonitorGraceS');
+    expect(fieldsOf(withOverride({ kubernetes: { nodeMonitorGraceS: 16 } }))).not.toContain('kubernetes.nodeMonitorGraceS');
+  });
+
   it('rejects what the real components reject or silently change', () => {
     expect(fieldsOf(withOverride({ kubeVip: { renewDeadlineS: 15 } }))).toContain('kubeVip.renewDeadlineS');
     expect(fieldsOf(withOverride({ kubeVip: { retryPeriodS: 8.4 } }))).toContain('kubeVip.retryPeriodS');

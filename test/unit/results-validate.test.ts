@@ -34,7 +34,7 @@ const ok: Results = {
   ],
 };
 
-describe('results.json contract (../shared/results.schema.json)', () => {
+describe('results.json contract (schemas/results.schema.json)', () => {
   it('a complete result with the toolkit’s added fields validates', () => {
     expect(validateResults(ok)).toEqual({ valid: true, errors: [] });
   });
