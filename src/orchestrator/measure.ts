@@ -188,6 +188,10 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   }
   if (!traffic) throw new Error('traffic.stop returned nothing');
   const endedAt = now();
+  // what the drill left stuck that only an operator ends (a hung process): reported with this
+  // drill, then undone, so the next drill starts from a cluster that can fail over
+  const leftStuck = (await lab.unstick?.()) ?? [];
+  for (const u of leftStuck) m.log(`left stuck by this drill, restarted before the next: ${u}`);
   const events = await lab.events(startedAt - 1);
   if (ev) emit({ type: 'holders', t: endedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
 
@@ -241,13 +245,16 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     internalOutageMs: internal.outageMs,
     timeline: bucketTimeline(traffic.probe.samples, injectAt ?? startedAt + spec.preMs, 100),
     supported: true,
-    ...(drill.kind === 'class-conflict'
-      ? {
-          holdersObserved: [...new Set(holdersSeen.flatMap((h) => h.split(',').filter(Boolean)))].sort(),
-          notes: [`nodes holding ${ep.ip} over the window, in order: ${holdersSeen.map((h) => `[${h}]`).join(' → ') || 'none'} (two controllers announcing one address = a duplicate IP on the LAN: the path follows whichever announced last)`],
-        }
-      : {}),
+    ...(drill.kind === 'class-conflict' ? { holdersObserved: [...new Set(holdersSeen.flatMap((h) => h.split(',').filter(Boolean)))].sort() } : {}),
+    ...(leftStuck.length ? { leftStuck } : {}),
   } as RunRecord;
+  const notes = [
+    ...(drill.kind === 'class-conflict'
+      ? [`nodes holding ${ep.ip} over the window, in order: ${holdersSeen.map((h) => `[${h}]`).join(' → ') || 'none'} (two controllers announcing one address = a duplicate IP on the LAN: the path follows whichever announced last)`]
+      : []),
+    ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),
+  ];
+  if (notes.length) record.notes = notes;
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };
 }
 

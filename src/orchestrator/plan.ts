@@ -83,9 +83,16 @@ export function heldBand(band: Band | null, holdMs: number): Band | null {
  * A crash with nobody to take over (one control plane, one announcer): the node comes back after
  * its downtime, and the outage is the downtime plus its boot.
  */
-export function downtimeBand(downtimeMs: number): Band {
+export function downtimeBand(downtimeMs: number, rejoin?: { ms: number; basis: string } | null): Band {
   const s = (ms: number) => `${Math.round(ms) / 1000} s`;
-  return { min: downtimeMs, max: downtimeMs + EMULATED_BOOT_MS, basis: `no peer can take over: the node is down ${s(downtimeMs)} and serves again after its boot (≤ ${s(EMULATED_BOOT_MS)} emulated)` };
+  const extra = rejoin && rejoin.ms > 0 ? rejoin : null;
+  return {
+    min: downtimeMs,
+    max: downtimeMs + EMULATED_BOOT_MS + (extra?.ms ?? 0),
+    basis:
+      `no peer can take over: the node is down ${s(downtimeMs)} and serves again after its boot (≤ ${s(EMULATED_BOOT_MS)} emulated)` +
+      (extra ? `, then ≤ ${s(extra.ms)} until the mechanism serves again (${extra.basis})` : ''),
+  };
 }
 
 export interface RunPlan extends Omit<PlannedRun, 'service'> {
@@ -135,7 +142,10 @@ export function runBand(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, 
   const d = drillFor(spec.kind);
   const mech = mechanismBand(lab, s, spec.kind, target);
   let band = d.held ? heldBand(mech, holdMs) : mech;
-  if (spec.kind === 'crash' && !mech && holdMs > 0) band = downtimeBand(holdMs);
+  if (spec.kind === 'crash' && !mech && holdMs > 0) {
+    const role = target === 'api' ? s.cp : s.svc;
+    band = downtimeBand(holdMs, role.rejoin?.({ topology: lab.topology, strategy: s.ref, roles: { cp: s.cp, svc: s.svc } }));
+  }
   if (target === 'service') band = withEndpointTail(band, spec.kind, service ?? lab.topology.services[0], lab.topology, victimRunsPod, holdMs, d.held || holdMs > 0);
   return band;
 }

@@ -59,6 +59,12 @@ export interface RunningLab extends AsyncDisposable {
    * must not steer the next. Called before every measured drill; absent = nothing to flush.
    */
   flushTransientState?(): Promise<void>;
+  /**
+   * restart what a drill left stuck that the real component never leaves by itself (a hung
+   * process), then wait until the endpoints serve again; returns `host: what` for each. Called
+   * after every measured drill; absent = nothing can get stuck.
+   */
+  unstick?(): Promise<string[]>;
   /** nodes currently holding/announcing the target's address, observed (kernel addresses, router routes) */
   holders(target: Target): Promise<string[]>;
   inject(primitive: Primitive, host: string, opts?: { downMs?: number }): Promise<void>;

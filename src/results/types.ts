@@ -52,6 +52,8 @@ export interface RunRecord {
   timeline?: { tMs: number; ok: number; failed: number; p99Ms: number | null }[];
   samples?: string;
   notes?: string[];
+  /** what the drill left stuck that the real component never leaves by itself (`host: what`), restarted by the lab before the next drill */
+  leftStuck?: string[];
   /** class-conflict: every node seen holding the Service address during the window */
   holdersObserved?: string[];
   /** false: the outage had not ended when observation stopped; outageMs is then a lower bound, never a figure */

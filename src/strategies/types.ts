@@ -215,6 +215,12 @@ export interface Role {
   render(ctx: MechanismContext): { files?: RenderedFile[]; sim?: Partial<SimPlan> };
   /** expected client-seen outage for a drill on this role's target, from the configured timers; null = not predicted */
   expectedOutage(drill: DrillKind, ctx: MechanismContext): Band | null;
+  /**
+   * A crash with no peer (one candidate): once the node is back and booted, how long this role may
+   * still take before it serves again, from its timers (e.g. an election that must reach an API
+   * server first). Absent: it serves as soon as its node has booted.
+   */
+  rejoin?(ctx: MechanismContext): { ms: number; basis: string } | null;
   /** null when the drill makes sense for this role, else the reason it does not */
   drillIssue?(drill: DrillKind): string | null;
   /**

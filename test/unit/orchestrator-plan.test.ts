@@ -45,12 +45,27 @@ describe('held faults', () => {
 describe('a crash nobody can take over', () => {
   it('the single node comes back after its downtime: the band is the downtime plus the emulated boot', () => {
     const { runs } = planRuns(minecraft);
-    const crash = runs.find((r) => r.drill === 'crash' && r.target === 'api');
+    const crash = runs.find((r) => r.drill === 'crash' && r.target === 'api' && r.strategy === 'talos-vip+metallb-l2');
     expect(crash).toBeDefined();
     expect(crash!.holdMs).toBe(DEFAULT_DOWNTIME_MS);
     expect(crash!.band).toMatchObject({ min: DEFAULT_DOWNTIME_MS, max: DEFAULT_DOWNTIME_MS + EMULATED_BOOT_MS });
     const { runs: longer } = planRuns(minecraft, { downtimeMs: 30_000 });
     expect(longer.find((r) => r.drill === 'crash' && r.target === 'api')!.band!.min).toBe(30_000);
+  });
+
+  it('kube-vip ARP comes back through KubePrism, whose first upstream is the VIP it has yet to bring up: two failed dials and retries more', () => {
+    const { runs } = planRuns(minecraft);
+    const crash = runs.find((r) => r.drill === 'crash' && r.target === 'api' && r.strategy === 'kube-vip-arp+kube-vip-arp')!;
+    const t = minecraft.topology.timers;
+    // a failed dial to an address nobody answers: 3 broadcast probes (mcast_solicit) retrans_time
+    // apart; client-go's retry wait ≤ (1 + 1.2) × retryPeriod; two of them before KubePrism's
+    // score (+1, −1 per failure) takes the VIP out; 1 s margin
+    const rejoin = 2 * (3 * t.arp.retransMs + 2.2 * t.kubeVip.retryPeriodS * 1000) + 1000;
+    expect(crash.band).toMatchObject({ min: DEFAULT_DOWNTIME_MS, max: DEFAULT_DOWNTIME_MS + EMULATED_BOOT_MS + rejoin });
+    expect(crash.band!.basis).toMatch(/KubePrism/);
+    // its Services lease goes through the `kubernetes` Service, not KubePrism: no such term
+    const svc = runs.find((r) => r.drill === 'crash' && r.target === 'service' && r.strategy === 'kube-vip-arp+kube-vip-arp')!;
+    expect(svc.band!.max).toBeLessThan(crash.band!.max);
   });
 });
 

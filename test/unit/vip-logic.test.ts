@@ -393,6 +393,12 @@ describe('kube-vip releases: first gratuitous ARP and what losing a lease does',
     expect(lock.calls.get(w1.name)).toBe(callsAfter); // never campaigns again
     expect(firstOf(r.events, 'restart')).toBeUndefined();
     expect(r.kv.status()).toMatchObject({ hung: true, restarts: 0 });
+    // only deleting the pod ends it: the replacement campaigns again and takes the free lease
+    expect(await r.kv.unstick()).toMatch(/hung .*pod/);
+    expect(r.kv.status()).toMatchObject({ hung: false });
+    await advanceUntil(() => r.events.filter((e) => e.type === 'leader' && e.lease === 'kube-system/plndr-svcs-lock').length === 2, lossWithin);
+    expect(r.holds(ip)).toBe(true);
+    expect(await r.kv.unstick()).toBeNull(); // nothing stuck: nothing done
     await r.kv.stop();
 
     const old = run('v1.1.2', w1.name, svc(ip));

@@ -117,6 +117,16 @@ async function main() {
       for (const { name, c } of started) out[name] = c.status ? await c.status() : {};
       return out;
     }
+    if (method === 'unstick') {
+      return serial(async () => {
+        const done: string[] = [];
+        for (const { name, c } of started) {
+          const what = c.unstick ? await c.unstick() : null;
+          if (what) done.push(`${name}: ${what}`);
+        }
+        return done;
+      });
+    }
     if (method === 'stop') {
       setImmediate(() => shutdown(0));
       return { stopping: true };

@@ -57,6 +57,13 @@ export interface AgentComponent {
   status?(): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** component-specific RPC methods, called as `<name>.<method>` */
   call?(method: string, params: any): Promise<unknown>;
+  /**
+   * An operator's fix for a state the real component never leaves by itself (a process that hangs
+   * instead of exiting: `kubectl delete pod`, and the kubelet starts it again). Returns what was
+   * stuck and done, or null when nothing was. The lab calls it after every drill, so that one
+   * drill's aftermath is reported with that drill and never measured as the next one's outage.
+   */
+  unstick?(): Promise<string | null>;
 }
 
 export type ComponentFactory = (ctx: AgentContext, config: any) => AgentComponent;

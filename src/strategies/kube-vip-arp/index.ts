@@ -16,7 +16,7 @@ import type { DrillKind } from '../../model/types.js';
 import type { Band, MechanismContext, Mechanism } from '../types.js';
 import { controlPlanes } from '../../emulation/net.js';
 import { l2DrillIssue, noPeerReason, onTarget } from '../bands.js';
-import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, l2LeaseBand, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
+import { KUBE_VIP_FAMILY, KUBE_VIP_SOURCES, kubeVipCpRejoin, l2LeaseBand, renderKubeVipCp, renderKubeVipSvc, serviceNodes } from '../kube-vip/render.js';
 import { CP_LEASE, LEASE_NAMESPACE, SVC_LEASE, serviceLeaseName } from '../kube-vip/agent.js';
 import { CP_OPTIONS, KUBE_VIP_COMPONENTS, SVC_OPTIONS, cpClaimsClassless, svcClaimsClassless } from '../kube-vip/roles.js';
 import { kubeVipTimers } from '../kube-vip/timers.js';
@@ -57,6 +57,7 @@ export const kubeVipArp: Mechanism = {
       if (noPeerReason(controlPlanes(ctx.topology).length, ID)) return null;
       return l2LeaseBand(drill, ctx.topology, `${LEASE_NAMESPACE}/${CP_LEASE}`);
     },
+    rejoin: (ctx) => kubeVipCpRejoin(ctx.topology),
     drillIssue: l2DrillIssue(ID, 'cp'),
   },
   svc: {

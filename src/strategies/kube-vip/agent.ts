@@ -862,6 +862,25 @@ export class KubeVip implements AgentComponent {
     };
   }
 
+  /**
+   * A hung process (v1.2.0–v1.2.3 after losing the global Services lease) stays hung: the pod is
+   * Running, nothing restarts it. Deleting the pod ends it; the DaemonSet's replacement starts as
+   * any kube-vip does (addresses removed first, then the elections).
+   */
+  async unstick(): Promise<string | null> {
+    if (!this.hung || this.stopping) return null;
+    this.hung = false;
+    await atMost(Promise.allSettled(this.runs), 10_000);
+    await this.lb?.stop();
+    this.lb = undefined;
+    this.api?.close();
+    await this.cleanup();
+    this.restarts = 0;
+    this.ctx.emit(COMPONENT, 'restart', { reason: 'hung pod deleted', afterMs: 0, exit: 'deleted' });
+    this.boot();
+    return `kube-vip ${this.release.version} hung after losing a lease (it never exits, so it is never restarted: no failover candidate on this node until its pod is deleted); the lab deleted the pod`;
+  }
+
   async call(method: string): Promise<unknown> {
     if (method === 'status') return this.status();
     throw new Error(`kube-vip: unknown method '${method}'; valid: status`);

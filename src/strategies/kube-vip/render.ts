@@ -203,6 +203,31 @@ export function kubeVipLeaseBands(t: Topology, lease: string): { graceful: Band;
   };
 }
 
+/** Linux neigh/default/mcast_solicit: broadcast probes of a new neighbour before it FAILS (ip-sysctl.rst; the lab leaves it at 3) */
+const MCAST_SOLICIT = 3;
+
+/**
+ * The only control plane is back (a crash with no peer): kube-vip's first tries to take
+ * plndr-cp-lock go through KubePrism (the DaemonSet's in-cluster config, ./manifests.ts), whose
+ * upstream list starts with the cluster endpoint — the VIP this very election has yet to bring up.
+ * Every upstream starts usable (score +1, go-loadbalancer upstream.go); a dial to the unheld VIP
+ * fails once the kernel's broadcast resolution gives up (mcast_solicit × retrans_time) and KubePrism
+ * closes the client connection; the second such failure scores the VIP out (−1). So at most two of
+ * kube-vip's tries hit it, each followed by client-go's retry wait ≤ (1 + 1.2) × retryPeriod;
+ * then the lease is its own (same identity: client-go's IsLeader fast path) and the address goes up.
+ */
+export function kubeVipCpRejoin(t: Topology): { ms: number; basis: string } {
+  const R = t.timers.kubeVip.retryPeriodS * 1000;
+  const maxRetry = (1 + JITTER_FACTOR) * R;
+  const dialFail = MCAST_SOLICIT * t.timers.arp.retransMs;
+  return {
+    ms: Math.round(2 * (dialFail + maxRetry) + VIP_MARGIN_MS),
+    basis:
+      `kube-vip reaches its API server through KubePrism, whose first upstream is the VIP it has yet to bring up: ≤ 2 tries hit it ` +
+      `(a failed dial after mcast_solicit ${MCAST_SOLICIT} × retrans ${t.timers.arp.retransMs} ms, then a retry ≤ ${s(maxRetry)}) before KubePrism scores it out; + ${s(VIP_MARGIN_MS)} margin`,
+  };
+}
+
 export function l2LeaseBand(drill: DrillKind, t: Topology, lease: string): Band | null {
   return l2ElectionBand(drill, kubeVipLeaseBands(t, lease), t.timers.arp);
 }

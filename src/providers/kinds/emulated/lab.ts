@@ -333,15 +333,33 @@ export class EmulatedLab implements RunningLab {
     );
     // ready = what the drills measure answers from the client: the API endpoint and every Service
     if (!hosts.length) return; // a plan without cluster components (network-only tests)
+    await this.waitServing(ref);
+    // a daemon may need time after it answers before it serves every backend (HAProxy's `rise` checks)
+    const settle = Math.max(0, ...plan.daemons.map((d) => d.readyAfterMs ?? 0));
+    if (settle) await sleep(settle, signal);
+  }
+
+  /** the API endpoint, every API server and every Service answer the client's probe */
+  private async waitServing(ref: StrategyRef): Promise<void> {
+    const t = this.lab.topology;
     const apiIp = apiEndpoint(t, composeStrategy(ref).cp);
     const cps = t.nodes.filter((n) => n.role === 'controlplane');
     // one after the other: on a big lab the client shares 2 cores with every agent
     for (const u of [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)]) {
       await this.waitReachable(u, 120_000);
     }
-    // a daemon may need time after it answers before it serves every backend (HAProxy's `rise` checks)
-    const settle = Math.max(0, ...plan.daemons.map((d) => d.readyAfterMs ?? 0));
-    if (settle) await sleep(settle, signal);
+  }
+
+  /** after a drill: restart what is stuck the way only an operator would end it (AgentComponent.unstick) */
+  async unstick(): Promise<string[]> {
+    const nodes = new Set(this.lab.topology.nodes.map((n) => n.name));
+    const done: string[] = [];
+    await mapLimit([...this.agents.keys()].filter((h) => nodes.has(h)), 8, async (h) => {
+      // an agent that does not answer is not stuck in this sense (the next drill's readiness sees it)
+      for (const what of await this.call<string[]>(h, 'unstick', undefined, 30_000).catch(() => [] as string[])) done.push(`${h}: ${what}`);
+    });
+    if (done.length && this.current) await this.waitServing(this.current.ref);
+    return done.sort();
   }
 
   /** between drills: no conntrack or neighbour entry of one drill may steer the next (netns/faults.ts) */
