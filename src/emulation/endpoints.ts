@@ -42,8 +42,6 @@ import type { Band } from '../strategies/types.js';
 import type { DrillKind, LbService, Timers, Topology } from '../model/types.js';
 import { LEASE_RENEW_FRACTION, LEASE_RENEW_JITTER } from '../model/timers.js';
 
-export { LEASE_RENEW_FRACTION, LEASE_RENEW_JITTER };
-
 /** The node lifecycle parts in ms, from the `kubernetes` timers group. */
 export interface NodeLifecycleTimers {
   /** kubelet Lease renew interval (before jitter) */

@@ -54,6 +54,7 @@ import type { AgentComponent, AgentContext, ComponentFactory } from './agent/typ
 import type { LbService } from '../model/types.js';
 import { KUBE_PROXY_READINESS_PORT, type PodState, type ReadinessMessage } from './echo.js';
 import { nodeLifecycleTimers, type NodeLifecycleTimers } from './endpoints.js';
+import { CORE_TIMERS } from '../model/timers.js';
 
 export interface KubeProxyService {
   name: string;
@@ -90,7 +91,7 @@ export interface KubeProxyConfig {
 export const MASQ_MARK = 0x4000;
 export const TABLE = 'kube-proxy';
 /** Kubernetes defaults of the node lifecycle chain (see ./endpoints.ts and src/model/timers.ts). */
-export const DEFAULT_LIFECYCLE: NodeLifecycleTimers = nodeLifecycleTimers({ nodeMonitorGraceS: 50, nodeMonitorPeriodS: 5, nodeLeaseDurationS: 40, proxyMinSyncS: 1 });
+export const DEFAULT_LIFECYCLE: NodeLifecycleTimers = nodeLifecycleTimers(CORE_TIMERS.kubernetes);
 
 export function kubeProxyService(s: LbService): KubeProxyService {
   return { name: `${s.namespace}/${s.name}`, ip: s.ip, port: s.port, targetPort: s.targetPort, streamPort: s.streamPort, externalTrafficPolicy: s.externalTrafficPolicy };

@@ -17,6 +17,12 @@ export const WITHDRAW_MS = 1000;
 export const secs = (ms: number) => `${Math.round(ms) / 1000} s`;
 
 /**
+ * Linux neigh/default/mcast_solicit: broadcast probes sent for a new neighbour, retrans_time
+ * apart, before it FAILS (Documentation/networking/ip-sysctl.rst; the lab leaves it at 3).
+ */
+export const MCAST_SOLICIT = 3;
+
+/**
  * garp-ignored on any L2 mechanism: the address moves as in a crash, but the router ignores the
  * new holder's GARP and keeps sending to the dead MAC until its own neighbour entry fails (Linux
  * neigh states: REACHABLE for a random 0.5–1.5 × base_reachable_time since the last confirmation,

@@ -53,7 +53,7 @@ import {
   type KubeVipServiceItem,
   type KubeVipServicesConfig,
 } from './agent.js';
-import { bfdFor, l2ElectionBand, VIP_MARGIN_MS } from '../bands.js';
+import { bfdFor, l2ElectionBand, MCAST_SOLICIT, VIP_MARGIN_MS } from '../bands.js';
 import { releaseOf } from './settings.js';
 import { cpFiles, svcFiles } from './manifests.js';
 
@@ -202,9 +202,6 @@ export function kubeVipLeaseBands(t: Topology, lease: string): { graceful: Band;
     },
   };
 }
-
-/** Linux neigh/default/mcast_solicit: broadcast probes of a new neighbour before it FAILS (ip-sysctl.rst; the lab leaves it at 3) */
-const MCAST_SOLICIT = 3;
 
 /**
  * The only control plane is back (a crash with no peer): kube-vip's first tries to take

@@ -186,7 +186,7 @@ export function l2Band(drill: DrillKind, t: Topology): Band | null {
       const a = t.timers.arp;
       // Linux: an entry confirmed just before the crash stays REACHABLE up to 1.5 × base_reachable_time,
       // then DELAY (delay_first_probe_time), unicast PROBEs (ucast_solicit × retrans_time), FAILED, and
-      // a fresh broadcast resolution (mcast_solicit 3 × retrans_time) finds the new announcer.
+      // a fresh broadcast resolution (mcast_solicit × retrans_time, ../bands.ts MCAST_SOLICIT) finds the new announcer.
       const arpMs = 1.5 * a.baseReachableS * 1000 + a.delayFirstProbeS * 1000 + a.ucastSolicit * a.retransMs + 3 * a.retransMs;
       return {
         min: d.min,
