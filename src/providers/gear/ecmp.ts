@@ -25,6 +25,18 @@ export type Exec = (cmd: string, args: string[], opts?: ExecOptions) => Promise<
 
 export const RESILIENT_TABLE = 100;
 
+/**
+ * First kernel nexthop id the shim uses. zebra shares the netns's nexthop id space and learns
+ * every nexthop object it sees over netlink: for an id below ZEBRA_NHG_PROTO_LOWER it raises its
+ * own allocation counter past it (zebra/zebra_nhg.c `zebra_nhg_kernel_find`, frr-8.4.4), so ids
+ * the shim picks there are soon also picked by zebra, and one side's `nexthop replace` rewrites
+ * the other's object (seen: zebra's route on the shim's id, a resilient group gone, the new
+ * member holding no buckets). Ids from ZEBRA_NHG_PROTO_LOWER to ZEBRA_NHG_PROTO_UPPER
+ * (250,000,000) belong to the routing daemons, and ids with any of the top 4 bits set to L2
+ * nexthop groups (lib/zclient.h, frr-8.4.4); the range between is nobody's.
+ */
+export const SHIM_NEXTHOP_IDS = { first: 260_000_000, last: 268_435_455 } as const;
+
 interface RouteJson {
   dst: string;
   protocol?: string;
@@ -38,7 +50,7 @@ export class ResilientEcmp {
   private readonly groupIds = new Map<string, number>(); // prefix → group id
   private readonly members = new Map<string, string>(); // prefix → gateways last installed
   private readonly memberIds = new Map<string, number>(); // gateway → nexthop id
-  private nextId = 7000;
+  private nextId: number = SHIM_NEXTHOP_IDS.first;
   private ruled = false;
   private chain: Promise<void> = Promise.resolve();
 
@@ -59,6 +71,11 @@ export class ResilientEcmp {
   syncAll(): Promise<void> {
     for (const p of this.groupIds.keys()) void this.sync(p);
     return this.chain;
+  }
+
+  private allocate(): number {
+    if (this.nextId > SHIM_NEXTHOP_IDS.last) throw new Error(`resilient ECMP shim: nexthop ids ${SHIM_NEXTHOP_IDS.first}–${SHIM_NEXTHOP_IDS.last} used up`);
+    return this.nextId++;
   }
 
   private async syncNow(prefix: string): Promise<void> {
@@ -84,13 +101,13 @@ export class ResilientEcmp {
     const ids = gws.map((g) => {
       let id = this.memberIds.get(g);
       if (id === undefined) {
-        id = this.nextId++;
+        id = this.allocate();
         this.memberIds.set(g, id);
         lines.push(`nexthop replace id ${id} via ${g} dev ${this.dev(g)}`);
       }
       return id;
     });
-    const id = gid ?? this.nextId++;
+    const id = gid ?? this.allocate();
     this.groupIds.set(prefix, id);
     lines.push(`nexthop replace id ${id} group ${ids.join('/')} type resilient buckets ${this.buckets} idle_timer ${this.idleTimerS}`);
     if (gid === undefined) lines.push(`route replace ${prefix} nhid ${id} table ${RESILIENT_TABLE}`);
