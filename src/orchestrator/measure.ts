@@ -248,11 +248,15 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     ...(drill.kind === 'class-conflict' ? { holdersObserved: [...new Set(holdersSeen.flatMap((h) => h.split(',').filter(Boolean)))].sort() } : {}),
     ...(leftStuck.length ? { leftStuck } : {}),
   } as RunRecord;
+  const stalls = traffic.probe.clientStalls;
   const notes = [
     ...(drill.kind === 'class-conflict'
       ? [`nodes holding ${ep.ip} over the window, in order: ${holdersSeen.map((h) => `[${h}]`).join(' → ') || 'none'} (two controllers announcing one address = a duplicate IP on the LAN: the path follows whichever announced last)`]
       : []),
     ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),
+    ...(stalls && stalls.ms >= tr.probeTimeoutMs
+      ? [`the probing client did not run for ${stalls.ms} ms in ${stalls.count} stall(s) (host load): replies that arrived meanwhile were counted as on time, the probes due meanwhile were sent late`]
+      : []),
   ];
   if (notes.length) record.notes = notes;
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };

@@ -166,6 +166,7 @@ export class TrafficComponent implements AgentComponent {
             nodeAfter: outage.nodeAfter,
           },
         },
+        clientStalls: s.probe.clientStalls(),
       },
     };
     if (load && s.load) {

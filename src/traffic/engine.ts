@@ -18,10 +18,21 @@
  * requests that had just been sent — connection churn that collapses throughput (measured:
  * 6.8k instead of 20k+ req/s on loopback). Attempts are sent in index order at non-decreasing
  * times, so in-flight deadlines are ordered and one sweep of the oldest finds every late one.
+ *
+ * A stalled client is not an outage of what it measures. When the timer fires more than
+ * STALL_MS late, this process did not run for that long (descheduled on a loaded host, a long
+ * GC): replies that arrived meanwhile wait unread in their sockets, and Node reads them in the
+ * poll phase that FOLLOWS the timer phase. Judging deadlines first would fail attempts whose
+ * answers had come in time. So a late tick only sends what is due (attempts that fell due while
+ * the client slept go out now, carrying the stall in their latency, instead of expiring unsent)
+ * and judges deadlines in a tick after the poll phase. The stalls are counted (`stalls`,
+ * `stalledMs`) so a report can say when its client was not running.
  */
 import { DeadlineError, type ErrorKind, type ServedBy } from './target.js';
 
 export const OUTCOME_OK = 0;
+/** a timer this much later than armed means the client itself did not run meanwhile */
+export const STALL_MS = 30;
 export const OUTCOME_CANCELLED = 254;
 export const OUTCOME_PENDING = 255;
 
@@ -184,6 +195,9 @@ export interface EngineProgress {
   failed: number;
   inFlight: number;
   queued: number;
+  /** times the client did not run for more than STALL_MS, and for how long in all */
+  stalls: number;
+  stalledMs: number;
 }
 
 export class OpenLoopEngine {
@@ -209,6 +223,12 @@ export class OpenLoopEngine {
   private failCount = 0;
   private readonly flights = new Map<number, Handle>();
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() the pending timer is due at */
+  private timerDue = 0;
+  /** a late tick handed its deadline checks to the tick after the poll phase */
+  private judging: NodeJS.Immediate | undefined;
+  private stallCount = 0;
+  private stallTotal = 0;
   private inTick = false;
   private finished = false;
   private resolveDone!: () => void;
@@ -312,6 +332,8 @@ export class OpenLoopEngine {
       failed: this.failCount,
       inFlight: this.inFlight,
       queued: this.scheduled - this.nextSend,
+      stalls: this.stallCount,
+      stalledMs: this.stallTotal,
     };
   }
 
@@ -342,21 +364,36 @@ export class OpenLoopEngine {
   }
 
   private readonly tick = (): void => {
+    const lateBy = this.timer ? performance.now() - this.timerDue : 0;
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    if (this.judging) {
+      clearImmediate(this.judging);
+      this.judging = undefined;
+    }
     if (this.finished) return;
+    const stalled = lateBy > STALL_MS;
+    if (stalled) {
+      this.stallCount++;
+      this.stallTotal += lateBy;
+    }
     this.inTick = true;
     try {
       const now = performance.now();
       this.advance(now);
-      this.sweep(now);
-      this.pump(now);
+      if (!stalled) this.sweep(now);
+      this.pump(now, !stalled);
     } finally {
       this.inTick = false;
     }
     if (this.checkDone()) return;
+    if (stalled) {
+      // check → the next loop iteration's poll phase reads what arrived → its check phase judges
+      this.judging = setImmediate(() => (this.judging = setImmediate(this.tick)));
+      return;
+    }
     // next wake-up: the next intended send, the oldest queued or in-flight deadline
     let next = Infinity;
     if (this.scheduled < this.endIdx) next = this.intended(this.scheduled);
@@ -369,6 +406,8 @@ export class OpenLoopEngine {
   private arm(atPerf: number): void {
     // setTimeout has 1 ms granularity; attempts due in between go out in the same batch
     const delay = Math.max(0, atPerf - performance.now());
+    // setTimeout fires after ≥ 1 ms, whatever the delay: due at no earlier than now + 1
+    this.timerDue = Math.max(atPerf, performance.now() + 1);
     this.timer = setTimeout(this.tick, delay);
   }
 
@@ -383,10 +422,11 @@ export class OpenLoopEngine {
     }
   }
 
-  private pump(now: number): void {
+  private pump(now: number, expire = true): void {
     const s = this.store;
-    // queued attempts already past their deadline fail without being sent
-    while (this.nextSend < this.scheduled && this.intended(this.nextSend) + this.timeoutMs <= now) {
+    // queued attempts already past their deadline fail without being sent (not right after the
+    // client itself stalled: they fell due while it did not run, they go out now)
+    while (expire && this.nextSend < this.scheduled && this.intended(this.nextSend) + this.timeoutMs <= now) {
       const idx = this.nextSend++;
       s.latencyMs[idx] = now - this.intended(idx);
       s.outcome[idx] = s.kindCode('timeout');
@@ -418,6 +458,8 @@ export class OpenLoopEngine {
       this.finished = true;
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
+      if (this.judging) clearImmediate(this.judging);
+      this.judging = undefined;
       this.opts.signal?.removeEventListener('abort', this.onAbort);
       this.executor.close?.();
       this.resolveDone();

@@ -161,6 +161,8 @@ export interface OutageProbe {
   status(since?: number): ProbeStatus;
   /** stop probing; waits for probes in flight (bounded by timeoutMs) and returns every sample */
   stop(): Promise<ProbeSample[]>;
+  /** how often, and how long in all, the probing process itself did not run (see engine.ts) */
+  clientStalls(): { count: number; ms: number };
   /** resolves with every sample when the run ends */
   readonly done: Promise<ProbeSample[]>;
 }
@@ -197,6 +199,10 @@ export function startOutageProbe(o: OutageProbeOptions): OutageProbe {
     intervalMs,
     samples: read,
     status: (since) => probeStatus(engine, since ?? engine.startedAt),
+    clientStalls: () => {
+      const p = engine.progress();
+      return { count: p.stalls, ms: Math.round(p.stalledMs) };
+    },
     stop() {
       engine.stop(true);
       return done;

@@ -69,6 +69,8 @@ export interface TrafficResult {
   probe: {
     samples: ProbeSample[];
     outage: { outageMs: number; firstFailAt: number | null; recoveredAt: number | null; failedProbes: number; bursts: number };
+    /** the probing process did not run this often / this long in all (a loaded host); replies that came meanwhile counted on time */
+    clientStalls?: { count: number; ms: number };
   };
   load?: {
     requests: number;

@@ -3,6 +3,7 @@
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { epochNow } from '../../src/traffic/clock.js';
 import { PROBE_PORTS, PortCycle, computeOutage, kernelReuseRate, probeFidelityNote, probeReuseMs, startOutageProbe, type ProbeSample } from '../../src/traffic/outage.js';
@@ -146,6 +147,36 @@ describe('outage probe (live, loopback)', () => {
     const gaps = samples.slice(1).map((s, i) => s.t - samples[i].t);
     expect(Math.max(...gaps)).toBeLessThan(10.01);
     expect(Math.min(...gaps)).toBeGreaterThan(9.99);
+  });
+
+  it('a stall of the probing client itself is not an outage: replies that came meanwhile count, due probes go out late', async () => {
+    // the server runs on its own thread, so it answers while this one is blocked; each reply
+    // takes 20 ms, so probes are in flight when the block starts
+    const worker = new Worker(
+      `const http = require('node:http');
+       const { parentPort } = require('node:worker_threads');
+       const s = http.createServer((q, r) => setTimeout(() => { r.writeHead(200, { 'x-served-by': 'cp1' }); r.end('ok'); }, 20));
+       s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));`,
+      { eval: true },
+    );
+    try {
+      const port = await new Promise<number>((r) => worker.once('message', r));
+      const probe = startOutageProbe({ target: `http://127.0.0.1:${port}/readyz`, intervalMs: 10, timeoutMs: 100 });
+      await new Promise((r) => setTimeout(r, 250));
+      // the client does not run for 300 ms: 3 × the probe timeout
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      await new Promise((r) => setTimeout(r, 300));
+      const stalls = probe.clientStalls();
+      const samples = await probe.stop();
+      expect(samples.length).toBeGreaterThanOrEqual(75);
+      expect(samples.filter((s) => !s.ok).map((s) => s.kind)).toEqual([]);
+      expect(stalls.count).toBeGreaterThanOrEqual(1);
+      expect(stalls.ms).toBeGreaterThanOrEqual(250);
+      // the probes that fell due during the stall carry it in their latency (no coordinated omission)
+      expect(Math.max(...samples.map((s) => s.latencyMs))).toBeGreaterThanOrEqual(250);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('tcp: a bare connect; a silent target is a timeout; a non-ok status is a failure', async () => {
