@@ -4,6 +4,7 @@
  * the service over the window and counts the flaps (GARPs from alternating MACs, errors).
  */
 import type { Drill } from './types.js';
+import { claimsConflict } from '../strategies/compose.js';
 
 export const classConflict: Drill = {
   kind: 'class-conflict',
@@ -12,7 +13,7 @@ export const classConflict: Drill = {
   primitives: [],
   applicable: (strategy, target) => {
     if (target !== 'service') return 'the conflict is about Service IPs';
-    if (strategy.conflicts.some((c) => c.startsWith('pitfall 2'))) return null;
+    if (claimsConflict(strategy)) return null;
     return `${strategy.cp.id} and ${strategy.svc.id} do not both claim class-less Services (they use spec.loadBalancerClass, or only one is a Service controller): no conflict to show`;
   },
   pickVictim: async () => null,

@@ -52,6 +52,11 @@ export function composeStrategy(ref: StrategyRef): Strategy {
   return { ref, cp: p.cp, svc: p.svc, conflicts: strategyConflicts(ref, p.cp, p.svc) };
 }
 
+/** Two controllers claim the class-less Services (pitfall 2): a behaviour to observe, not a bar to running. */
+export function claimsConflict(s: Strategy): boolean {
+  return s.conflicts.some((c) => c.startsWith('pitfall 2'));
+}
+
 /** Is the conflict fatal (cannot run) or a behaviour to observe (class-conflict drill)? */
 export function blockingConflicts(s: Strategy): string[] {
   return s.conflicts.filter((c) => c.startsWith('pitfall 3'));

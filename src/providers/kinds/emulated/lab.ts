@@ -27,7 +27,7 @@ import { REPO_ROOT } from '../../../model/load.js';
 import { renderRouterFrr, nodeRouter } from '../../../render/frr.js';
 import { makePki } from '../../../emulation/pki.js';
 import { MECHANISMS } from '../../../strategies/registry.js';
-import { apiEndpoint, composeStrategy } from '../../../strategies/compose.js';
+import { apiEndpoint, claimsConflict, composeStrategy } from '../../../strategies/compose.js';
 import { allHosts } from '../../runtimes/netns/network.js';
 import { startFrr, restartFrr, vtysh, bgpPeers, instanceOf, type FrrInstance } from '../../gear/frr.js';
 import { startEtcdCluster, waitForEtcd } from '../../gear/etcd.js';
@@ -339,13 +339,21 @@ export class EmulatedLab implements RunningLab {
     if (settle) await sleep(settle, signal);
   }
 
-  /** the API endpoint, every API server and every Service answer the client's probe */
+  /**
+   * The API endpoint, every API server and every Service answer the client's probe. Not an
+   * externalTrafficPolicy Local Service that two controllers claim (pitfall 2): both answer for
+   * its address, the router follows whichever answered last, and that can be a node with no local
+   * endpoint, where the traffic is dropped for as long as it stays so — the class-conflict drill
+   * observes exactly that, readiness cannot wait it out.
+   */
   private async waitServing(ref: StrategyRef): Promise<void> {
     const t = this.lab.topology;
-    const apiIp = apiEndpoint(t, composeStrategy(ref).cp);
+    const strategy = composeStrategy(ref);
+    const apiIp = apiEndpoint(t, strategy.cp);
     const cps = t.nodes.filter((n) => n.role === 'controlplane');
+    const services = t.services.filter((s) => !(claimsConflict(strategy) && s.externalTrafficPolicy === 'Local'));
     // one after the other: on a big lab the client shares 2 cores with every agent
-    for (const u of [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...t.services.map((s) => `http://${s.ip}:${s.port}/`)]) {
+    for (const u of [`https://${apiIp}:${t.apiPort}/readyz`, ...cps.map((n) => `https://${n.ip}:${t.apiPort}/readyz`), ...services.map((s) => `http://${s.ip}:${s.port}/`)]) {
       await this.waitReachable(u, 120_000);
     }
   }
