@@ -19,7 +19,7 @@ import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
 import { clientIpPreserved } from '../traffic/stats.js';
 import { apiEndpoint } from '../strategies/compose.js';
 import { drill as drillFor } from '../drills/index.js';
-import { baselineWindowMs, runBand, STABLE_MS, type RunPlan } from './plan.js';
+import { baselineWindowMs, runBand, STABLE_MS, WARM_UP_MS, type RunPlan } from './plan.js';
 
 export interface MeasureInput {
   lab: RunningLab;
@@ -51,6 +51,36 @@ export function endpointFor(lab: Lab, strategy: Strategy, target: Target, servic
   }
   const s = service ?? t.services[0]!;
   return { ip: s.ip, probeUrl: `http://${s.ip}:${s.port}/`, loadUrl: `http://${s.ip}:${s.port}/`, streamUrl: `tcp://${s.ip}:${s.streamPort}` };
+}
+
+/**
+ * Unmeasured traffic against the API endpoint and every Service, as the drills will send it
+ * (probe, load at the lab's rate and mode, streams), once a strategy is applied. Readiness only
+ * probed; the first load through a freshly started client or API server runs code paths nobody
+ * ran yet (the load client's connection code, new-connection TLS, the API's /version handler),
+ * and on 2 shared cores that cold start stalled replies for 150–350 ms at the start of the
+ * first baseline — a cost of the lab's own processes, not of the mechanism measured.
+ */
+export async function warmUp(lab: RunningLab, strategy: Strategy, signal?: AbortSignal): Promise<void> {
+  const L = lab.lab;
+  const tr = L.traffic;
+  const client = clientHost(L);
+  const eps = [endpointFor(L, strategy, 'api'), ...L.topology.services.map((s) => endpointFor(L, strategy, 'service', s))];
+  for (const ep of eps) {
+    const id = `warm-up/${strategy.ref.id}/${ep.ip}/${Math.round(now())}`;
+    const start: TrafficStart = {
+      id,
+      probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
+      load: { url: ep.loadUrl, rate: tr.rate, connections: tr.connections, mode: tr.mode, timeoutMs: tr.timeoutMs },
+      streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
+    };
+    await lab.call(client, 'traffic.start', start);
+    try {
+      await sleep(WARM_UP_MS, signal);
+    } finally {
+      await lab.call(client, 'traffic.stop', { id, injectAt: null, recoverSuccesses: 1 } satisfies TrafficStop, 60_000).catch(() => undefined);
+    }
+  }
 }
 
 /** how often the orchestrator asks the client how the probe is doing */

@@ -187,9 +187,12 @@ export function baselineWindowMs(lab: Lab, spec: DrillSpec): number {
   return Math.max(1000, Math.min(spec.observeMs, needed));
 }
 
-/** seconds a strategy switch costs on the emulated nodes: agents start a few at a time */
+/** how long the client drives each endpoint, unmeasured, before a strategy's first run (measure.ts warmUp) */
+export const WARM_UP_MS = 1000;
+
+/** what a strategy switch costs on the emulated nodes (agents start a few at a time), its warm-up included */
 export function applyEstimateMs(lab: Lab): number {
-  return 3000 + 700 * lab.topology.nodes.length;
+  return 3000 + 700 * lab.topology.nodes.length + WARM_UP_MS * (1 + lab.topology.services.length);
 }
 
 /**

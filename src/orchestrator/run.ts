@@ -18,7 +18,7 @@ import type { Strategy } from '../strategies/types.js';
 import { renderStrategy } from '../strategies/compose.js';
 import { fidelityNotes } from '../strategies/fidelity.js';
 import { drill as drillFor } from '../drills/index.js';
-import { measureDrill } from './measure.js';
+import { measureDrill, warmUp } from './measure.js';
 import { LabState, LabIdInUseError } from '../state/state.js';
 import { now } from '../util/proc.js';
 import { LabError } from '../util/errors.js';
@@ -303,6 +303,10 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
         const t1 = now();
         await running.apply(ref, renderStrategy(lab.topology, s));
         tick(laneIdx, applyEstimateMs(lab) - (now() - t1));
+        if (todo.some((x) => x.strategy === ref.id)) {
+          opts.progress.step(`${ref.id}: warm-up`);
+          await warmUp(running, s, signal);
+        }
         events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready', ...(laneIdx ? { watched: false } : {}) });
         let drilled = false;
         try {
