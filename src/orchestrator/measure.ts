@@ -53,6 +53,16 @@ export function endpointFor(lab: Lab, strategy: Strategy, target: Target, servic
   return { ip: s.ip, probeUrl: `http://${s.ip}:${s.port}/`, loadUrl: `http://${s.ip}:${s.port}/`, streamUrl: `tcp://${s.ip}:${s.streamPort}` };
 }
 
+/** what the client sends at an endpoint: the probe, the load and the streams, as the lab's traffic settings say */
+function trafficStart(id: string, ep: ReturnType<typeof endpointFor>, tr: Lab['traffic']): TrafficStart {
+  return {
+    id,
+    probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
+    load: { url: ep.loadUrl, rate: tr.rate, connections: tr.connections, mode: tr.mode, timeoutMs: tr.timeoutMs },
+    streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
+  };
+}
+
 /**
  * Unmeasured traffic against the API endpoint and every Service, as the drills will send it
  * (probe, load at the lab's rate and mode, streams), once a strategy is applied. Readiness only
@@ -68,13 +78,7 @@ export async function warmUp(lab: RunningLab, strategy: Strategy, signal?: Abort
   const eps = [endpointFor(L, strategy, 'api'), ...L.topology.services.map((s) => endpointFor(L, strategy, 'service', s))];
   for (const ep of eps) {
     const id = `warm-up/${strategy.ref.id}/${ep.ip}/${Math.round(now())}`;
-    const start: TrafficStart = {
-      id,
-      probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
-      load: { url: ep.loadUrl, rate: tr.rate, connections: tr.connections, mode: tr.mode, timeoutMs: tr.timeoutMs },
-      streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
-    };
-    await lab.call(client, 'traffic.start', start);
+    await lab.call(client, 'traffic.start', trafficStart(id, ep, tr));
     try {
       await sleep(WARM_UP_MS, signal);
     } finally {
@@ -114,12 +118,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   }
 
   const id = `${strategy.ref.id}/${target}/${drill.kind}/${plan.repeat}/${Math.round(now())}`;
-  const start: TrafficStart = {
-    id,
-    probe: { url: ep.probeUrl, intervalMs: tr.probeIntervalMs, timeoutMs: tr.probeTimeoutMs },
-    load: { url: ep.loadUrl, rate: tr.rate, connections: tr.connections, mode: tr.mode, timeoutMs: tr.timeoutMs },
-    streams: ep.streamUrl && tr.streams > 0 ? { url: ep.streamUrl, count: tr.streams, stallMs: 1000 } : undefined,
-  };
+  const start = trafficStart(id, ep, tr);
   const startedAt = now();
   emit({ type: 'drill-start', t: startedAt, ...tag, ...(plan.service ? { service: plan.service.name } : {}), repeat: plan.repeat, victim, address: ep.ip, band: band ? { ...band } : null });
   if (ev) emit({ type: 'holders', t: startedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
