@@ -31,10 +31,11 @@
 import { DeadlineError, type ErrorKind, type ServedBy } from './target.js';
 
 export const OUTCOME_OK = 0;
-/** a timer this much later than armed means the client itself did not run meanwhile */
-export const STALL_MS = 30;
 export const OUTCOME_CANCELLED = 254;
 export const OUTCOME_PENDING = 255;
+
+/** a timer this much later than armed means the client itself did not run meanwhile */
+export const STALL_MS = 30;
 
 /** Columnar raw samples, one row per attempt (typed arrays inside, number[] once serialised). */
 export interface SampleColumns {

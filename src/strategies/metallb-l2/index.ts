@@ -38,7 +38,7 @@ import type { DrillKind, LbService, Topology } from '../../model/types.js';
 import type { Band, FidelityNote, Mechanism, MechanismContext, RenderedFile } from '../types.js';
 import type { ComponentSpec } from '../../emulation/agent/types.js';
 import { suspicionTimeoutMs, type MemberlistTimers } from '../../emulation/memberlist.js';
-import { l2DrillIssue, secs as s1 } from '../bands.js';
+import { l2DrillIssue, MCAST_SOLICIT, secs as s1 } from '../bands.js';
 import {
   EXCLUDE_LB_LABEL,
   METALLB_FAMILY,
@@ -186,8 +186,8 @@ export function l2Band(drill: DrillKind, t: Topology): Band | null {
       const a = t.timers.arp;
       // Linux: an entry confirmed just before the crash stays REACHABLE up to 1.5 × base_reachable_time,
       // then DELAY (delay_first_probe_time), unicast PROBEs (ucast_solicit × retrans_time), FAILED, and
-      // a fresh broadcast resolution (mcast_solicit × retrans_time, ../bands.ts MCAST_SOLICIT) finds the new announcer.
-      const arpMs = 1.5 * a.baseReachableS * 1000 + a.delayFirstProbeS * 1000 + a.ucastSolicit * a.retransMs + 3 * a.retransMs;
+      // a fresh broadcast resolution (mcast_solicit × retrans_time) finds the new announcer.
+      const arpMs = 1.5 * a.baseReachableS * 1000 + a.delayFirstProbeS * 1000 + a.ucastSolicit * a.retransMs + MCAST_SOLICIT * a.retransMs;
       return {
         min: d.min,
         max: d.max + slack + arpMs,
