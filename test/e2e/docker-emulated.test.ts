@@ -23,8 +23,9 @@ import { ensureApplianceImage } from '../../src/providers/runtimes/docker/applia
 import { dockerVersion } from '../../src/providers/runtimes/docker/dockerd.js';
 import { isAlive, sleep } from '../../src/util/proc.js';
 import { useDockerd } from '../helpers/dockerd.js';
-import { runLabCli } from '../helpers/lab-run.js';
+import { runLabCli, runLabCliRaw } from '../helpers/lab-run.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { expectSmbQuickBands } from '../helpers/bands.js';
 
 const TSX = pathToFileURL(createRequire(join(REPO_ROOT, 'package.json')).resolve('tsx')).href;
 const engine = useDockerd();
@@ -83,9 +84,7 @@ describe('emulated nodes on docker (--provider docker --nodes emulated)', () => 
     expect(r.runs.every((x) => x.supported !== false)).toBe(true);
 
     // Every drill of the fixture ran through the docker runtime's own operations and was measured
-    // at the client: baselines carried traffic, every fault produced an outage that ended inside
-    // the band its timers predict — the same bands as the sim's, computed by the same plan from
-    // the fixture's timers, with the probe's resolution around them.
+    // at the client: baselines carried traffic, every fault produced an outage that ended.
     for (const x of r.runs) {
       const what = `${x.strategy} ${x.target}${x.service ? `:${x.service}` : ''} ${x.drill}`;
       expect(x.requests, `${what}: traffic reached the lab`).toBeGreaterThan(0);
@@ -97,9 +96,11 @@ describe('emulated nodes on docker (--provider docker --nodes emulated)', () => 
         expect(x.outageMs !== null || x.recovered === false, `${what}: an outage figure or a not-recovered lower bound`).toBe(true);
         expect(x.expectedOutageMs, `${what}: judged against a band`).not.toBeNull();
         expect(x.recovered, `${what}: recovered`).toBe(true);
-        expect(x.withinBand, `${what}: ${x.outageMs} ms inside ${x.expectedOutageMs!.min}–${x.expectedOutageMs!.max} ms (± ${x.bandSlackMs} ms probe resolution)`).toBe(true);
       }
     }
+    // and inside the band THIS test derives from the timers the run recorded (the same rules as
+    // the sim's ci-smb, the same fixture timers), not the band the lab computed for itself
+    expectSmbQuickBands(r);
     const drills = new Set(r.runs.map((x) => `${x.strategy}/${x.target}/${x.drill}`));
     for (const s of ['talos-vip+metallb-l2', 'haproxy+metallb-bgp'])
       for (const t of ['api', 'service'])
@@ -108,6 +109,54 @@ describe('emulated nodes on docker (--provider docker --nodes emulated)', () => 
     expect(await ours(engine.docker())).toEqual({ containers: [], networks: [], volumes: [] });
     expect(readdirSync(stateDir)).toEqual([]);
   }, 10 * 60_000);
+
+  it('SIGINT after the first measured run: exit 130, what was measured is kept, no container, network, volume or process is left', async () => {
+    const stateDir = mkTemp('dkemu-int-');
+    const out = join(mkTemp('dkemu-iout-'), 'run');
+    const env = { ...process.env, CI: 'true', LAB_STATE_DIR: stateDir, TLAB_APPLIANCE_IMAGE: image };
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'run', FIXTURE, ...ARGS, '--out', out], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    const resultsFile = join(out, 'results.json');
+    const measured = () => (existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { runs: unknown[] }).runs.length : 0);
+    for (let i = 0; i < 3000 && measured() === 0; i++) {
+      expect(child.exitCode, `the run ended before its first measured run:\n${stderr.slice(-3000)}`).toBeNull();
+      await sleep(100);
+    }
+    expect(measured()).toBeGreaterThan(0);
+    expect((await ours(engine.docker())).containers.length, 'the lab runs in containers').toBeGreaterThan(0);
+    const pids = (readdirSync(stateDir).flatMap((id) => {
+      const f = join(stateDir, id, 'resources.jsonl');
+      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; pid?: number }) : [];
+    })).filter((x) => x.kind === 'pid' && x.pid).map((x) => x.pid!);
+    expect(pids.length).toBeGreaterThan(0);
+    process.kill(child.pid!, 'SIGINT');
+    const code = await Promise.race([exited, sleep(90_000).then(() => 'timeout' as const)]);
+    expect(code, `exit after SIGINT:\n${stderr.slice(-3000)}`).toBe(130);
+    expect(measured(), 'what was measured before the interrupt is kept').toBeGreaterThan(0);
+    expect(await ours(engine.docker())).toEqual({ containers: [], networks: [], volumes: [] });
+    expect(pids.filter(isAlive)).toEqual([]);
+    expect(readdirSync(stateDir)).toEqual([]);
+  }, 10 * 60_000);
+
+  it('a failure during bring-up (a Docker network the lab cannot create) ends the run with the engine’s reason and removes what was made', async () => {
+    // an address conflict Docker refuses: a network of the test's own on the lab's uplink subnet,
+    // so the lab's first network is created and its second one fails
+    const d = engine.docker();
+    const uplink = '10.32.100.0/24'; // smb's uplink (topologies/smb.yaml)
+    const blocker = await d.createNetwork({ Name: `tlx-${SHORT}-blocker`, Internal: true, Labels: { 'tlab.test': SHORT }, IPAM: { Config: [{ Subnet: uplink }] } });
+    try {
+      const stateDir = mkTemp('dkemu-fail-');
+      const { code, stderr } = await runLabCliRaw(FIXTURE, mkTemp('dkemu-fout-'), ARGS, { LAB_STATE_DIR: stateDir, TLAB_APPLIANCE_IMAGE: image });
+      expect(code, stderr.slice(-3000)).toBe(1);
+      expect(stderr, 'the engine’s reason reaches the user').toMatch(/overlap|Pool overlaps|address/i);
+      expect(await ours(d)).toEqual({ containers: [], networks: [], volumes: [] });
+      expect(readdirSync(stateDir)).toEqual([]);
+    } finally {
+      await blocker.remove();
+    }
+  }, 5 * 60_000);
 
   it('kill -9 of the CLI in the middle of a run, then `lab clean`: no container, network, volume or process is left', async () => {
     const stateDir = mkTemp('dkemu-kill-');

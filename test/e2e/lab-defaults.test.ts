@@ -9,25 +9,14 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Timers } from '../../src/model/types.js';
-import type { RunRecord } from '../../src/results/types.js';
 import { validateResults } from '../../src/results/validate.js';
 import { REPO_ROOT } from '../../src/model/load.js';
 import { listNetns } from '../../src/state/clean.js';
 import { pick, runLabCli } from '../helpers/lab-run.js';
 import { useTempDirs } from '../helpers/tmp.js';
+import { endpointTail, expectWithin } from '../helpers/bands.js';
 
 const mkTemp = useTempDirs();
-/** probe resolution: a failure is stamped at its send time, a probe can take its timeout */
-const SLACK = 10 + 200;
-
-function expectWithin(run: RunRecord, min: number, max: number, why: string) {
-  const what = `${run.strategy} ${run.target}${run.service ? ` ${run.service}` : ''} ${run.drill}`;
-  expect(run.recovered, `${what}: recovered inside its observation window`).not.toBe(false);
-  expect(run.outageMs, `${what}: outage measured (${why})`).not.toBeNull();
-  expect(run.outageMs!, `${what}: outage ≥ ${min - SLACK} ms (${why})`).toBeGreaterThanOrEqual(min - SLACK);
-  expect(run.outageMs!, `${what}: outage ≤ ${max + SLACK} ms (${why})`).toBeLessThanOrEqual(max + SLACK);
-}
-
 describe('lab ci-smb-defaults (talos-vip + metallb-l2 at the shipped timers)', () => {
   it('a crashed or partitioned VIP holder fails over after the etcd session TTL; a dead node’s Cluster endpoints leave after the node lifecycle', async () => {
     const { code, results: r } = await runLabCli(join(REPO_ROOT, 'test', 'fixtures', 'labs', 'ci-smb-defaults.yaml'), mkTemp('lab-def-'));
@@ -63,9 +52,8 @@ describe('lab ci-smb-defaults (talos-vip + metallb-l2 at the shipped timers)', (
     // looks every monitor period and marks the node NotReady once grace has passed since the last
     // renewal it saw; kube-proxy applies the change within its min sync period. So removal is
     // [grace − 1.04 × renew, grace + monitor period + min sync] after the fault.
-    const renew = 0.25 * T.kubernetes.nodeLeaseDurationS * 1000;
-    const grace = T.kubernetes.nodeMonitorGraceS * 1000;
-    expectWithin(pick(r, s, 'service', 'crash', 'web'), grace - 1.04 * renew, grace + T.kubernetes.nodeMonitorPeriodS * 1000 + T.kubernetes.proxyMinSyncS * 1000, 'node lifecycle: Lease renewals, monitor period, grace');
+    const tail = endpointTail(T);
+    expectWithin(pick(r, s, 'service', 'crash', 'web'), tail.min, tail.max, 'node lifecycle: Lease renewals, monitor period, grace');
 
     const short = r.lab.replace(/[^a-z0-9]/gi, '').slice(0, 8).toLowerCase();
     expect((await listNetns()).filter((x) => x.startsWith(`tlab-${short}-`))).toEqual([]);

@@ -13,29 +13,16 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { Timers } from '../../src/model/types.js';
-import type { Results, RunRecord } from '../../src/results/types.js';
+import type { RunRecord } from '../../src/results/types.js';
 import { validateResults } from '../../src/results/validate.js';
 import { REPO_ROOT } from '../../src/model/load.js';
 import { listNetns } from '../../src/state/clean.js';
 import { pick, runLabCli } from '../helpers/lab-run.js';
+import { expectSmbQuickBands, expectWithin, timersOf } from '../helpers/bands.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
 const mkTemp = useTempDirs();
 const fixture = (name: string) => join(REPO_ROOT, 'test', 'fixtures', 'labs', `${name}.yaml`);
-
-function timersOf(r: Results): Timers {
-  return r.timers as unknown as Timers;
-}
-
-/** probe resolution: a failure is stamped at its send time, a probe can take its timeout */
-const SLACK = 10 + 200;
-
-function expectWithin(run: RunRecord, min: number, max: number, why: string) {
-  expect(run.outageMs, `${run.strategy} ${run.target} ${run.drill}: outage (${why})`).not.toBeNull();
-  expect(run.outageMs!, `${run.strategy} ${run.target} ${run.drill} outage ≥ ${min - SLACK} ms (${why})`).toBeGreaterThanOrEqual(min - SLACK);
-  expect(run.outageMs!, `${run.strategy} ${run.target} ${run.drill} outage ≤ ${max + SLACK} ms (${why})`).toBeLessThanOrEqual(max + SLACK);
-}
 
 function topShare(run: RunRecord): number {
   return Math.max(...Object.values(run.nodeShare ?? {}));
@@ -95,7 +82,6 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
     expect(code).toBe(0);
     expect(validateResults(r).errors).toEqual([]);
     const T = timersOf(r);
-    const grace = T.kubernetes.nodeMonitorGraceS * 1000;
 
     // --- API endpoint
     const tvBase = pick(r, 'talos-vip+metallb-l2', 'api', 'baseline');
@@ -106,13 +92,9 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
     expect(Object.values(hpBase.nodeShare ?? {}).filter((s) => s >= 0.1).length, 'HAProxy spreads over the API servers').toBeGreaterThanOrEqual(2);
     expect(topShare(hpBase), 'HAProxy: active-active over 3 control planes').toBeLessThanOrEqual(0.6);
 
-    // Talos VIP: graceful = resign, the next campaigner is already waiting (vip.go)
-    expectWithin(pick(r, 'talos-vip+metallb-l2', 'api', 'graceful-shutdown'), 0, T.talosVip.campaignRetryS * 1000 + 1000, 'resign + GARP');
-    // crash = the session lease expires: TTL after the last keepalive (sent every TTL/3); when the
-    // victim led etcd, re-election adds up to 3 election timeouts
-    const ttl = T.talosVip.sessionTtlS * 1000;
+    // every graceful shutdown and crash inside the band the fixture's timers give (bands.ts)
+    expectSmbQuickBands(r);
     const tvCrash = pick(r, 'talos-vip+metallb-l2', 'api', 'crash');
-    expectWithin(tvCrash, (ttl * 2) / 3, ttl + 3 * T.etcd.electionMs + T.talosVip.campaignRetryS * 1000 + 1500, 'session TTL');
     expect(tvCrash.phases?.announceMs, 'the new holder’s GARP was seen on the wire').not.toBeNull();
     // in-cluster clients (through KubePrism) see no outage longer than its health-check period
     for (const d of ['graceful-shutdown', 'crash'])
@@ -121,11 +103,6 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
         expect(run.internalOutageMs, `${s} ${d}: KubePrism clients observed`).not.toBeNull();
         expect(run.internalOutageMs!, `${s} ${d}: KubePrism outage ≤ health-check period`).toBeLessThanOrEqual(T.kubePrism.healthIntervalS * 1000);
       }
-    // HAProxy: a stopped API server is refused and re-dispatched; a dead one is marked DOWN after
-    // `fall` failed checks, each bounded by min(timeout connect, inter)
-    const h = T.haproxy;
-    expectWithin(pick(r, 'haproxy+metallb-bgp', 'api', 'graceful-shutdown'), 0, h.fall * h.checkIntervalMs + 500, 'refused + redispatch');
-    expectWithin(pick(r, 'haproxy+metallb-bgp', 'api', 'crash'), 0, h.fall * (2 * h.checkIntervalMs) + 1000, 'fall × check');
 
     // --- Services
     for (const s of ['talos-vip+metallb-l2', 'haproxy+metallb-bgp']) {
@@ -145,25 +122,6 @@ describe('lab ci-smb (talos-vip + metallb-l2, haproxy + metallb-bgp)', () => {
     const bgpLocal = pick(r, 'haproxy+metallb-bgp', 'service', 'baseline', 'web-local');
     expect(topShare(bgpLocal), 'BGP + ETP Local: every node with a pod announces').toBeLessThanOrEqual(0.7);
 
-    // MetalLB L2: memberlist leave (graceful), or suspicion (crash): suspicionMult × max(1, log10 n)
-    // × probe interval, up to 6 × that (memberlist suspicionMaxTimeoutMult); plus the ETP Cluster
-    // endpoint tail of the dead node's pod (the node lifecycle below)
-    const ml = T.metallb;
-    const suspicionMin = ml.suspicionMult * Math.max(1, Math.log10(5)) * ml.probeIntervalMs;
-    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'graceful-shutdown'), 0, 1500, 'memberlist leave + GARP');
-    // The endpoint tail follows the node lifecycle: the kubelet renews its Lease every
-    // 0.25 × leaseDuration (+4 % jitter), the controller marks the node NotReady once grace has
-    // passed since the last renewal it saw (checked every monitor period), kube-proxy applies it
-    // within its min sync period: removal is [grace − 1.04 × renew, grace + period + minSync]
-    // after the fault (never before it).
-    const renew = 0.25 * T.kubernetes.nodeLeaseDurationS * 1000;
-    const tailMin = Math.max(0, grace - 1.04 * renew);
-    const tailMax = grace + T.kubernetes.nodeMonitorPeriodS * 1000 + T.kubernetes.proxyMinSyncS * 1000;
-    expectWithin(pick(r, 'talos-vip+metallb-l2', 'service', 'crash'), Math.max(ml.probeTimeoutMs + suspicionMin, tailMin), Math.max(2 * ml.probeIntervalMs + 6 * suspicionMin, tailMax) + 1500, 'memberlist + endpoint tail');
-    // MetalLB BGP: withdraw (graceful), hold time (crash) + the endpoint tail
-    const b = T.bgp;
-    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'graceful-shutdown'), 0, 1000, 'BGP withdraw');
-    expectWithin(pick(r, 'haproxy+metallb-bgp', 'service', 'crash'), Math.max((b.holdS - b.keepaliveS) * 1000, tailMin), Math.max(b.holdS * 1000, tailMax) + 1000, 'hold time + endpoint tail');
     await noLeftovers(r.lab);
   });
 });

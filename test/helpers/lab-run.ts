@@ -34,3 +34,13 @@ export function pick(r: Results, strategy: string, target: 'api' | 'service', dr
   if (runs.length !== 1) throw new Error(`expected one run ${strategy} ${target} ${drill}${service ? ` ${service}` : ''}, found ${runs.length}: ${r.runs.map((x) => `${x.strategy}/${x.target}/${x.drill}/${x.service ?? ''}`).join(', ')}`);
   return runs[0]!;
 }
+
+/** The same CLI call for a run expected to fail: its exit code and output, results.json or not. */
+export function runLabCliRaw(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'run', labFile, '--out', out, '--json', ...args], { cwd: REPO_ROOT, env: { ...process.env, CI: 'true', ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+}

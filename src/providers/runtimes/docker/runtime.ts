@@ -12,10 +12,11 @@
  *  - files: the lab state directory and this checkout are bind-mounted at the same paths (the
  *    checkout read-only), so config files, unix sockets and event files work unchanged; a file
  *    outside the state (FRR's /var/run/frr/<instance>) is written inside the container;
- *  - faults as Docker operations: crash = `docker kill` (every process dies at once, the network
- *    namespace with them), boot = `docker start` (a fresh namespace, the overlay script again),
- *    freeze = `docker pause`, shutdown = SIGTERM to the node's processes in order then
- *    `docker stop`, link flap = `docker network disconnect` / `connect` with the same address
+ *  - faults as Docker operations: crash = the sim's drop, then `docker kill` (every process dies
+ *    at once, the network namespace with them), shutdown = SIGTERM to the node's processes in
+ *    order (the container stays up, refusing, as a Talos node does until it powers off),
+ *    boot = `docker stop` where still running, then `docker start` (a fresh namespace, the
+ *    overlay script again), freeze = `docker pause`, link flap = `docker network disconnect` / `connect` with the same address
  *    (Docker's new link is found by that address and becomes the underlay again), partition =
  *    the sim's nftables rules inside the container.
  *
@@ -36,7 +37,7 @@ import { cleanLab } from '../../../state/clean.js';
 import { REPO_ROOT } from '../../../model/load.js';
 import { flushTransientStateWith, isolateRules, resetKernelStateWith } from '../netns/faults.js';
 import { dockerVersion, brNetfilter } from './dockerd.js';
-import { dockerExec, dockerExecAttached, disconnectNetwork, killContainer, pauseContainer, reconnectNetwork, startContainer, stopContainer, unpauseContainer, waitNotRunning } from './engine.js';
+import { dockerExec, dockerExecAttached, disconnectNetwork, isRunning, killContainer, pauseContainer, reconnectNetwork, startContainer, stopContainer, unpauseContainer, waitNotRunning } from './engine.js';
 import { allHosts, buildNetworkPlans, containerName, idOfPrefix, networkName, OPT_MTU, type DockerNetworkPlan } from './network.js';
 import { overlayScript, READY_ALIAS, UNDERLAY_MTU } from './overlay.js';
 
@@ -357,22 +358,46 @@ export class DockerRuntime implements HostRuntime {
     await this.exec(host, 'sh', ['-c', 'for f in netdev inet arp; do nft delete table $f tlab_fault 2>/dev/null; done; true'], { reject: false });
   }
 
-  /** `docker kill`: every process dies at once and the network namespace goes with them */
+  /**
+   * The sim's drop first, then `docker kill`: every process dies at once and the network
+   * namespace goes with them. Without the drop, the kernel answers for the killed processes in
+   * the moment between their death and the namespace's: a connection in flight to the API server
+   * gets a RST instead of silence (HAProxy's check then fails at once instead of after its
+   * connect timeout, measured 2.27 s against the 2.8 s a silent crash needs at inter 1 s, fall 2).
+   * A machine that loses power sends nothing. A paused container cannot be asked to drop: it
+   * sends nothing either.
+   */
   async crash(host: string): Promise<void> {
+    await this.isolate(host).catch(() => null);
     await killContainer(this.d, this.cname(host), 'SIGKILL');
     await waitNotRunning(this.d, this.cname(host), 10_000);
   }
 
-  /** SIGTERM to the given processes in order (each may say goodbye), then `docker stop` */
+  /**
+   * SIGTERM to the given processes in order (each may say goodbye); the container and its network
+   * stay up, refusing connections, as the sim's namespace does. Talos, too, stops every pod
+   * (`StopAllPods`) and then its services, unmounts and tears volumes down before it powers off
+   * (the Shutdown sequence, internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go
+   * `Shutdown` and `stopAllPhaselist` @v1.11.6): its links keep their addresses meanwhile, so a
+   * balancer's checks are refused, not left to time out. A `docker stop` here silenced the node
+   * right after its processes and turned HAProxy's graceful failover into a crash's (3.96 s
+   * against ≤ 2.5 s at inter 1 s, fall 2). The power-off is `boot`'s `docker stop`, and with it
+   * the kernel state goes (addresses, nftables, conntrack): a Talos node keeps them until it
+   * powers off too, and a reset here would cost a handful of `docker exec`s on the busiest
+   * second of the drill.
+   */
   async shutdown(host: string, order: HostProc[], graceMs: number): Promise<void> {
     for (const p of order) await this.stop(p, graceMs);
-    await stopContainer(this.d, this.cname(host), 10);
   }
 
-  /** `docker start`: a fresh namespace, the overlay script again; no lab process runs yet */
+  /**
+   * A reboot: `docker stop` of a container a shutdown left running (its lab processes are gone:
+   * only the init's `sleep` ends), then `docker start` — a fresh namespace, the overlay script
+   * again; no lab process runs yet.
+   */
   async boot(host: string): Promise<void> {
     const name = this.cname(host);
-    if (!(await waitNotRunning(this.d, name, 15_000))) await stopContainer(this.d, name, 10);
+    if (await isRunning(this.d, name)) await stopContainer(this.d, name, 10);
     await startContainer(this.d, name);
     await this.waitNetwork(host, 30_000, this.ctx.signal);
   }
@@ -387,16 +412,22 @@ export class DockerRuntime implements HostRuntime {
   }
 
   /**
-   * `docker network disconnect` of the host's first link for downMs, then `connect` with the
-   * same address. The lab's link (the overlay) keeps its name and addresses meanwhile, as a link
-   * that went down does; Docker names the new link as it likes (eth<N>): the overlay script finds
-   * it by the lab address Docker gave it and makes it the underlay again.
+   * The lab's link down and `docker network disconnect` of Docker's link under it for downMs,
+   * then `connect` with the same address and the overlay script, which brings the lab's link up.
+   * The lab's link keeps its name and addresses meanwhile, and loses its routes, as a link that
+   * goes down does (the sim's flap). Taking it down is also what lets Docker reconnect: Docker
+   * 20.10 refuses to program an address whose subnet an existing route of the container already
+   * covers ("cannot program address … conflicts with existing route"), and the lab link's
+   * connected route is that route while the link is up. Docker names the new link as it likes
+   * (eth<N>): the overlay script finds it by the lab address Docker gave it and makes it the
+   * underlay again.
    */
   async linkFlap(host: string, downMs: number, signal?: AbortSignal): Promise<void> {
     const h = this.host(host);
     const i = h.interfaces[0]!;
     const net = networkName(this.prefix, i.segment);
     const name = this.cname(host);
+    await this.exec(host, 'ip', ['link', 'set', 'dev', i.ifname, 'down']);
     await disconnectNetwork(this.d, net, name);
     try {
       await sleep(downMs, signal);

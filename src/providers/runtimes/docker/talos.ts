@@ -733,9 +733,7 @@ class DockerLab implements RunningLab {
     const spec = this.clientAgentSpec(host, [{ kind: 'traffic', config: {} }]);
     const specFile = join(this.p.agents, `${host}.json`);
     writeFileSync(specFile, JSON.stringify(spec, null, 2));
-    const pid = join(this.p.agents, `${host}.pid`);
-    const log = join(this.p.agents, `${host}.log`);
-    await dockerExecDetached(this.d, this.cname(host), ['sh', '-c', `echo $$ > ${pid}; cd ${REPO_ROOT} && exec node --import tsx src/emulation/agent/main.ts ${specFile} >> ${log} 2>&1`], { user: agentUser() });
+    await launchAgent(this.d, this.cname(host), specFile, { pidFile: join(this.p.agents, `${host}.pid`), logFile: join(this.p.agents, `${host}.log`), user: agentUser() });
     const { call } = await import('../../../emulation/agent/rpc.js');
     await this.cluster.retry('traffic agent', host, this.o.agentReadyTimeoutMs ?? 60_000, () => call(spec.socket, 'ping', null, 2000));
   }
@@ -903,6 +901,15 @@ class DockerLab implements RunningLab {
 /** uid:gid of this process (the agent in the client container runs as the invoking user). */
 export function agentUser(): string {
   return `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+}
+
+/**
+ * Start the lab's agent (`src/emulation/agent/main.ts <spec>`) in a container, detached, as
+ * `user` (uid:gid): its pid to `pidFile`, its output to `logFile`. The files and the spec's socket
+ * live in a directory bind-mounted at the same path, so a caller on the host reaches the socket.
+ */
+export async function launchAgent(d: Docker, container: string, specFile: string, o: { pidFile: string; logFile: string; user: string }): Promise<void> {
+  await dockerExecDetached(d, container, ['sh', '-c', `echo $$ > ${quote([o.pidFile])}; cd ${quote([REPO_ROOT])} && exec node --import tsx src/emulation/agent/main.ts ${quote([specFile])} >> ${quote([o.logFile])} 2>&1`], { user: o.user });
 }
 
 // ---------------------------------------------------------------------------------------------
