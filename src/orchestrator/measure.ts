@@ -174,13 +174,16 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       // stop observing once the probe has been clean for a whole second: with ECMP or a dead
       // endpoint still in rotation failures are partial, and K lucky successes in a row would end
       // the window in the middle of the outage (the outage itself is computed over every sample)
+      // — nor a clean streak no longer than one the probe already saw end in a failure: when a
+      // dead endpoint among thirty fails one connection in thirty, a clean second comes by chance
+      // every few seconds; the streak must be twice the longest that proved to be luck
       const stableOk = Math.max(tr.recoverSuccesses, Math.ceil(STABLE_MS / tr.probeIntervalMs));
       const quietMs = Math.min(window, restoresAt !== null ? Math.max(restoresAt, 3000) : 5000);
       for (;;) {
         await sleep(POLL_MS, m.signal);
         const elapsed = now() - injectAt;
         const st = await poll(injectAt);
-        const clean = st.firstFailAt !== null && st.consecutiveOk >= stableOk;
+        const clean = st.firstFailAt !== null && st.consecutiveOk >= Math.max(stableOk, 2 * st.maxOkRun);
         const quiet = st.firstFailAt === null && elapsed >= quietMs;
         if (restoresAt !== null && !restored && elapsed >= restoresAt) {
           await restore(elapsed);

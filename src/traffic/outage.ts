@@ -145,6 +145,11 @@ export interface ProbeStatus {
   failed: number;
   /** successful probes at the tail (probes still in flight are skipped) */
   consecutiveOk: number;
+  /**
+   * the longest run of successes between two failures at/after `since`: how long the probe has
+   * already looked recovered and was not (a dead endpoint among many fails only now and then)
+   */
+  maxOkRun: number;
   /** first / last failed probe sent at/after `since` (epoch ms) */
   firstFailAt: number | null;
   lastFailAt: number | null;
@@ -231,13 +236,21 @@ function probeStatus(engine: OpenLoopEngine, since: number): ProbeStatus {
   let failed = 0;
   let firstFailAt: number | null = null;
   let lastFailAt: number | null = null;
+  let run = 0;
+  let maxOkRun = 0;
   for (let i = from; i < c.count; i++) {
     const o = c.outcome[i];
-    if (o === OUTCOME_OK || o === OUTCOME_PENDING || o === OUTCOME_CANCELLED) continue;
+    if (o === OUTCOME_PENDING || o === OUTCOME_CANCELLED) continue;
+    if (o === OUTCOME_OK) {
+      if (firstFailAt !== null) run++;
+      continue;
+    }
     failed++;
     const t = round3(c.startedAt + i * c.intervalMs);
     firstFailAt ??= t;
     lastFailAt = t;
+    if (run > maxOkRun) maxOkRun = run;
+    run = 0;
   }
   let consecutiveOk = 0;
   for (let i = c.count - 1; i >= 0; i--) {
@@ -246,7 +259,7 @@ function probeStatus(engine: OpenLoopEngine, since: number): ProbeStatus {
     if (o !== OUTCOME_OK) break;
     consecutiveOk++;
   }
-  return { sent: engine.progress().sent, failed, consecutiveOk, firstFailAt, lastFailAt };
+  return { sent: engine.progress().sent, failed, consecutiveOk, maxOkRun, firstFailAt, lastFailAt };
 }
 
 /** Re-judge http statuses: the engine sees `http-<status>` kinds; map an ok range onto them. */

@@ -37,6 +37,8 @@ export interface TrafficStatus {
   failed: number;
   /** consecutive successes at the tail */
   consecutiveOk: number;
+  /** the longest run of successes between two failures at/after `since` */
+  maxOkRun: number;
   /** first failure at/after `since` (epoch ms) */
   firstFailAt: number | null;
   lastFailAt: number | null;

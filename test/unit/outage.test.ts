@@ -149,6 +149,31 @@ describe('outage probe (live, loopback)', () => {
     expect(Math.min(...gaps)).toBeGreaterThan(9.99);
   });
 
+  it('status: the longest run of successes between two failures (a dead endpoint among several fails now and then)', async () => {
+    // every 4th request fails while `partial` holds: runs of 3 successes between failures
+    let n = 0;
+    let partial = true;
+    const server = http.createServer((req, res) => {
+      if (partial && ++n % 4 === 0) return req.socket.destroy();
+      res.writeHead(200);
+      res.end('ok');
+    });
+    const port = await listen(server);
+    const t0 = epochNow();
+    const probe = startOutageProbe({ target: `http://127.0.0.1:${port}/`, intervalMs: 10, timeoutMs: 500 });
+    await new Promise((r) => setTimeout(r, 400));
+    partial = false;
+    await new Promise((r) => setTimeout(r, 400));
+    const st = probe.status(t0);
+    await probe.stop();
+    server.close();
+    expect(st.failed).toBeGreaterThan(5);
+    // the runs between failures are short; the tail run (no failure after it) does not count
+    expect(st.maxOkRun).toBeGreaterThanOrEqual(2);
+    expect(st.maxOkRun).toBeLessThanOrEqual(8);
+    expect(st.consecutiveOk).toBeGreaterThan(20);
+  });
+
   it('a stall of the probing client itself is not an outage: replies that came meanwhile count, due probes go out late', async () => {
     // the server runs on its own thread, so it answers while this one is blocked; each reply
     // takes 20 ms, so probes are in flight when the block starts
