@@ -12,7 +12,7 @@ import type { Strategy, Band } from '../strategies/types.js';
 import type { DrillContext } from '../drills/types.js';
 import type { RunRecord } from '../results/types.js';
 import type { AgentEvent } from '../emulation/agent/types.js';
-import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop, ProbeSample } from '../traffic/rpc.js';
+import { unmeasuredStop, type TrafficResult, type TrafficStart, type TrafficStatus, type TrafficStop, type ProbeSample } from '../traffic/rpc.js';
 import type { RunEvents } from './events.js';
 import { now, sleep } from '../util/proc.js';
 import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
@@ -82,7 +82,7 @@ export async function warmUp(lab: RunningLab, strategy: Strategy, signal?: Abort
     try {
       await sleep(WARM_UP_MS, signal);
     } finally {
-      await lab.call(client, 'traffic.stop', { id, injectAt: null, recoverSuccesses: 1 } satisfies TrafficStop, 60_000).catch(() => undefined);
+      await lab.call(client, 'traffic.stop', unmeasuredStop(id), 60_000).catch(() => undefined);
     }
   }
 }

@@ -95,3 +95,8 @@ export interface TrafficStop {
   injectAt: number | null;
   recoverSuccesses: number;
 }
+
+/** The stop of a session nobody measures (readiness, warm-up): no fault, any success recovers. */
+export function unmeasuredStop(id: string): TrafficStop {
+  return { id, injectAt: null, recoverSuccesses: 1 };
+}

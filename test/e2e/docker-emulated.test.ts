@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import type Docker from 'dockerode';
 import { validateResults } from '../../src/results/validate.js';
-import { REPO_ROOT } from '../../src/model/load.js';
+import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import { ensureApplianceImage } from '../../src/providers/runtimes/docker/appliance.js';
 import { dockerVersion } from '../../src/providers/runtimes/docker/dockerd.js';
 import { isAlive, sleep } from '../../src/util/proc.js';
@@ -144,7 +144,7 @@ describe('emulated nodes on docker (--provider docker --nodes emulated)', () => 
     // an address conflict Docker refuses: a network of the test's own on the lab's uplink subnet,
     // so the lab's first network is created and its second one fails
     const d = engine.docker();
-    const uplink = '10.32.100.0/24'; // smb's uplink (topologies/smb.yaml)
+    const uplink = loadLab(FIXTURE, { repoRoot: REPO_ROOT }).topology.segments.find((x) => x.kind === 'uplink')!.cidr;
     const blocker = await d.createNetwork({ Name: `tlx-${SHORT}-blocker`, Internal: true, Labels: { 'tlab.test': SHORT }, IPAM: { Config: [{ Subnet: uplink }] } });
     try {
       const stateDir = mkTemp('dkemu-fail-');

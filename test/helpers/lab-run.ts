@@ -13,19 +13,26 @@ export interface LabRun {
   results: Results;
 }
 
-export function runLabCli(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<LabRun> {
-  return new Promise((resolve, reject) => {
+/** The CLI call itself: exit code and output, whether or not the run wrote results.json. */
+export function runLabCliRaw(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
     execFile(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'run', labFile, '--out', out, '--json', ...args], { cwd: REPO_ROOT, env: { ...process.env, CI: 'true', ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      let results: Results;
-      try {
-        results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
-      } catch (e) {
-        return reject(new Error(`lab run ${labFile} exited ${code} without results.json: ${(e as Error).message}\n--- stderr ---\n${stderr.slice(-6000)}`));
-      }
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr, out, results });
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
   });
+}
+
+/** A run that must write results.json: the call and what it wrote. */
+export async function runLabCli(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<LabRun> {
+  const r = await runLabCliRaw(labFile, out, args, env);
+  let results: Results;
+  try {
+    results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as Results;
+  } catch (e) {
+    throw new Error(`lab run ${labFile} exited ${r.code} without results.json: ${(e as Error).message}\n--- stderr ---\n${r.stderr.slice(-6000)}`);
+  }
+  return { ...r, out, results };
 }
 
 /** the one run of a strategy × target × drill (× service) */
@@ -35,12 +42,3 @@ export function pick(r: Results, strategy: string, target: 'api' | 'service', dr
   return runs[0]!;
 }
 
-/** The same CLI call for a run expected to fail: its exit code and output, results.json or not. */
-export function runLabCliRaw(labFile: string, out: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO_ROOT, 'scripts', 'lab.mjs'), 'run', labFile, '--out', out, '--json', ...args], { cwd: REPO_ROOT, env: { ...process.env, CI: 'true', ...env }, maxBuffer: 64 << 20, timeout: 15 * 60_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-    });
-  });
-}

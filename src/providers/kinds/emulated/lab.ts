@@ -18,7 +18,7 @@ import type { Artifacts, DaemonSpec, SimPlan } from '../../../strategies/types.j
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
 import type { Primitive, ProviderName, RunningLab, UpContext } from '../../types.js';
 import type { HostProc, HostRuntime } from '../../runtimes/types.js';
-import type { TrafficStart, TrafficStatus } from '../../../traffic/rpc.js';
+import { unmeasuredStop, type TrafficStart, type TrafficStatus } from '../../../traffic/rpc.js';
 import { call as rpcCall } from '../../../emulation/agent/rpc.js';
 import { readEvents } from '../../../emulation/agent/events.js';
 import { LabError, settleAll } from '../../../util/errors.js';
@@ -547,7 +547,7 @@ export class EmulatedLab implements RunningLab {
     try {
       await waitFor('forReachable', `${url} from ${client}`, async () => (await this.call<TrafficStatus>(client, 'traffic.status', { id }, 30_000)).consecutiveOk >= successes, { timeoutMs, intervalMs: 100, signal: this.ctx.signal });
     } finally {
-      await this.call(client, 'traffic.stop', { id, injectAt: null, recoverSuccesses: 1 }).catch(() => undefined);
+      await this.call(client, 'traffic.stop', unmeasuredStop(id)).catch(() => undefined);
     }
   }
 

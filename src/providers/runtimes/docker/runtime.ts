@@ -16,9 +16,10 @@
  *    at once, the network namespace with them), shutdown = SIGTERM to the node's processes in
  *    order (the container stays up, refusing, as a Talos node does until it powers off),
  *    boot = `docker stop` where still running, then `docker start` (a fresh namespace, the
- *    overlay script again), freeze = `docker pause`, link flap = `docker network disconnect` / `connect` with the same address
- *    (Docker's new link is found by that address and becomes the underlay again), partition =
- *    the sim's nftables rules inside the container.
+ *    overlay script again), freeze = `docker pause`, link flap = the lab link down and
+ *    `docker network disconnect` / `connect` with the same address (Docker's new link is found
+ *    by that address and becomes the underlay again), partition = the sim's nftables rules
+ *    inside the container.
  *
  * Everything is recorded in the lab state before it is created (networks, containers) or right
  * after (pids), named `<prefix>-…` and labelled `tlab.id=<lab id>`, so `lab clean` removes it.
