@@ -37,7 +37,7 @@ export function cpBaseComponents(t: Topology): Record<string, ComponentSpec[]> {
     const specs: ComponentSpec[] = [];
     if (n.role === 'controlplane') specs.push({ kind: 'apiserver', config: { port: t.apiPort } });
     specs.push({ kind: 'kubeprism', config: { port: t.kubePrismPort } });
-    if (observers.has(n.name)) specs.push({ kind: 'kubelet-client', config: { intervalMs: 100 } });
+    if (observers.has(n.name)) specs.push({ kind: 'kubelet-client', config: { intervalMs: 100, gated: true } });
     out[n.name] = specs;
   }
   return out;

@@ -16,12 +16,21 @@
  * = the API server that answered (`x-served-by`). They live in a bounded ring (last `keepMs`,
  * default 10 min).
  *
+ * Gated (`gated: true`, as the lab runs it): a slot is probed only while the file
+ * `<stateDir>/observing` exists, which the lab creates for the time a drill measures a fault
+ * (RunningLab.observing). Each probe is a fresh TCP + TLS connection through KubePrism to an API
+ * server: three observers at 10 a second cost the 2-core enterprise lab about a third of a CPU
+ * (client and server side), which its API baselines and the boots between drills paid for
+ * without a fault to observe. A respawned agent reads the same file, so an observer restarted
+ * during a measured fault (the only node of minecraft coming back) probes again at once.
+ *
  * RPC: `samples {since?, until?}` → ProbeSample[] sorted by t; `status`.
- * Config: `{ url?, intervalMs? (100), timeoutMs? (1000), keepMs? (600000), caFile? }`.
+ * Config: `{ url?, intervalMs? (100), timeoutMs? (1000), keepMs? (600000), caFile?, gated? (false) }`.
  */
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AgentComponent, AgentContext, ComponentFactory } from './agent/types.js';
 import type { ProbeSample } from '../traffic/rpc.js';
 import { classifyError, httpStatusKind } from '../traffic/target.js';
@@ -37,7 +46,12 @@ export interface KubeletClientConfig {
   keepMs?: number;
   /** CA to verify the API servers with; default the lab CA `pkiPaths(stateDir).caCert` */
   caFile?: string;
+  /** probe only while `<stateDir>/observing` exists (OBSERVING_FILE) */
+  gated?: boolean;
 }
+
+/** the file whose presence in the lab's state dir lets gated observers probe */
+export const OBSERVING_FILE = 'observing';
 
 const factory: ComponentFactory = (ctx: AgentContext, config: KubeletClientConfig = {}) => new KubeletClient(ctx, config ?? {});
 export default factory;
@@ -51,6 +65,8 @@ export class KubeletClient implements AgentComponent {
   private readonly timeoutMs: number;
   private readonly keepMs: number;
   private readonly caFile: string;
+  /** probe only while this file exists (null: always) */
+  private readonly gate: string | null;
   private ca?: Buffer;
   private ring: ProbeSample[] = [];
   private head = 0;
@@ -60,7 +76,7 @@ export class KubeletClient implements AgentComponent {
   private inFlight = 0;
   private stopped = false;
   private readonly pending = new Set<() => void>();
-  private counts = { sent: 0, ok: 0, failed: 0, skipped: 0 };
+  private counts = { sent: 0, ok: 0, failed: 0, skipped: 0, gated: 0 };
 
   constructor(
     private readonly ctx: AgentContext,
@@ -71,6 +87,7 @@ export class KubeletClient implements AgentComponent {
     this.timeoutMs = config.timeoutMs ?? 1000;
     this.keepMs = config.keepMs ?? 600_000;
     this.caFile = config.caFile ?? pkiPaths(ctx.spec.stateDir).caCert;
+    this.gate = config.gated ? join(ctx.spec.stateDir, OBSERVING_FILE) : null;
     if (!(this.intervalMs > 0)) throw new Error(`kubelet-client: intervalMs must be > 0, got ${this.intervalMs}`);
   }
 
@@ -128,7 +145,8 @@ export class KubeletClient implements AgentComponent {
     const t = this.startedAt + this.slot * this.intervalMs;
     this.slot++;
     // never more in flight than can be pending within one timeout
-    if (this.inFlight < Math.ceil(this.timeoutMs / this.intervalMs) + 8) this.probe(t);
+    if (this.gate && !existsSync(this.gate)) this.counts.gated++;
+    else if (this.inFlight < Math.ceil(this.timeoutMs / this.intervalMs) + 8) this.probe(t);
     else this.counts.skipped++;
     const next = this.startedAt + this.slot * this.intervalMs;
     this.timer = setTimeout(() => this.tick(), Math.max(0, next - now()));

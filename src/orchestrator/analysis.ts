@@ -12,6 +12,23 @@ export interface TimelineBucket {
   p99Ms: number | null;
 }
 
+/**
+ * Which node served the client's requests, as fractions: every answered request the client sent
+ * to the endpoint in the window, the outage probe's and the load generator's together. Counting
+ * the load alone misreads a balancer that deals connections in turn: HAProxy's round robin hands
+ * out one counter to both streams, and with the probe at 100/s and the load at 50/s in lockstep
+ * the load kept landing on the same one or two servers (measured on ci-smb: 0.70/0.28/0.02 for
+ * the load, while the balancer's turns over everything were even). Hashing (ECMP) and single
+ * holders (L2) read the same either way.
+ */
+export function servedShare(samples: readonly ProbeSample[], loadCounts: Readonly<Record<string, number>> = {}): Record<string, number> | undefined {
+  const counts = new Map<string, number>(Object.entries(loadCounts));
+  for (const s of samples) if (s.ok && s.node) counts.set(s.node, (counts.get(s.node) ?? 0) + 1);
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  if (!total) return undefined;
+  return Object.fromEntries([...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([n, c]) => [n, Math.round((c / total) * 1e4) / 1e4]));
+}
+
 /** Probe samples into fixed buckets relative to t0 (the injection), for the report's timeline chart. */
 export function bucketTimeline(samples: ProbeSample[], t0: number, bucketMs: number): TimelineBucket[] {
   const buckets = new Map<number, { ok: number; failed: number; lat: number[] }>();
@@ -67,6 +84,7 @@ export async function internalOutage(
   to: number,
   injectAt: number | null,
   recoverSuccesses: number,
+  healAt: number | null = null,
 ): Promise<{ outageMs: number | null; samples: Record<string, unknown[]> }> {
   const hosts = observerNodes(lab.lab.topology);
   const samples: Record<string, unknown[]> = {};
@@ -76,7 +94,7 @@ export async function internalOutage(
       const s = await lab.call<ProbeSample[]>(h, 'kubelet-client.samples', { since: from, until: to });
       samples[h] = s;
       if (injectAt !== null && s.length) {
-        const o = computeOutage(s, { injectAt, recoverSuccesses });
+        const o = computeOutage(s, { injectAt, recoverSuccesses, healAt });
         worst = Math.max(worst ?? 0, o.outageMs);
       }
     } catch {

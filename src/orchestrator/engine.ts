@@ -9,7 +9,7 @@ import type { Lab } from '../model/types.js';
 import type { Provider } from '../providers/types.js';
 import type { Results } from '../results/types.js';
 import { resolveProvider } from '../providers/index.js';
-import { bringUp, runLabFlow, type Progress } from './run.js';
+import { bringUp, planLine, runLabFlow, schedule, type Progress } from './run.js';
 import { RunEvents } from './events.js';
 
 export interface EngineRunOptions {
@@ -62,6 +62,17 @@ async function dryRun(lab: Lab, provider: Provider, o: EngineRunOptions): Promis
   const renderDir = resolve(o.renderDir ?? join(o.out, 'render'));
   const steps = await provider.plan(lab, { prefix: `tlab-${lab.name}-dryrun`, renderDir });
   for (const s of steps) o.progress.log(s.command ? `${s.what}\n    $ ${s.command}` : s.what);
+  // what the run would measure and how long it would take, as the run itself prints it
+  const plan = schedule(lab, provider, { parallel: o.parallel, observe: Boolean(o.live), downtimeMs: o.downtimeMs });
+  for (const [id, reason] of plan.refused) o.progress.log(`${id}: unsupported — ${reason}`);
+  for (const [i, lane] of plan.laneList.entries()) {
+    for (const ref of lane) {
+      const n = plan.todo.filter((r) => r.strategy === ref.id).length;
+      const where = plan.laneList.length > 1 ? ` (instance ${i + 1})` : '';
+      o.progress.log(`${ref.id}${where}: ${n} run${n === 1 ? '' : 's'}, about ${Math.round(plan.costOf(ref) / 1000)} s`);
+    }
+  }
+  o.progress.log(planLine(plan));
   const written: string[] = [];
   for (const ref of lab.strategies) {
     // what a real cluster gets for the strategy: the roles' manifests and Talos patches, the Talos

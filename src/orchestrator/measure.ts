@@ -15,11 +15,11 @@ import type { AgentEvent } from '../emulation/agent/types.js';
 import { unmeasuredStop, type TrafficResult, type TrafficStart, type TrafficStatus, type TrafficStop, type ProbeSample } from '../traffic/rpc.js';
 import type { RunEvents } from './events.js';
 import { now, sleep } from '../util/proc.js';
-import { bucketTimeline, phaseBreakdown, internalOutage } from './analysis.js';
+import { bucketTimeline, phaseBreakdown, internalOutage, servedShare } from './analysis.js';
 import { clientIpPreserved } from '../traffic/stats.js';
 import { apiEndpoint } from '../strategies/compose.js';
 import { drill as drillFor } from '../drills/index.js';
-import { baselineWindowMs, runBand, STABLE_MS, WARM_UP_MS, type RunPlan } from './plan.js';
+import { afterWindowMs, baselineWindowMs, observationWindowMs, runBand, STABLE_MS, WARM_UP_MS, type RunPlan } from './plan.js';
 
 export interface MeasureInput {
   lab: RunningLab;
@@ -114,7 +114,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   await lab.flushTransientState?.();
   if (drill.prepare) {
     await drill.prepare(ctx, victim);
-    await sleep(Math.min(spec.settleMs, 3000), m.signal);
+    await sleep(afterWindowMs(spec), m.signal);
   }
 
   const id = `${strategy.ref.id}/${target}/${drill.kind}/${plan.repeat}/${Math.round(now())}`;
@@ -122,6 +122,9 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const startedAt = now();
   emit({ type: 'drill-start', t: startedAt, ...tag, ...(plan.service ? { service: plan.service.name } : {}), repeat: plan.repeat, victim, address: ep.ip, band: band ? { ...band } : null });
   if (ev) emit({ type: 'holders', t: startedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
+  // the in-cluster observers probe for the runs that have a fault to observe, pre-window included
+  const observed = drill.kind !== 'baseline' && drill.kind !== 'class-conflict';
+  if (observed) await lab.observing?.(true);
   await lab.call(client, 'traffic.start', start);
 
   // the probe's progress, polled; with a listener its samples and the agents' events are streamed
@@ -151,11 +154,14 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
 
   let injectAt: number | null = null;
   let restored = false;
+  /** when a held fault was undone while the probe ran: the failures after it are the heal's */
+  let healAt: number | null = null;
   let traffic: TrafficResult | undefined;
   const holdersSeen: string[] = [];
   const restore = async (elapsed: number) => {
     m.log(`restore ${victim ?? '-'} after ${Math.round(elapsed)} ms`);
-    emit({ type: 'restore', t: now(), ...tag, victim });
+    healAt = now();
+    emit({ type: 'restore', t: healAt, ...tag, victim });
     await drill.restore(ctx, victim);
     restored = true;
   };
@@ -170,7 +176,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       // after exactly holdMs — what the client sees afterwards is part of the measurement; other
       // faults stay until the client has recovered by itself
       const restoresAt = holdMs > 0 ? holdMs : null;
-      const window = Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0, (restoresAt ?? 0) + 5000);
+      const window = observationWindowMs(spec, band, restoresAt ?? 0);
       // stop observing once the probe has been clean for a whole second: with ECMP or a dead
       // endpoint still in rotation failures are partial, and K lucky successes in a row would end
       // the window in the middle of the outage (the outage itself is computed over every sample)
@@ -179,6 +185,9 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       // every few seconds; the streak must be twice the longest that proved to be luck
       const stableOk = Math.max(tr.recoverSuccesses, Math.ceil(STABLE_MS / tr.probeIntervalMs));
       const quietMs = Math.min(window, restoresAt !== null ? Math.max(restoresAt, 3000) : 5000);
+      const afterMs = afterWindowMs(spec);
+      let healWatched = false;
+      let settledAtUndo = false;
       for (;;) {
         await sleep(POLL_MS, m.signal);
         const elapsed = now() - injectAt;
@@ -186,7 +195,22 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
         const clean = st.firstFailAt !== null && st.consecutiveOk >= Math.max(stableOk, 2 * st.maxOkRun);
         const quiet = st.firstFailAt === null && elapsed >= quietMs;
         if (restoresAt !== null && !restored && elapsed >= restoresAt) {
+          // had the failover ended (or nothing failed) before the undo?
+          settledAtUndo = st.firstFailAt === null || clean;
           await restore(elapsed);
+          continue;
+        }
+        // after the undo, the heal: at least the after window, then until the probe has been clean
+        // for a second again, so a heal burst is seen to its end (or to the window's) rather than cut
+        // by a fixed wait. A failover still under way at the undo keeps the full rule above (its
+        // partial tail); a heal after a finished failover needs one clean second, not twice the
+        // clean streak it interrupted
+        if (restored && healAt !== null) {
+          if (now() - healAt >= afterMs && (settledAtUndo ? st.consecutiveOk >= stableOk : clean)) {
+            healWatched = true;
+            break;
+          }
+          if (elapsed >= window) break;
           continue;
         }
         // never before the band's minimum: a tail of rare partial failures (one dead pod among
@@ -197,7 +221,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
         if (elapsed >= window) break;
       }
       if (!restored && restoresAt !== null) await restore(now() - injectAt);
-      await waitMs(Math.min(spec.settleMs, 3000), injectAt); // the "after" window
+      if (!healWatched) await waitMs(afterMs, injectAt); // the "after" window
     } else if (drill.kind === 'class-conflict') {
       // the misconfiguration is the fault: watch who holds the Service address meanwhile
       const until = now() + Math.max(spec.observeMs, 1000);
@@ -213,7 +237,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     }
   } finally {
     // traffic off before restore: a restore is not part of what the client measured
-    traffic = await lab.call<TrafficResult>(client, 'traffic.stop', { id, injectAt, recoverSuccesses: tr.recoverSuccesses } satisfies TrafficStop, 60_000);
+    traffic = await lab.call<TrafficResult>(client, 'traffic.stop', { id, injectAt, recoverSuccesses: tr.recoverSuccesses, healAt } satisfies TrafficStop, 60_000).finally(() => (observed ? lab.observing?.(false) : undefined));
     if (!restored && drill.kind !== 'baseline') {
       await drill.restore(ctx, victim).catch((e) => m.log(`restore failed: ${(e as Error).message}`));
     }
@@ -227,7 +251,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const events = await lab.events(startedAt - 1);
   if (ev) emit({ type: 'holders', t: endedAt, strategy: strategy.ref.id, target, address: ep.ip, holders: await lab.holders(target).catch(() => []) });
 
-  const internal = await internalOutage(lab, startedAt, endedAt, injectAt, tr.recoverSuccesses);
+  const internal = await internalOutage(lab, startedAt, endedAt, injectAt, tr.recoverSuccesses, healAt);
   const outage = traffic.probe.outage;
   // judged on every sample: a burst still open at the last sample did not recover (its length is then a lower bound)
   const unrecovered = injectAt !== null && outage.firstFailAt !== null && outage.recoveredAt === null;
@@ -264,6 +288,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     errorsByKind: load?.errorsByKind,
     probeFailures: outage.failedProbes,
     outageBursts: outage.bursts,
+    ...(outage.heal ? { healOutage: outage.heal } : {}),
     resets: streams.filter((s) => s.broken).length,
     resetsOnVictim,
     resetsOnSurvivors: streams.filter((s) => s.broken).length - resetsOnVictim,
@@ -272,7 +297,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     latencyMs: load?.latencyMs ?? { p50: 0, p90: 0, p99: 0, p999: 0, max: 0 },
     latencyByPhaseMs: load?.latencyByPhaseMs,
     throughputRps: load?.throughputRps ?? 0,
-    nodeShare: load?.nodeShare,
+    nodeShare: servedShare(traffic.probe.samples, load?.nodeCounts),
     clientIpPreserved: target === 'service' && load ? clientIpPreserved(load.clientIps, clientIps) : null,
     internalOutageMs: internal.outageMs,
     timeline: bucketTimeline(traffic.probe.samples, injectAt ?? startedAt + spec.preMs, 100),
@@ -284,6 +309,11 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const notes = [
     ...(drill.kind === 'class-conflict'
       ? [`nodes holding ${ep.ip} over the window, in order: ${holdersSeen.map((h) => `[${h}]`).join(' → ') || 'none'} (two controllers announcing one address = a duplicate IP on the LAN: the path follows whichever announced last)`]
+      : []),
+    ...(outage.heal && healAt !== null && injectAt !== null
+      ? [
+          `after the fault was undone (${((healAt - injectAt) / 1000).toFixed(1)} s after the injection) the client saw ${outage.heal.bursts} more failure burst(s), ${Math.round(outage.heal.outageMs)} ms from the first failure to the last recovery (${outage.heal.failedProbes} failed probes): what the returning victim did (e.g. announcing an address it still held), not part of the failover's outage`,
+        ]
       : []),
     ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),
     ...(stalls && stalls.ms >= tr.probeTimeoutMs

@@ -26,15 +26,21 @@ export const DEFAULT_DOWNTIME_MS = 10_000;
 export const EMULATED_BOOT_MS = 15_000;
 /** samples a baseline window needs: the p99 of ~1,000 requests rests on ~10 of them */
 export const BASELINE_SAMPLES = 1000;
-/** traffic start/stop, event reads, victim choice: the fixed cost of one measured run */
-export const RUN_OVERHEAD_MS = 2500;
+/**
+ * The fixed cost of one measured run besides its windows: the kernel state flushed and the agents'
+ * heaps collected before it (every node), traffic start and stop, the event reads and the victim
+ * choice. Measured on the 2-core machine from the end of one run to the end of the next, windows
+ * taken away: 0.7 s on smb (5 nodes), 4.1 s on enterprise (35 nodes).
+ */
+export const RUN_OVERHEAD_MS = 150;
+export const RUN_OVERHEAD_PER_NODE_MS = 115;
 /**
  * A shutdown or crash that is not held is restored after the traffic stops: the victim boots
- * again (etcd, FRR, its agent compiling its TypeScript) before the next drill — 3–6 s measured on
- * the 2-core machine (EMULATED_BOOT_MS), the upper end. Without it an smb run of graceful
- * shutdowns and crashes lasted 1.7× its estimate (one lane, 14 runs: 159 s estimated, 274 s run).
+ * again (etcd, FRR, its agent and components) before the next drill. Measured on the 2-core
+ * machine with the bundled agents: 2.3–3 s on smb and enterprise. (Before the agents were bundled
+ * each compiled its TypeScript at start and this took 3–6 s.)
  */
-export const RESTORE_BOOT_MS = 6000;
+export const RESTORE_BOOT_MS = 3000;
 
 export function targetsOf(spec: DrillSpec): Target[] {
   return spec.target === 'both' ? ['api', 'service'] : [spec.target];
@@ -161,11 +167,6 @@ function planOne(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, service
   const d = drillFor(spec.kind);
   const holdMs = runHold(lab, s, spec, target, all, downtimeMs);
   const band = runBand(lab, s, spec, target, service, true, holdMs);
-  let during: number;
-  if (spec.kind === 'baseline') during = baselineWindowMs(lab, spec);
-  else if (spec.kind === 'class-conflict') during = Math.max(spec.observeMs, 1000);
-  else during = Math.max(band?.max ?? spec.observeMs, holdMs) + STABLE_MS + Math.min(spec.settleMs, 3000);
-  const prepare = d.prepare ? Math.min(spec.settleMs, 3000) : 0;
   const reboot = holdMs === 0 && d.primitives.some((p) => p === 'shutdown' || p === 'crash') ? RESTORE_BOOT_MS : 0;
   return {
     strategy: s.ref.id,
@@ -177,8 +178,40 @@ function planOne(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, service
     repeat,
     band,
     holdMs,
-    estimateMs: Math.round(spec.preMs + during + prepare + reboot + RUN_OVERHEAD_MS + lab.traffic.probeTimeoutMs),
+    estimateMs: runEstimateMs(lab, spec, band, holdMs, { prepare: !!d.prepare, reboot }),
   } as RunPlan;
+}
+
+/**
+ * How long one measured run should take, as measure.ts runs it: the overhead, the prepare step
+ * and its settle, the pre window, then for a fault the observation until the probe has been
+ * clean for STABLE_MS after the outage (never before the band's minimum; a held fault not before
+ * its restore), the "after" window, and the victim's boot when it is restored after the traffic.
+ * The outage expected is the middle of its band: a best guess for a countdown, where the floor
+ * takes the band's maximum because no run can beat it.
+ */
+/** the "after" window of a run (and the settle after a prepare step): the lab's settle, 3 s at most */
+export function afterWindowMs(spec: DrillSpec): number {
+  return Math.min(spec.settleMs, 3000);
+}
+
+/** how long a fault's observation may last after the injection at most (measure.ts stops there) */
+export function observationWindowMs(spec: DrillSpec, band: Band | null, holdMs: number): number {
+  return Math.max(spec.observeMs, band ? band.max * 1.5 + 2000 : 0, holdMs + 5000);
+}
+
+export function runEstimateMs(lab: Lab, spec: DrillSpec, band: Band | null, holdMs: number, o: { prepare: boolean; reboot: number }): number {
+  const settle = afterWindowMs(spec);
+  let during: number;
+  if (spec.kind === 'baseline') during = baselineWindowMs(lab, spec);
+  else if (spec.kind === 'class-conflict') during = Math.max(spec.observeMs, 1000);
+  else {
+    const expected = band ? (band.min + band.max) / 2 : 0;
+    const observed = Math.max(expected + STABLE_MS, band?.min ?? 0, holdMs, STABLE_MS);
+    during = Math.min(observed, observationWindowMs(spec, band, holdMs)) + settle;
+  }
+  const overhead = RUN_OVERHEAD_MS + RUN_OVERHEAD_PER_NODE_MS * lab.topology.nodes.length;
+  return Math.round(overhead + (o.prepare ? settle : 0) + spec.preMs + during + o.reboot);
 }
 
 /** a baseline window long enough for the percentiles the report shows, at the lab's request rate */
@@ -190,9 +223,23 @@ export function baselineWindowMs(lab: Lab, spec: DrillSpec): number {
 /** how long the client drives each endpoint, unmeasured, before a strategy's first run (measure.ts warmUp) */
 export const WARM_UP_MS = 1000;
 
-/** what a strategy switch costs on the emulated nodes (agents start a few at a time), its warm-up included */
+/**
+ * What a strategy costs besides its drills on the emulated nodes: its apply (agents start a few
+ * at a time, then the readiness waits), its unapply and its warm-up. Measured on the 2-core
+ * machine with the bundled agents, apply start to the first drill plus the unapply: smb (5 nodes)
+ * 12.8 s (21 s with a router restart for BFD), enterprise (35 nodes) 60–71 s — about 2 s + 1.75 s
+ * per node besides the warm-up.
+ */
 export function applyEstimateMs(lab: Lab): number {
-  return 3000 + 700 * lab.topology.nodes.length + WARM_UP_MS * (1 + lab.topology.services.length);
+  return 2000 + 1750 * lab.topology.nodes.length + WARM_UP_MS * (1 + lab.topology.services.length);
+}
+
+/**
+ * Bringing a lab instance up before its first strategy: namespaces, routers and their sessions,
+ * etcd, the client's agent. Measured: 2.2 s for smb, 4.9–7.8 s for enterprise (docs/bench-labs.md).
+ */
+export function bringUpEstimateMs(lab: Lab): number {
+  return 1000 + 200 * lab.topology.nodes.length;
 }
 
 /**
@@ -219,7 +266,7 @@ export function lanes<T extends { id: string }>(strategies: T[], costMs: (s: T) 
 export function floorMs(runs: RunPlan[], parallel: number): number {
   const per = new Map<string, number>();
   for (const r of runs) {
-    const fixed = Math.min(r.spec.settleMs, 3000) + STABLE_MS;
+    const fixed = afterWindowMs(r.spec) + STABLE_MS;
     const core = r.drill === 'baseline' || r.drill === 'class-conflict' ? 0 : Math.max(r.band?.max ?? 0, r.holdMs);
     per.set(r.strategy, (per.get(r.strategy) ?? 0) + core + fixed);
   }

@@ -24,7 +24,7 @@ import { now } from '../util/proc.js';
 import { LabError } from '../util/errors.js';
 import { newLabId, seeded } from './ids.js';
 import { RunEvents } from './events.js';
-import { applyEstimateMs, floorMs, lanes, planRuns, type RunPlan } from './plan.js';
+import { applyEstimateMs, bringUpEstimateMs, floorMs, lanes, planRuns, type RunPlan } from './plan.js';
 import { CPU_SHARE, estimateCapacity, instanceCpus, machineFacts, MEMORY_SHARE, SIM_NODES_PER_CPU } from '../model/capacity.js';
 
 export interface Progress {
@@ -202,19 +202,25 @@ export interface RunFlowResult {
   keptId?: string;
 }
 
-export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlowResult> {
-  const t0 = now();
-  const out = resolve(opts.out);
-  const events = opts.events ?? new RunEvents();
-  const { provider } = opts;
-  // the caller's signal (Ctrl-C) and a lane's failure both stop every lane
-  const failFast = new AbortController();
-  const signal = opts.signal ? AbortSignal.any([opts.signal, failFast.signal]) : failFast.signal;
-  const interrupted = () => Boolean(opts.signal?.aborted);
-  await provider.check(lab);
-  mkdirSync(join(out, 'samples'), { recursive: true });
+/** What a run will do on this provider, before anything starts: shared by the run and its dry run. */
+export interface Schedule {
+  summaries: StrategySummary[];
+  /** strategies that cannot run here, with why (blocking conflicts, the provider's refusals) */
+  refused: Map<string, string>;
+  strategyOf: Map<string, Strategy>;
+  /** the measured runs, in order */
+  todo: RunPlan[];
+  /** the lab's strategies that have runs to do */
+  active: StrategyRef[];
+  /** one strategy's cost: its switch and warm-up, and its runs' estimates */
+  costOf(ref: StrategyRef): number;
+  /** strategies per lab instance */
+  laneList: StrategyRef[][];
+  estimateMs: number;
+  floor: number;
+}
 
-  // ---- the plan: what runs, what cannot, how long it should take --------------------------
+export function schedule(lab: Lab, provider: Provider, opts: Pick<EngineOptions, 'parallel' | 'observe' | 'downtimeMs'>): Schedule {
   const { runs: planned, unsupported: blocked } = planRuns(lab, { downtimeMs: opts.downtimeMs });
   const summaries: StrategySummary[] = [];
   const refused = new Map<string, string>();
@@ -246,7 +252,35 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
   // --parallel says otherwise (then the page follows the first instance)
   const parallel = Math.max(1, Math.min(opts.parallel ?? (opts.observe ? 1 : defaultParallel(lab, provider, active.length)), provider.maxInstances ?? 1, Math.max(1, active.length)));
   const laneList = lanes(active, costOf, parallel);
-  const estimateMs = Math.max(0, ...laneList.map((l) => l.reduce((a, s) => a + costOf(s), 0)));
+  // each lane brings its own instance up, then runs its strategies one after the other
+  const estimateMs = Math.max(0, ...laneList.map((l) => l.reduce((a, s) => a + costOf(s), bringUpEstimateMs(lab))));
+  return { summaries, refused, strategyOf, todo, active, costOf, laneList, estimateMs, floor: floorMs(todo, laneList.length) };
+}
+
+/** the one-line plan a run prints before it starts (and a dry run prints instead of starting) */
+export function planLine(s: Pick<Schedule, 'todo' | 'active' | 'laneList' | 'estimateMs' | 'floor'>): string {
+  const n = s.active.length;
+  const k = s.laneList.length;
+  return (
+    `plan: ${s.todo.length} runs of ${n} strateg${n === 1 ? 'y' : 'ies'} on ${k} lab instance${k === 1 ? '' : 's'}; ` +
+    `estimated ${fmtDuration(s.estimateMs)} (floor ${fmtDuration(s.floor)})`
+  );
+}
+
+export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlowResult> {
+  const t0 = now();
+  const out = resolve(opts.out);
+  const events = opts.events ?? new RunEvents();
+  const { provider } = opts;
+  // the caller's signal (Ctrl-C) and a lane's failure both stop every lane
+  const failFast = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, failFast.signal]) : failFast.signal;
+  const interrupted = () => Boolean(opts.signal?.aborted);
+  await provider.check(lab);
+  mkdirSync(join(out, 'samples'), { recursive: true });
+
+  // ---- the plan: what runs, what cannot, how long it should take --------------------------
+  const { summaries, refused, strategyOf, todo, active, costOf, laneList, estimateMs, floor } = schedule(lab, provider, opts);
   const book = new ResultsBook(lab, provider, out, summaries, { parallel: laneList.length, estimateMs });
   for (const ref of lab.strategies) {
     const reason = refused.get(ref.id);
@@ -255,11 +289,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'unsupported', reason });
     for (const spec of lab.drills) for (const target of spec.target === 'both' ? (['api', 'service'] as const) : [spec.target]) book.results.runs.push(unsupportedRecord(ref.id, target, spec.kind, reason));
   }
-  const floor = floorMs(todo, laneList.length);
-  opts.progress.log(
-    `plan: ${todo.length} runs of ${active.length} strateg${active.length === 1 ? 'y' : 'ies'} on ${laneList.length} lab instance${laneList.length === 1 ? '' : 's'}; ` +
-      `estimated ${fmtDuration(estimateMs)} (floor ${fmtDuration(floor)})`,
-  );
+  opts.progress.log(planLine({ todo, active, laneList, estimateMs, floor }));
   events.emit({
     type: 'run-start',
     t: now(),
@@ -276,7 +306,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
 
   // ---- progress: runs done and time left ----------------------------------------------------
   let done = 0;
-  const left = new Map(laneList.map((l, i) => [i, l.reduce((a, s) => a + costOf(s), 0)]));
+  const left = new Map(laneList.map((l, i) => [i, l.reduce((a, s) => a + costOf(s), bringUpEstimateMs(lab))]));
   const tick = (lane: number, ms: number) => {
     left.set(lane, Math.max(0, (left.get(lane) ?? 0) - ms));
     const leftMs = Math.max(0, ...left.values());
@@ -292,6 +322,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     const { running, state, bringUpMs } = await bringUp(lab, { provider, out, signal, progress: opts.progress });
     book.results.bringUpMs = Math.max(book.results.bringUpMs, Math.round(bringUpMs));
     events.emit({ type: 'log', t: now(), message: `lab instance ${running.id} up in ${Math.round(bringUpMs)} ms for ${refs.map((r) => r.id).join(', ')}` });
+    tick(laneIdx, bringUpEstimateMs(lab));
     try {
       state.setStatus('running');
       if (!Object.keys(book.results.provider.components).length) book.results.provider.components = await running.components();
@@ -300,9 +331,9 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
         const s = strategyOf.get(ref.id)!;
         opts.progress.step(`${ref.id}: apply`);
         events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'apply', ...(laneIdx ? { watched: false } : {}) });
-        const t1 = now();
         await running.apply(ref, renderStrategy(lab.topology, s));
-        tick(laneIdx, applyEstimateMs(lab) - (now() - t1));
+        // what is left counts estimates of the work not done yet (a display counts the wall time down between two ticks)
+        tick(laneIdx, applyEstimateMs(lab));
         if (todo.some((x) => x.strategy === ref.id)) {
           opts.progress.step(`${ref.id}: warm-up`);
           await warmUp(running, s, signal);

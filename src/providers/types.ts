@@ -65,6 +65,12 @@ export interface RunningLab extends AsyncDisposable {
    * after every measured drill; absent = nothing can get stuck.
    */
   unstick?(): Promise<string[]>;
+  /**
+   * the in-cluster observers (kubelet-client through KubePrism) probe only while a fault is being
+   * measured: between drills and during baselines their new TLS connection every 100 ms per
+   * observer is load of the measuring kit, not of a cluster. Absent = nothing to switch.
+   */
+  observing?(on: boolean): Promise<void>;
   /** nodes currently holding/announcing the target's address, observed (kernel addresses, router routes) */
   holders(target: Target): Promise<string[]>;
   inject(primitive: Primitive, host: string, opts?: { downMs?: number }): Promise<void>;

@@ -29,8 +29,16 @@ export interface BfdOptions {
 /** The BFD profile name every renderer uses. */
 export const BFD_PROFILE = 'lab';
 
+/**
+ * The BFD profile block, with no `exit` lines: every daemon reads the whole file (`-f`), and a
+ * daemon that does not know `bfd` (bgpd, zebra, staticd) stays at the config level while it skips
+ * the block, so an `exit` there would leave configuration mode and every later line — `router bgp`
+ * included — would fail in bgpd ("No such command", FRR 8.4: a speaker with BFD came up with no
+ * neighbour at all). Without them bfdd leaves the profile on the next top-level command by itself
+ * (FRR's file reader retries a failed line in the parent nodes), as vtysh does.
+ */
 function bfdProfile(b: BfdOptions): string[] {
-  return ['bfd', ` profile ${BFD_PROFILE}`, `  receive-interval ${b.receiveMs}`, `  transmit-interval ${b.transmitMs}`, `  detect-multiplier ${b.detectMultiplier}`, ' exit', 'exit', '!'];
+  return ['bfd', ` profile ${BFD_PROFILE}`, `  receive-interval ${b.receiveMs}`, `  transmit-interval ${b.transmitMs}`, `  detect-multiplier ${b.detectMultiplier}`, '!'];
 }
 
 export interface RouterFrrOptions {

@@ -44,6 +44,12 @@ export interface RunRecord {
   errorsByKind?: Record<string, number>;
   probeFailures?: number;
   outageBursts?: number;
+  /**
+   * A held fault's undo seen by the client: failure bursts that began after the victim was
+   * restored (e.g. a thawed VIP holder announcing the address it still had). Reported apart, not
+   * in outageMs: the outage is the failover's. Absent when the client saw nothing then.
+   */
+  healOutage?: { outageMs: number; bursts: number; failedProbes: number };
   resetsOnVictim?: number;
   resetsOnSurvivors?: number;
   streams?: number;

@@ -11,6 +11,8 @@ import type { ComponentSpec } from '../emulation/agent/types.js';
 import { LabError } from '../util/errors.js';
 import { parseStrategyId } from './registry.js';
 import { cpBaseComponents } from '../emulation/base-cp.js';
+import { renderRouterFrr } from '../render/frr.js';
+import { bfdFor } from './bands.js';
 import { svcBaseComponents } from '../emulation/base-svc.js';
 
 /** The address clients and nodes use for the Kubernetes API: the VIP, or the external load balancer. */
@@ -32,6 +34,18 @@ export function clusterCni(s: Pick<Strategy, 'cp' | 'svc'>): 'flannel' | 'cilium
 /** The BGP timers the strategy's speakers use, so the routers are configured to match. */
 export function routerBgpTimers(t: Topology, s: Pick<Strategy, 'cp' | 'svc'>): Timers['bgp'] {
   return s.svc.bgpTimers?.(t) ?? s.cp.bgpTimers?.(t) ?? t.timers.bgp;
+}
+
+/**
+ * Every BGP router's frr.conf under this strategy: the node sessions on the timers the strategy's
+ * speakers use (a router is configured to match its peers; the negotiated hold time is the
+ * smaller of both) and BFD when the strategy asks for it. One source for the real routers' files
+ * and the routers the emulated lab runs, so the sim's router is the one the bands assume.
+ */
+export function routerConfs(t: Topology, s: Pick<Strategy, 'cp' | 'svc' | 'ref'>): Record<string, string> {
+  const timers = routerBgpTimers(t, s);
+  const bfd = bfdFor(t, s.ref);
+  return Object.fromEntries(t.routers.filter((r) => r.bgp !== false).map((r) => [r.name, renderRouterFrr(r, t, { timers, bfd })]));
 }
 
 /** Pitfalls of putting these two roles together (human sentences; 'pitfall 3' ones are fatal). */
@@ -81,7 +95,7 @@ function mergeComponents(into: Record<string, ComponentSpec[]>, add: Record<stri
  */
 export function renderStrategy(topology: Topology, s: Strategy): Artifacts {
   const ctx = { topology, strategy: s.ref, roles: { cp: s.cp, svc: s.svc } };
-  const sim: SimPlan = { components: {}, speakers: {}, daemons: [] };
+  const sim: SimPlan = { components: {}, speakers: {}, daemons: [], routers: routerConfs(topology, s) };
   mergeComponents(sim.components, cpBaseComponents(topology));
   mergeComponents(sim.components, svcBaseComponents(topology));
   const files: RenderedFile[] = [];

@@ -62,6 +62,8 @@ export interface SimPlan {
   speakers: Record<string, SpeakerSpec>;
   /** real daemons on lab hosts (HAProxy on the load-balancer box…) */
   daemons: DaemonSpec[];
+  /** the BGP routers' frr.conf under this strategy (router name → config); absent: the routers keep what they run */
+  routers?: Record<string, string>;
 }
 
 export interface SpeakerSpec {

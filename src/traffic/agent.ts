@@ -13,8 +13,14 @@
  * the API baseline errors went from 0–1 to 11–267 (probe and load each doing TLS handshakes on
  * their own core leave less CPU for the lab's emulated API servers, whose answers then miss the
  * probe's 200 ms deadline). It stays unwired until a lab has the CPUs for it.
+ *
+ * Every session starts from a collected heap (../emulation/agent/heap.ts): the garbage of earlier
+ * sessions (a TLS socket per new connection, returned samples) otherwise ends in a mark-compact
+ * inside a later window — measured with --trace-gc on test/fixtures/labs/ci-smb.yaml, 158 ms in
+ * the second strategy's baseline, every probe of that stretch sent up to 197 ms late.
  */
 import type { AgentComponent, AgentContext, ComponentFactory } from '../emulation/agent/types.js';
+import { collectHeap } from '../emulation/agent/heap.js';
 import type { TrafficResult, TrafficStart, TrafficStatus, TrafficStop } from './rpc.js';
 import { epochNow } from './clock.js';
 import type { LatencyStats } from './histogram.js';
@@ -102,6 +108,8 @@ export class TrafficComponent implements AgentComponent {
   private startSession(p: TrafficStart): { id: string; startedAt: number } {
     if (!p?.id || !p.probe?.url) throw new Error('traffic.start needs {id, probe: {url, intervalMs, timeoutMs}}');
     if (this.sessions.has(p.id)) throw new Error(`traffic: session '${p.id}' already running`);
+    // the previous sessions' garbage is collected now, not by a major GC inside this window
+    if (!this.sessions.size) collectHeap();
     const tls = { ca: this.config.ca, caFile: this.config.caFile, insecure: this.config.insecure };
     const localAddress = this.config.localAddress;
     const probe = startOutageProbe({ target: p.probe.url, intervalMs: p.probe.intervalMs, timeoutMs: p.probe.timeoutMs, localAddress, ...tls });
@@ -146,7 +154,7 @@ export class TrafficComponent implements AgentComponent {
     const [samples, load, streams] = await Promise.all([s.probe.stop(), s.load?.stop(true), s.streams?.stop()]);
     const injectAt = p?.injectAt ?? null;
     // baseline (no injection): any failure during the run counts, from the first probe on
-    const outage = computeOutage(samples, { injectAt: injectAt ?? s.probe.startedAt, recoverSuccesses: p?.recoverSuccesses ?? 3 });
+    const outage = computeOutage(samples, { injectAt: injectAt ?? s.probe.startedAt, recoverSuccesses: p?.recoverSuccesses ?? 3, healAt: p?.healAt ?? null });
     const out: TrafficResult = {
       probe: {
         samples,
@@ -156,6 +164,7 @@ export class TrafficComponent implements AgentComponent {
           recoveredAt: outage.recoveredAt,
           failedProbes: outage.failedProbes,
           bursts: outage.burstCount,
+          heal: outage.heal,
           // extras beyond the contract, for the raw record
           ...{
             recovered: outage.recovered,

@@ -395,8 +395,24 @@ export interface OutageOptions {
    * `preInjectFailures` (default 20 ms: two 10 ms probe periods).
    */
   toleranceMs?: number;
-  /** ignore samples sent at or after this time (e.g. the restore), default: all */
+  /** ignore samples sent at or after this time, default: all */
   until?: number;
+  /**
+   * When a held fault was undone (epoch ms; null/absent: not during the observation). A burst
+   * that starts at or after it is the heal's — the returning victim, e.g. a thawed VIP holder
+   * announcing the address it still has — not the failover's: it is reported apart (`heal`) and
+   * does not stretch `outageMs`. A burst open at the undo (the victim came back before anyone
+   * took over) stays the failover's. A heal burst that never ends still makes the run
+   * unrecovered, with the outage then running to the last sample.
+   */
+  healAt?: number | null;
+}
+
+/** The failures that began once a held fault was undone: first failure → last recovery. */
+export interface HealOutage {
+  outageMs: number;
+  bursts: number;
+  failedProbes: number;
 }
 
 export interface OutageBurst {
@@ -405,6 +421,8 @@ export interface OutageBurst {
   /** t of the first probe of the recovering run; null if it never recovered */
   end: number | null;
   failed: number;
+  /** the node that answered the first probe of the recovering run */
+  node?: string | null;
 }
 
 export interface OutageResult {
@@ -418,9 +436,11 @@ export interface OutageResult {
   failedProbes: number;
   /** probes considered (from injection minus tolerance, before `until`) */
   probes: number;
-  /** failure bursts: > 1 means the endpoint flapped */
+  /** failure bursts of the outage (the heal's apart): > 1 means the endpoint flapped */
   burstCount: number;
   bursts: OutageBurst[];
+  /** bursts that began after `healAt`; null when none (or no healAt) */
+  heal: HealOutage | null;
   failuresByKind: Record<string, number>;
   /** failures of probes sent before injectAt - toleranceMs */
   preInjectFailures: number;
@@ -470,7 +490,6 @@ export function computeOutage(samples: readonly OutageSample[], opts: OutageOpti
   let open: OutageBurst | null = null;
   let run = 0; // consecutive successes while a burst is open
   let runStart = -1;
-  let nodeAfter: string | null = null;
   let lastOkNode: string | null = null;
   for (let i = 0; i < considered.length; i++) {
     const s = considered[i];
@@ -492,17 +511,27 @@ export function computeOutage(samples: readonly OutageSample[], opts: OutageOpti
     run++;
     if (run >= k) {
       open.end = considered[runStart].t;
-      nodeAfter = considered[runStart].node ?? nodeAfter;
+      open.node = considered[runStart].node ?? null;
       open = null;
       run = 0;
     }
   }
 
   const last = considered.length ? considered[considered.length - 1].t : opts.injectAt;
-  const firstFailAt = bursts.length ? bursts[0].start : null;
+  // the heal's bursts apart, unless one never ended: then the whole stretch is a lower bound
+  const healAt = opts.healAt ?? null;
+  const healStarts = healAt === null ? -1 : bursts.findIndex((b) => b.start >= healAt);
+  const split = healStarts >= 0 && bursts.every((b) => b.end !== null);
+  const main = split ? bursts.slice(0, healStarts) : bursts;
+  const healBursts = split ? bursts.slice(healStarts) : [];
+  const heal: HealOutage | null = healBursts.length
+    ? { outageMs: round3(healBursts[healBursts.length - 1]!.end! - healBursts[0]!.start), bursts: healBursts.length, failedProbes: considered.filter((x) => !x.ok && x.t >= healBursts[0]!.start).length }
+    : null;
+  const firstFailAt = main.length ? main[0].start : null;
   const final = bursts.length ? bursts[bursts.length - 1] : null;
   const recovered = !final || final.end !== null;
-  const recoveredAt = final && final.end !== null ? final.end : null;
+  const mainFinal = main.length ? main[main.length - 1] : null;
+  const recoveredAt = mainFinal && mainFinal.end !== null ? mainFinal.end : null;
   const outageMs = firstFailAt === null ? 0 : round3((recoveredAt ?? last) - firstFailAt);
   return {
     outageMs: Math.max(0, outageMs),
@@ -511,12 +540,13 @@ export function computeOutage(samples: readonly OutageSample[], opts: OutageOpti
     recovered,
     failedProbes,
     probes: considered.length,
-    burstCount: bursts.length,
-    bursts,
+    burstCount: main.length,
+    bursts: main,
+    heal,
     failuresByKind,
     preInjectFailures,
     nodeBefore,
-    nodeAfter: bursts.length ? nodeAfter : lastOkNode,
+    nodeAfter: main.length ? (main.findLast((b) => b.node)?.node ?? null) : lastOkNode,
   };
 }
 

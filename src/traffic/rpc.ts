@@ -48,6 +48,7 @@ export interface TrafficStatus {
 }
 
 import type { LatencyStats } from './histogram.js';
+import type { HealOutage } from './outage.js';
 
 export interface ProbeSample {
   t: number;
@@ -70,7 +71,7 @@ export interface StreamOutcome {
 export interface TrafficResult {
   probe: {
     samples: ProbeSample[];
-    outage: { outageMs: number; firstFailAt: number | null; recoveredAt: number | null; failedProbes: number; bursts: number };
+    outage: { outageMs: number; firstFailAt: number | null; recoveredAt: number | null; failedProbes: number; bursts: number; heal?: HealOutage | null };
     /** the probing process did not run this often / this long in all (a loaded host); replies that came meanwhile counted on time */
     clientStalls?: { count: number; ms: number };
   };
@@ -83,6 +84,8 @@ export interface TrafficResult {
     latencyMs: LatencyStats;
     latencyByPhaseMs: { before?: LatencyStats; during?: LatencyStats; after?: LatencyStats };
     nodeShare: Record<string, number>;
+    /** answered requests per node (the run's node share adds the probe's: src/orchestrator/analysis.ts servedShare) */
+    nodeCounts: Record<string, number>;
     clientIps: string[];
     timeline: { tMs: number; ok: number; failed: number; p99Ms: number | null }[];
   };
@@ -94,6 +97,8 @@ export interface TrafficStop {
   /** injection time (epoch ms); null for baseline */
   injectAt: number | null;
   recoverSuccesses: number;
+  /** a held fault undone while the probe ran (epoch ms): later failure bursts are the heal's (src/traffic/outage.ts) */
+  healAt?: number | null;
 }
 
 /** The stop of a session nobody measures (readiness, warm-up): no fault, any success recovers. */

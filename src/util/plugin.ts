@@ -6,11 +6,22 @@
  */
 import { LabError } from './errors.js';
 
+/**
+ * Plug-ins compiled into the running file (the node agent's bundle, src/providers/gear/agent-bundle.ts),
+ * by the URL their registry names them with: loaded from there, never from the source tree.
+ */
+const bundled = new Map<string, () => Promise<unknown>>();
+
+export function registerBundled(modules: Record<string, () => Promise<unknown>>): void {
+  for (const [url, load] of Object.entries(modules)) bundled.set(url, load);
+}
+
 export async function loadPlugin<T>(family: string, name: string, base: string, path: string, exportName = 'default'): Promise<T> {
   const url = new URL(path, base).href;
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(url)) as Record<string, unknown>;
+    const inBundle = bundled.get(url);
+    mod = (await (inBundle ? inBundle() : import(url))) as Record<string, unknown>;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(path.replace(/^\.\.?\//, '').replace(/\.js$/, ''))) {

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import https from 'node:https';
 import net from 'node:net';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import type { Node, Topology } from '../../src/model/types.js';
@@ -20,7 +20,7 @@ import type { ProbeSample } from '../../src/traffic/rpc.js';
 import { makePki, pkiPaths } from '../../src/emulation/pki.js';
 import apiserverFactory from '../../src/emulation/apiserver.js';
 import kubeprismFactory from '../../src/emulation/kubeprism.js';
-import kubeletClientFactory from '../../src/emulation/kubelet-client.js';
+import kubeletClientFactory, { OBSERVING_FILE } from '../../src/emulation/kubelet-client.js';
 import { now, run, sleep, spawnDaemon, stopProcess, type Daemon } from '../../src/util/proc.js';
 import { useTempDirs } from '../helpers/tmp.js';
 
@@ -292,6 +292,29 @@ describe('kube-apiserver stand-in, KubePrism, kubelet-client', () => {
     expect(window.length).toBeGreaterThan(0);
     expect(window.every((s, i) => s.t >= stopAt && s.t <= stopAt + 500 && (i === 0 || s.t >= window[i - 1]!.t))).toBe(true);
   }, 60_000);
+
+  it('a gated kubelet-client probes only while the lab says a fault is being observed (<stateDir>/observing)', async () => {
+    expect(portB).toBeGreaterThan(0); // cp2 from the previous test answers
+    const worker = topo.nodes.find((n) => n.role === 'worker')!.name;
+    const flag = join(stateDir, OBSERVING_FILE);
+    rmSync(flag, { force: true });
+    const kc = await startComponent(kubeletClientFactory(ctxFor(worker), { url: `https://127.0.0.2:${portB}/readyz`, intervalMs: 50, timeoutMs: 1000, gated: true }));
+    const samples = async () => (await kc.call!('samples', { since: null, until: null })) as ProbeSample[];
+    await sleep(500);
+    expect(await samples(), 'no probe while nothing is observed').toEqual([]);
+    writeFileSync(flag, '');
+    const on = now();
+    await sleep(600);
+    const seen = await samples();
+    expect(seen.length, 'probes every 50 ms once observed').toBeGreaterThanOrEqual(6);
+    expect(seen.every((x) => x.ok && x.t >= on - 60)).toBe(true);
+    rmSync(flag);
+    const off = now();
+    await sleep(500);
+    // a probe already due when the file went may still be sent; none after that
+    expect((await samples()).filter((x) => x.t > off + 60)).toEqual([]);
+    expect((kc.status!() as { gated: number }).gated).toBeGreaterThanOrEqual(15);
+  }, 30_000);
 
   it('KubePrism health checks take a dead upstream out after two rounds (score +1 → −1) and put it back', async () => {
     const deadPort = await freePort('127.0.0.3');

@@ -12,7 +12,7 @@
  * and whatever the mechanisms render for FRR (files of kind 'frr', the sim plan's speakers).
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -152,6 +152,36 @@ describe("FRR configs pass FRR's own check (vtysh --dryrun)", () => {
         }
       }),
     );
+    expect(bad).toEqual([]);
+  }, 180_000);
+
+  it('each daemon reading the file alone (`-f`, as the lab starts them) gets every line of its own: bgpd its `router bgp`, bfdd its profile', async () => {
+    // vtysh knows every daemon's grammar; a daemon started with `-f` knows only its own and skips
+    // the rest — where it is then in the grammar decides whether the lines after it still apply
+    const { configs } = await collect();
+    const withBfd = [...configs].filter(([, c]) => /^bfd$/m.test(c));
+    expect(withBfd.length).toBeGreaterThan(1);
+    // the daemons drop to the `frr` user before reading: the file must be readable by it
+    chmodSync(dir, 0o755);
+    const failing = async (daemon: string, conf: string) => {
+      const f = join(dir, `d${n++}.conf`);
+      writeFileSync(f, conf, { mode: 0o644 });
+      const r = await run(`/usr/lib/frr/${daemon}`, ['-C', '-N', `tlx-check-${n}`, '-f', f], { reject: false, timeoutMs: 20_000 });
+      const out = `${r.stdout}${r.stderr}`;
+      // it read the file: the line every daemon but vtysh rejects is reported
+      expect(out, `${daemon} did not read ${f}`).toMatch(/No such command on config line \d+: service integrated-vtysh-config/);
+      return [...out.matchAll(/No such command on config line (\d+)/g)].map((m) => Number(m[1]));
+    };
+    const bad: string[] = [];
+    for (const [label, conf] of withBfd) {
+      const lines = conf.split('\n');
+      const firstBgp = lines.findIndex((l) => l.startsWith('router bgp')) + 1;
+      const bfdBlock = new Set(lines.flatMap((l, i) => (l === 'bfd' || /^ +(profile|receive-interval|transmit-interval|detect-multiplier)\b/.test(l) ? [i + 1] : [])));
+      const bgpLost = (await failing('bgpd', conf)).filter((ln) => ln >= firstBgp);
+      if (bgpLost.length) bad.push(`${label}: bgpd skipped its own lines ${bgpLost.join(', ')}`);
+      const bfdLost = (await failing('bfdd', conf)).filter((ln) => bfdBlock.has(ln));
+      if (bfdLost.length) bad.push(`${label}: bfdd skipped its profile lines ${bfdLost.join(', ')}`);
+    }
     expect(bad).toEqual([]);
   }, 180_000);
 });

@@ -53,17 +53,16 @@ const ref = (id: string): StrategyRef => {
 
 const ping = async (l: SimLab, from: string, ip: string) => (await l.exec(from, 'ping', ['-c', '1', '-W', '1', ip])).exitCode === 0;
 
-/** the router's ECMP choice for N client flows (kernel input route lookup with the L4 hash) */
+/** the router's ECMP choice for N client flows (kernel input route lookups with the L4 hash, one `ip -batch`) */
 async function flowMap(l: SimLab, dst: string, flows: number): Promise<string[]> {
   const t = l.lab.topology;
   const client = t.clients[0]!.interfaces[0]!.ip;
   const rtr = t.routers[0]!;
   const iif = rtr.interfaces.find((i) => i.segment === 'uplink')!.ifname;
-  const out: string[] = [];
-  for (let i = 0; i < flows; i++) {
-    const r = await l.exec(rtr.name, 'ip', ['-j', 'route', 'get', dst, 'from', client, 'iif', iif, 'ipproto', 'tcp', 'sport', String(40000 + i), 'dport', '80']);
-    out.push((JSON.parse(r.stdout)[0] as { gateway: string }).gateway);
-  }
+  const lookups = Array.from({ length: flows }, (_, i) => `route get ${dst} from ${client} iif ${iif} ipproto tcp sport ${40000 + i} dport 80`);
+  const r = await l.rt.exec(rtr.name, 'ip', ['-j', '-batch', '-'], { input: lookups.join('\n') + '\n' });
+  const out = r.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { gateway: string }[])[0]!.gateway);
+  expect(out).toHaveLength(flows);
   return out;
 }
 
@@ -168,13 +167,27 @@ describe('sim provider (smb, network-only plan)', () => {
 
   it('plain ECMP re-maps flows of surviving nodes when one leaves', async () => {
     await waitUntil('4 nexthops', async () => (await l.holders('service')).length === 4, 10_000);
-    const before = await flowMap(l, svcIp(), 64);
+    // the forwarding lookups, not only the route listing, use all four
+    let before: string[] = [];
+    await waitUntil('4 nexthops in the forwarding lookups', async () => new Set((before = await flowMap(l, svcIp(), 256))).size === 4, 10_000);
     await l.inject('leave', 'w1');
     await waitUntil('w1 withdrawn', async () => !(await l.holders('service')).includes('w1'), 2000);
-    const after = await flowMap(l, svcIp(), 64);
     const w1 = l.lab.topology.nodes.find((n) => n.name === 'w1')!.ip;
+    expect(before.filter((g) => g === w1).length, 'some flows went to w1 before').toBeGreaterThan(0);
+    // the forwarding lookup, not only the route listing, without w1: once (CI) a lookup right after
+    // the listing changed still gave every flow its old nexthop
+    let after: string[] = [];
+    await waitUntil('w1 out of the forwarding lookups, and two reads 300 ms apart agree', async () => {
+      const a = await flowMap(l, svcIp(), 256);
+      await sleep(300);
+      after = await flowMap(l, svcIp(), 256);
+      return !a.includes(w1) && a.join() === after.join();
+    }, 10_000);
     const survivorsMoved = before.filter((g, i) => g !== w1 && after[i] !== g).length;
-    expect(survivorsMoved).toBeGreaterThan(0);
+    const fib = async () => (await Promise.all([['-d', 'route', 'show', `${svcIp()}/32`], ['-d', 'nexthop', 'show'], ['neigh', 'show']].map(async (a) => (await l.exec('rtr', 'ip', a)).stdout))).join('\n');
+    const moves = new Map<string, number>();
+    before.forEach((g, i) => moves.set(`${g}→${after[i]}`, (moves.get(`${g}→${after[i]}`) ?? 0) + 1));
+    expect(survivorsMoved, `flows by old→new nexthop: ${[...moves].map(([k, n]) => `${k} ${n}`).join(', ')}\nrouter:\n${survivorsMoved ? '' : await fib()}`).toBeGreaterThan(0);
     await l.restore('w1');
   });
 });

@@ -123,6 +123,21 @@ describe('a lab cannot be named after a verb', () => {
     expect(r.stderr).toContain('(line 1)');
   });
 
+  it('a dry run prints the plan the run would follow: runs per strategy, estimate and floor, and starts nothing', async () => {
+    // calibration-fast: one strategy; baseline on the API and both Services (3 runs, no repeats),
+    // crash on the API and the first Service × 3 repeats (6 runs)
+    const r = await cli(['run', 'calibration-fast', '--dry-run', '--out', mkTemp('tlx-verbs-out-')], mkTemp('tlx-verbs-state-'));
+    expect(r.code, r.stderr).toBe(0);
+    const text = r.stdout + r.stderr;
+    expect(text).toMatch(/kube-vip-arp\+cilium-l2: 9 runs, about \d+ s/);
+    const m = /plan: 9 runs of 1 strategy on 1 lab instance; estimated (\d+) min (\d+) s \(floor (\d+) min (\d+) s\)/.exec(text);
+    expect(m, text).not.toBeNull();
+    const [est, floor] = [Number(m![1]) * 60 + Number(m![2]), Number(m![3]) * 60 + Number(m![4])];
+    // the floor counts only outages, holds and settle times: below the estimate, above nothing
+    expect(floor).toBeGreaterThan(0);
+    expect(est).toBeGreaterThan(floor);
+  });
+
   it('`lab run ls` with no such lab says it is a verb', async () => {
     const r = await cli(['run', 'ls'], mkTemp('tlx-verbs-state-'));
     expect(r.code).toBe(2);

@@ -71,6 +71,14 @@ describe('victims', () => {
   it('holder = the node observed holding the address', async () => {
     expect(await pickVictim(ctx(['cp2'], 'holder'))).toBe('cp2');
   });
+  it('holder of a single-holder address: waits while two nodes hold it (a thawed old leader), then picks the one left', async () => {
+    const seen = [['cp1', 'cp3'], ['cp1', 'cp3'], ['cp1']];
+    let calls = 0;
+    const c = ctx([], 'holder');
+    c.lab = { ...c.lab, holders: async () => seen[Math.min(calls++, seen.length - 1)]! } as never;
+    expect(await pickVictim(c)).toBe('cp1');
+    expect(calls).toBe(3);
+  });
   it('no observed holder (external LB): a control plane for the API, a worker for services', async () => {
     expect(await pickVictim(ctx([], 'holder', 'api'))).toMatch(/^cp[123]$/);
     expect(await pickVictim(ctx([], 'holder', 'service'))).toMatch(/^w[12]$/);

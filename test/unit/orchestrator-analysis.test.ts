@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketTimeline, phaseBreakdown } from '../../src/orchestrator/analysis.js';
+import { bucketTimeline, phaseBreakdown, servedShare } from '../../src/orchestrator/analysis.js';
 import { newLabId, seeded } from '../../src/orchestrator/ids.js';
 import type { AgentEvent } from '../../src/emulation/agent/types.js';
 
@@ -17,6 +17,23 @@ describe('bucketTimeline', () => {
     expect(tl.map((b) => b.tMs)).toEqual([-200, -100, 0, 100]);
     expect(tl.find((b) => b.tMs === 0)).toEqual({ tMs: 0, ok: 0, failed: 2, p99Ms: null });
     expect(tl.find((b) => b.tMs === 100)!.p99Ms).toBe(30);
+  });
+});
+
+describe('servedShare', () => {
+  it('counts every answered request of the window, the probe\'s and the load\'s together', () => {
+    // a round robin dealing turns to both streams: the probe took cp1 and cp2 every time, the load cp3
+    const probe = Array.from({ length: 200 }, (_, i) => ({ t: i * 10, ok: true, latencyMs: 1, node: i % 2 ? 'cp1' : 'cp2' }));
+    expect(servedShare(probe, { cp3: 100 })).toEqual({ cp1: 0.3333, cp2: 0.3333, cp3: 0.3333 });
+  });
+  it('leaves out failed probes and replies that named no node; nothing answered gives no share', () => {
+    const probe = [
+      { t: 0, ok: false, latencyMs: 200, kind: 'timeout', node: 'w1' },
+      { t: 10, ok: true, latencyMs: 1 },
+      { t: 20, ok: true, latencyMs: 1, node: 'w2' },
+    ];
+    expect(servedShare(probe, { w2: 1 })).toEqual({ w2: 1 });
+    expect(servedShare(probe.slice(0, 2))).toBeUndefined();
   });
 });
 

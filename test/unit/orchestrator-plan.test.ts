@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadLab, REPO_ROOT } from '../../src/model/load.js';
 import { selectLab } from '../../src/model/select.js';
 import { composeStrategy } from '../../src/strategies/compose.js';
-import { DEFAULT_DOWNTIME_MS, EMULATED_BOOT_MS, HOLD_MARGIN_MS, floorMs, heldBand, holdFor, lanes, planRuns } from '../../src/orchestrator/plan.js';
+import { DEFAULT_DOWNTIME_MS, EMULATED_BOOT_MS, HOLD_MARGIN_MS, RESTORE_BOOT_MS, RUN_OVERHEAD_MS, RUN_OVERHEAD_PER_NODE_MS, STABLE_MS, floorMs, heldBand, holdFor, lanes, planRuns, runEstimateMs } from '../../src/orchestrator/plan.js';
 import { join } from 'node:path';
 
 const smb = loadLab('smb', { repoRoot: REPO_ROOT });
@@ -100,5 +100,38 @@ describe('the run plan', () => {
     const perStrategy = lab.strategies.map((s) => floorMs(runs.filter((r) => r.strategy === s.id), 1));
     expect(par).toBe(Math.max(...perStrategy));
     expect(seq).toBe(perStrategy.reduce((a, b) => a + b, 0));
+  });
+});
+
+describe('the estimated duration of a run', () => {
+  const lab = loadLab(join(REPO_ROOT, 'test/fixtures/labs/ci-smb.yaml'), { repoRoot: REPO_ROOT });
+  const crash = lab.drills.find((d) => d.kind === 'crash')!;
+  const overhead = RUN_OVERHEAD_MS + RUN_OVERHEAD_PER_NODE_MS * lab.topology.nodes.length;
+  const settle = Math.min(crash.settleMs, 3000);
+
+  it('a fault the cluster heals by itself: observed until the middle of its band plus the clean second, then the after window and the victim’s boot', () => {
+    const band = { min: 3000, max: 9000, basis: 'test' };
+    const est = runEstimateMs(lab, crash, band, 0, { prepare: false, reboot: RESTORE_BOOT_MS });
+    expect(est).toBe(overhead + crash.preMs + 6000 + STABLE_MS + settle + RESTORE_BOOT_MS);
+    // never shorter than the band's minimum: measure.ts does not stop observing before it
+    const wide = { min: 8000, max: 8400, basis: 'test' };
+    expect(runEstimateMs(lab, crash, wide, 0, { prepare: false, reboot: 0 })).toBe(overhead + crash.preMs + 8200 + STABLE_MS + settle);
+  });
+
+  it('a held fault is observed at least as long as it is held', () => {
+    const band = { min: 1000, max: 2000, basis: 'test' };
+    const est = runEstimateMs(lab, crash, band, 20_000, { prepare: false, reboot: 0 });
+    expect(est).toBe(overhead + crash.preMs + 20_000 + settle);
+  });
+
+  it('the run plan uses it, and a lab of 35 nodes costs more per run than one of 5', () => {
+    const { runs } = planRuns(lab);
+    const r = runs.find((x) => x.drill === 'crash' && x.target === 'api')!;
+    expect(r.estimateMs).toBe(runEstimateMs(lab, r.spec, r.band, r.holdMs, { prepare: false, reboot: RESTORE_BOOT_MS }));
+    const enterprise = loadLab('enterprise', { repoRoot: REPO_ROOT });
+    const base = enterprise.drills.find((d) => d.kind === 'baseline')!;
+    expect(runEstimateMs(enterprise, base, null, 0, { prepare: false, reboot: 0 }) - runEstimateMs({ ...enterprise, topology: lab.topology }, base, null, 0, { prepare: false, reboot: 0 })).toBe(
+      RUN_OVERHEAD_PER_NODE_MS * (enterprise.topology.nodes.length - lab.topology.nodes.length),
+    );
   });
 });

@@ -127,4 +127,34 @@ describe('strategy switch (plan diff)', () => {
     expect(diffPlans(old, old).daemons.run).toEqual([{ spec: daemon, keep: true }]);
     expect(applyPlanDiff(old, d)).toEqual(next);
   });
+
+  it('a router whose frr.conf changes (BFD asked by one strategy only) is restarted, and then no speaker is kept', () => {
+    const smb = labs.find((l) => l.name === 'smb')!;
+    const ref = smb.strategies.find((s) => s.id === 'haproxy+metallb-bgp')!;
+    const plain = renderStrategy(smb.topology, composeStrategy({ ...ref, options: { ...ref.options, bfd: false } })).sim;
+    const withBfd = renderStrategy(smb.topology, composeStrategy({ ...ref, options: { ...ref.options, bfd: true } })).sim;
+    // the router's config carries the BFD profile on the node sessions only when asked
+    expect(withBfd.routers!.rtr).toMatch(/^bfd$/m);
+    expect(withBfd.routers!.rtr).toMatch(/neighbor NODES bfd profile/);
+    expect(plain.routers!.rtr).not.toMatch(/bfd/);
+    const d = diffPlans(plain, withBfd);
+    expect(Object.keys(d.routers.restart)).toEqual(['rtr']);
+    expect(d.speakers.keep).toEqual([]);
+    expect(Object.keys(d.speakers.start).sort()).toEqual(Object.keys(withBfd.speakers).sort());
+    expect(applyPlanDiff(plain, d)).toEqual(withBfd);
+    // the same plan again: the router and every speaker stay
+    const same = diffPlans(withBfd, withBfd);
+    expect(same.routers).toEqual({ keep: ['rtr'], restart: {} });
+    expect(same.speakers.keep.sort()).toEqual(Object.keys(withBfd.speakers).sort());
+  });
+
+  it("the routers follow the strategy's BGP timers: kube-vip BGP's own (hold 30 s), not the lab's MetalLB timers", () => {
+    const smb = labs.find((l) => l.name === 'smb')!;
+    const kv = renderStrategy(smb.topology, composeStrategy({ id: 'kube-vip-bgp+metallb-l2', cp: 'kube-vip-bgp', svc: 'metallb-l2', options: {} } as never)).sim;
+    const t = smb.topology.timers;
+    expect(t.kubeVipBgp.holdS).not.toBe(t.bgp.holdS);
+    expect(kv.routers!.rtr).toContain(`neighbor NODES timers ${t.kubeVipBgp.keepaliveS} ${t.kubeVipBgp.holdS}`);
+    const mb = planOf(smb, 'haproxy+metallb-bgp');
+    expect(mb.routers!.rtr).toContain(`neighbor NODES timers ${t.bgp.keepaliveS} ${t.bgp.holdS}`);
+  });
 });

@@ -10,22 +10,27 @@ import { loadPlugin } from '../../util/plugin.js';
 import { MECHANISMS } from '../../strategies/registry.js';
 import type { ComponentFactory } from './types.js';
 
-const at = (kind: string, url: string) => registerComponent(kind, () => loadPlugin<ComponentFactory>('agent component', kind, import.meta.url, url));
-
-at('apiserver', '../apiserver.js');
-at('kubeprism', '../kubeprism.js');
-at('kubelet-client', '../kubelet-client.js');
-at('echo', '../echo.js');
-at('kube-proxy', '../kube-proxy.js');
-at('bgp-services', '../bgp-announcer.js');
-at('traffic', '../../traffic/agent.js');
-
-const seen = new Set<string>();
-for (const m of MECHANISMS.values()) {
-  for (const [kind, url] of Object.entries(m.components ?? {})) {
-    // kube-vip's ARP and BGP mechanisms share one component: register it once
-    if (seen.has(kind)) continue;
-    seen.add(kind);
-    at(kind, url);
+/** every component kind with its module, as a URL resolved against this file (what loadPlugin imports) */
+export function componentModules(): { kind: string; url: string }[] {
+  const out: { kind: string; url: string }[] = [];
+  const at = (kind: string, path: string) => out.push({ kind, url: new URL(path, import.meta.url).href });
+  at('apiserver', '../apiserver.js');
+  at('kubeprism', '../kubeprism.js');
+  at('kubelet-client', '../kubelet-client.js');
+  at('echo', '../echo.js');
+  at('kube-proxy', '../kube-proxy.js');
+  at('bgp-services', '../bgp-announcer.js');
+  at('traffic', '../../traffic/agent.js');
+  const seen = new Set<string>();
+  for (const m of MECHANISMS.values()) {
+    for (const [kind, path] of Object.entries(m.components ?? {})) {
+      // kube-vip's ARP and BGP mechanisms share one component: register it once
+      if (seen.has(kind)) continue;
+      seen.add(kind);
+      at(kind, path);
+    }
   }
+  return out;
 }
+
+for (const { kind, url } of componentModules()) registerComponent(kind, () => loadPlugin<ComponentFactory>('agent component', kind, url, url));

@@ -14,6 +14,7 @@ import { readFileSync, appendFileSync, rmSync } from 'node:fs';
 import './components.js';
 import { componentFactory } from './registry.js';
 import { serve } from './rpc.js';
+import { collectHeap } from './heap.js';
 import type { AgentComponent, AgentContext, AgentSpec, ComponentSpec } from './types.js';
 import { run, now } from '../../util/proc.js';
 
@@ -127,6 +128,8 @@ async function main() {
         return done;
       });
     }
+    // between drills: a full GC now rather than a mark-compact inside the next window
+    if (method === 'collect') return collectHeap(Number((params as { minGrowthBytes?: number } | null)?.minGrowthBytes ?? 0));
     if (method === 'stop') {
       setImmediate(() => shutdown(0));
       return { stopping: true };

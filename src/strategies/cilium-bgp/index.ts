@@ -149,8 +149,8 @@ export const ciliumBgp: Mechanism = {
       const t = ctx.topology;
       const svc = t.services[0];
       if (!svc || !ciliumServes(svc, CILIUM_LB_CLASS)) return null;
-      // the router's side of node sessions uses timers.bgp (src/render/frr.ts renderRouterFrr); the hold time is the smaller
-      return bgpEcmpBand(drill, ciliumAnnouncers(t, svc).length, bgpDeadPeerBand(t.timers.bgp, t.timers.cilium, null, 'the node'), 'the Service /32');
+      // the routers are configured to match the speakers (routerConfs in ../compose.ts: bgpTimers above), real and emulated alike
+      return bgpEcmpBand(drill, ciliumAnnouncers(t, svc).length, bgpDeadPeerBand(t.timers.cilium, t.timers.cilium, null, 'the node'), 'the Service /32');
     },
     drillIssue: bgpDrillIssue(ID, 'svc'),
   },

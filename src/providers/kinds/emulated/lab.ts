@@ -11,9 +11,9 @@
  * created; `down` is the runtime's `cleanLab` on that state: the same code `lab clean` runs after
  * a SIGKILL, so the normal path and the recovery path cannot drift apart.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Host, Lab, Node, StrategyRef, Target } from '../../../model/types.js';
+import type { Host, Lab, Node, Router, StrategyRef, Target } from '../../../model/types.js';
 import type { Artifacts, DaemonSpec, SimPlan } from '../../../strategies/types.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
 import type { Primitive, ProviderName, RunningLab, UpContext } from '../../types.js';
@@ -29,22 +29,31 @@ import { makePki } from '../../../emulation/pki.js';
 import { MECHANISMS } from '../../../strategies/registry.js';
 import { apiEndpoint, claimsConflict, composeStrategy } from '../../../strategies/compose.js';
 import { allHosts } from '../../runtimes/netns/network.js';
-import { startFrr, restartFrr, vtysh, bgpPeers, instanceOf, type FrrInstance } from '../../gear/frr.js';
+import { startFrr, restartFrr, vtysh, bgpPeers, instanceOf, frrRunDir, type FrrInstance } from '../../gear/frr.js';
 import { startEtcdCluster, waitForEtcd } from '../../gear/etcd.js';
 import { Watchers, type WireEvent } from '../../gear/watchers.js';
 import { ResilientEcmp, routeGateways } from '../../gear/ecmp.js';
 import { waitFor } from '../../gear/readiness.js';
+import { agentEntry } from '../../gear/agent-bundle.js';
+import { OBSERVING_FILE } from '../../../emulation/kubelet-client.js';
 import { diffPlans, type AgentChange } from './switch.js';
 
 type Fault = 'shutdown' | 'crash' | 'freeze' | 'partition' | 'leave';
 
-const AGENT_MAIN = join(REPO_ROOT, 'src', 'emulation', 'agent', 'main.ts');
 /** agents started at once (see apply) */
 const AGENT_STARTS = 6;
+/**
+ * An agent collects its heap before a drill once it grew this much since its last collection:
+ * below it a mark-compact is short (the agents' live heaps are 15–20 MB), and collecting every
+ * idle agent of a 35-node lab before every drill would cost more CPU than the pauses it avoids.
+ */
+const COLLECT_GROWTH_BYTES = 8 * 2 ** 20;
 
 export class EmulatedLab implements RunningLab {
   bringUpMs = 0;
   private readonly routersFrr = new Map<string, FrrInstance>();
+  /** the frr.conf each BGP router runs now (the topology's at bring-up, then the applied strategy's) */
+  private readonly routerConfs = new Map<string, string>();
   private readonly speakers = new Map<string, FrrInstance>();
   private readonly agents = new Map<string, HostProc>();
   private readonly agentSpecs = new Map<string, AgentSpec>();
@@ -54,6 +63,7 @@ export class EmulatedLab implements RunningLab {
   private readonly ecmp = new Map<string, ResilientEcmp>();
   private current: { ref: StrategyRef; plan: SimPlan } | null = null;
   private downed = false;
+  private saidFallback = false;
   readonly eventsDir: string;
   /**
    * apply() over a running strategy could switch in place (./switch.ts: only what differs is
@@ -117,18 +127,57 @@ export class EmulatedLab implements RunningLab {
     const pki = makePki(state.dir, t);
     const routers = t.routers.filter((r) => r.bgp !== false);
     say(`FRR on ${routers.map((r) => r.name).join(', ') || 'no router (no BGP)'}; etcd on ${t.nodes.filter((n) => n.role === 'controlplane').length} control planes`);
-    const frr = settleAll(routers.map(async (r) => this.routersFrr.set(r.name, await startFrr(this.rt, r.name, renderRouterFrr(r, t), signal))));
+    const frr = settleAll(
+      routers.map(async (r) => {
+        const conf = renderRouterFrr(r, t);
+        this.routersFrr.set(r.name, await startFrr(this.rt, r.name, conf, signal));
+        this.routerConfs.set(r.name, conf);
+      }),
+    );
     const etcd = startEtcdCluster(this.rt, t, (n) => state.subdir('etcd', n), this.prefix, signal);
     await settleAll([frr, etcd, pki] as Promise<unknown>[]);
     await this.startWatchers();
-    // the routers' own sessions (ToR ↔ edge) must be up before clients can cross the fabric
+    await this.waitFabric(routers);
+    const ca = (await pki).caCert;
+    await settleAll(t.clients.map((c) => this.startAgent(c.name, [{ kind: 'traffic', config: { caFile: ca } }])));
+  }
+
+  /** the routers' own sessions (ToR ↔ edge) are up: clients can cross the fabric */
+  private async waitFabric(routers: Router[]): Promise<void> {
+    const { signal } = this.ctx;
     await settleAll(
       routers
         .filter((r) => r.peers.length)
         .map((r) => waitFor('forBgpEstablished', `${r.name} ↔ ${r.peers.map((p) => p.router).join(', ')}`, async () => (await bgpPeers(this.rt, this.routersFrr.get(r.name)!)).filter((p) => p.state === 'Established' && p.pfxRcd > 0).length >= r.peers.length, { timeoutMs: 20_000, intervalMs: 200, signal })),
     );
-    const ca = (await pki).caCert;
-    await settleAll(t.clients.map((c) => this.startAgent(c.name, [{ kind: 'traffic', config: { caFile: ca } }])));
+  }
+
+  /**
+   * The routers as the strategy configures them (its speakers' BGP timers, BFD when it asks for
+   * it): a router whose frr.conf differs from what it runs is restarted with the new one — before
+   * the strategy's speakers start, so every node session is opened against the router the bands
+   * assume. Shipped strategies without BGP options leave the topology's config, and nothing restarts.
+   */
+  private async configureRouters(want: Record<string, string> | undefined): Promise<void> {
+    const changed = Object.entries(want ?? {}).filter(([r, conf]) => this.routerConfs.get(r) !== conf);
+    if (!changed.length) return;
+    const { signal } = this.ctx;
+    await settleAll(
+      changed.map(async ([name, conf]) => {
+        const old = this.routersFrr.get(name);
+        if (old) {
+          await Promise.all(old.procs.map((p) => this.rt.stop(p)));
+          old.procs.forEach((p) => this.rt.forget(p));
+          // the old zebra's socket file would pass the new instance's readiness check before it listens
+          await this.rt.exec(name, 'rm', ['-f', join(frrRunDir(old.instance), 'zserv.api')], { reject: false });
+        }
+        this.routerConfs.delete(name);
+        this.routersFrr.set(name, await startFrr(this.rt, name, conf, signal));
+        this.routerConfs.set(name, conf);
+        this.ctx.progress?.(`${name}: FRR restarted with the strategy's router config`);
+      }),
+    );
+    await this.waitFabric(this.lab.topology.routers.filter((r) => r.bgp !== false));
   }
 
   private async startWatchers(): Promise<void> {
@@ -175,7 +224,12 @@ export class EmulatedLab implements RunningLab {
 
   private async startAgent(host: string, components: ComponentSpec[]): Promise<void> {
     const file = this.writeAgentSpec(host, components);
-    const p = await this.rt.start(host, { role: 'agent', name: 'agent', cmd: process.execPath, args: ['--import', 'tsx', AGENT_MAIN, file], cwd: REPO_ROOT });
+    const entry = await agentEntry();
+    if (entry.fallback && !this.saidFallback) {
+      this.saidFallback = true;
+      this.ctx.progress?.(entry.fallback);
+    }
+    const p = await this.rt.start(host, { role: 'agent', name: 'agent', cmd: process.execPath, args: [...entry.args, file], cwd: REPO_ROOT });
     this.agents.set(host, p);
     await this.waitAgent(host, p);
   }
@@ -237,7 +291,9 @@ export class EmulatedLab implements RunningLab {
     else {
       this.current = { ref, plan };
       const { signal } = this.ctx;
-      // 1. node speakers (agents announce through them), 2. the roles' daemons, 3. one agent per node
+      // 0. the routers as the strategy has them, 1. node speakers (agents announce through them),
+      // 2. the roles' daemons, 3. one agent per node
+      await this.configureRouters(plan.routers);
       await settleAll(Object.entries(plan.speakers).map(async ([node, sp]) => this.speakers.set(node, await startFrr(this.rt, node, sp.frrConf, signal))));
       for (const d of plan.daemons) this.daemons.push({ spec: d, proc: await this.startDaemon(d) });
       await this.startAgents(hosts, (h) => this.startAgent(h, plan.components[h]!));
@@ -292,7 +348,8 @@ export class EmulatedLab implements RunningLab {
     await settleAll(d.speakers.stop.map((h) => this.stopSpeaker(h)));
     // what a node's components left in its kernel, for the nodes whose agent went entirely
     await settleAll(changes.filter(([, c]) => c.mode === 'stop' || c.mode === 'replace').map(([h]) => this.rt.resetKernelState(h)));
-    // 2. start
+    // 2. start: the routers first (a restarted router renewed every speaker, see ./switch.ts)
+    await this.configureRouters(d.routers.restart);
     await settleAll(Object.entries(d.speakers.start).map(async ([node, sp]) => this.speakers.set(node, await startFrr(this.rt, node, sp.frrConf, signal))));
     const kept = new Map(this.daemons.map((x) => [x.spec, x]));
     const daemons: typeof this.daemons = [];
@@ -370,10 +427,20 @@ export class EmulatedLab implements RunningLab {
     return done.sort();
   }
 
+  async observing(on: boolean): Promise<void> {
+    const file = join(this.ctx.state.dir, OBSERVING_FILE);
+    if (on) writeFileSync(file, '');
+    else rmSync(file, { force: true });
+  }
+
   /** between drills: no conntrack or neighbour entry of one drill may steer the next (netns/faults.ts) */
   async flushTransientState(): Promise<void> {
     // a few hosts at a time: 40 hosts × two commands at once would load 2 cores just before a pre-window
     await mapLimit(allHosts(this.lab.topology), 8, (h) => this.rt.flushTransientState(h.name));
+    // and the agents' garbage: a full GC now, where the agent has piled up enough for a
+    // mark-compact to stop it for a noticeable time, rather than inside the drill's window
+    // (src/emulation/agent/heap.ts); one at a time, each is a burst of CPU
+    await mapLimit([...this.agents.keys()], 1, async (h) => void (await this.call(h, 'collect', { minGrowthBytes: COLLECT_GROWTH_BYTES }, 10_000).catch(() => undefined)));
   }
 
   /** a mechanism's real daemon (HAProxy…): its files in the lab state, its config checked, then started */

@@ -12,7 +12,10 @@
  *    through the speaker (routes, `network` statements): a kept speaker under changed components
  *    could keep an announcement a fresh one would not have, and a kept component would not
  *    announce again to a new speaker;
- *  - a daemon (HAProxy…): kept when its whole spec (host, name, argv, files, check) is identical.
+ *  - a daemon (HAProxy…): kept when its whole spec (host, name, argv, files, check) is identical;
+ *  - a BGP router's FRR: kept when its frr.conf is identical (the strategies' BGP timers and BFD
+ *    decide it), else restarted with the new one. A router restart ends every node session, so
+ *    then no speaker is kept either: each is renewed with its node's agent, as on a fresh apply.
  *
  * What a kept component carries over is only what it already carries from one drill to the next
  * inside one strategy (its lease or address if it holds one, its peers, its health scores): every
@@ -45,12 +48,21 @@ export interface PlanDiff {
   speakers: { keep: string[]; stop: string[]; start: Record<string, SpeakerSpec> };
   /** `run`: the next plan's daemons in its order; a kept one is the OLD spec object (its process runs on) */
   daemons: { stop: DaemonSpec[]; run: { spec: DaemonSpec; keep: boolean }[] };
+  /** routers whose frr.conf changes (router name → the new one); the others keep theirs */
+  routers: { keep: string[]; restart: Record<string, string> };
 }
 
 const daemonKey = (d: DaemonSpec) => canonical(d);
 const speakerKey = (s: SpeakerSpec) => canonical(s);
 
 export function diffPlans(old: SimPlan, next: SimPlan): PlanDiff {
+  const routers: PlanDiff['routers'] = { keep: [], restart: {} };
+  for (const [r, conf] of Object.entries(next.routers ?? {})) {
+    if (old.routers?.[r] === conf) routers.keep.push(r);
+    else routers.restart[r] = conf;
+  }
+  for (const r of Object.keys(old.routers ?? {})) if (!next.routers?.[r]) routers.keep.push(r);
+  const routersRestart = Object.keys(routers.restart).length > 0;
   const agents: Record<string, AgentChange> = {};
   const speakers: PlanDiff['speakers'] = { keep: [], stop: [], start: {} };
   for (const host of new Set([...Object.keys(old.components), ...Object.keys(next.components), ...Object.keys(old.speakers), ...Object.keys(next.speakers)])) {
@@ -61,7 +73,7 @@ export function diffPlans(old: SimPlan, next: SimPlan): PlanDiff {
     const sa = old.speakers[host];
     const sb = next.speakers[host];
     // a speaker and the components that announce through it go together: both kept, or both renewed
-    const speakerKept = Boolean(sa && sb && same && speakerKey(sa) === speakerKey(sb));
+    const speakerKept = Boolean(sa && sb && same && !routersRestart && speakerKey(sa) === speakerKey(sb));
     const speakerTouched = Boolean(sa || sb) && !speakerKept;
     if (speakerKept) speakers.keep.push(host);
     else {
@@ -83,7 +95,7 @@ export function diffPlans(old: SimPlan, next: SimPlan): PlanDiff {
     return i >= 0 ? { spec: free.splice(i, 1)[0]!, keep: true } : { spec: d, keep: false };
   });
   const daemons: PlanDiff['daemons'] = { stop: free, run };
-  return { agents, speakers, daemons };
+  return { agents, speakers, daemons, routers };
 }
 
 /**
@@ -101,5 +113,8 @@ export function applyPlanDiff(old: SimPlan, d: PlanDiff): SimPlan {
   const speakers: Record<string, SpeakerSpec> = {};
   for (const n of d.speakers.keep) speakers[n] = old.speakers[n]!;
   Object.assign(speakers, d.speakers.start);
-  return { components, speakers, daemons: d.daemons.run.map((r) => r.spec) };
+  const routers: Record<string, string> = {};
+  for (const r of d.routers.keep) if (old.routers?.[r] !== undefined) routers[r] = old.routers[r]!;
+  Object.assign(routers, d.routers.restart);
+  return { components, speakers, daemons: d.daemons.run.map((r) => r.spec), ...(old.routers || Object.keys(routers).length ? { routers } : {}) };
 }

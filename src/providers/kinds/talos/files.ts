@@ -6,9 +6,7 @@
  */
 import type { Node, Router, StrategyRef, Topology } from '../../../model/types.js';
 import type { RenderedFile, Strategy } from '../../../strategies/types.js';
-import { renderRouterFrr } from '../../../render/frr.js';
-import { apiEndpointUrl, clusterCni, composeStrategy, renderStrategy, routerBgpTimers } from '../../../strategies/compose.js';
-import { bfdFor } from '../../../strategies/bands.js';
+import { apiEndpointUrl, clusterCni, composeStrategy, renderStrategy, routerConfs } from '../../../strategies/compose.js';
 import { certSansPatchDoc, cniNonePatchDoc, endpointPatchDoc, kubePrismPatchDoc, patchScope, staticPatch, toYamlDocs } from './machine-config.js';
 import { echoWorkloadFiles, isWorkloadFile } from './workload.js';
 
@@ -81,10 +79,9 @@ export function renderTalosFiles(t: Topology, s: Strategy, roleFiles: RenderedFi
   }
   talos(TALOS_PATCH.containerMode, all, staticPatch('container-mode'));
 
-  const bgp = routerBgpTimers(t, s);
-  const bfd = ref.options.bfd === undefined ? undefined : bfdFor(t, ref);
+  const confs = routerConfs(t, s);
   for (const r of t.routers.filter((x) => x.bgp !== false)) {
-    files.push({ path: routerFrrPath(r), kind: 'frr', delivery: 'router', hosts: [r.name], content: renderRouterFrr(r, t, { timers: bgp, ...(bfd !== undefined ? { bfd } : {}) }) });
+    files.push({ path: routerFrrPath(r), kind: 'frr', delivery: 'router', hosts: [r.name], content: confs[r.name]! });
   }
   // the echo Deployment and the Services the client measures (a real cluster has no emulated echo pods)
   files.push(...echoWorkloadFiles(t, s));

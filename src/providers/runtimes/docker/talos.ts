@@ -71,6 +71,7 @@ import { APPLIANCE_IMAGE_PLACEHOLDER, applianceHostPlans, withImage, type Applia
 import { connectDocker, createAndStart, dockerExec, dockerExecDetached, pingDocker, removeContainer, stopContainer, type ContainerPlan, type ExecResult } from './engine.js';
 import { DOCKER_FAULTS, DockerFaults, GARP_UNDO, garpIgnoreNft, type PrimitiveMapping } from './faults.js';
 import { APPLIANCE_PACKAGES, applianceDockerfile, ensureApplianceImage, PUBLIC_BASE } from './appliance.js';
+import { AGENT_NODE_FLAGS } from '../../gear/agent-bundle.js';
 
 // ---------------------------------------------------------------------------------------------
 // what talosctl's docker provisioner does (siderolabs/talos pkg/provision/providers/docker/node.go
@@ -351,7 +352,7 @@ export function planSteps(lab: Lab, plan: DockerPlan, p: DockerPathSet): PlanSte
     ...stepsFromCommands('bootstrap etcd once through a node IP, fetch the kubeconfig, wait until every node is part of a healthy cluster', bootstrapCommands(lab, p)),
     ...lab.topology.clients.map((c) => ({
       what: `traffic agent on ${c.name} for the whole run, as the invoking user (API probes verify the cluster CA, written to ${p.caFile} from the kubeconfig)`,
-      command: quote(['docker', 'exec', '-d', '--user', `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, containerName(plan.prefix, c.name), 'node', '--import', 'tsx', `${REPO_ROOT}/src/emulation/agent/main.ts`, join(p.agents, `${c.name}.json`)]),
+      command: quote(['docker', 'exec', '-d', '--user', `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`, containerName(plan.prefix, c.name), 'node', ...AGENT_NODE_FLAGS, '--import', 'tsx', `${REPO_ROOT}/src/emulation/agent/main.ts`, join(p.agents, `${c.name}.json`)]),
     })),
   ];
 }
@@ -909,7 +910,7 @@ export function agentUser(): string {
  * live in a directory bind-mounted at the same path, so a caller on the host reaches the socket.
  */
 export async function launchAgent(d: Docker, container: string, specFile: string, o: { pidFile: string; logFile: string; user: string }): Promise<void> {
-  await dockerExecDetached(d, container, ['sh', '-c', `echo $$ > ${quote([o.pidFile])}; cd ${quote([REPO_ROOT])} && exec node --import tsx src/emulation/agent/main.ts ${quote([specFile])} >> ${quote([o.logFile])} 2>&1`], { user: o.user });
+  await dockerExecDetached(d, container, ['sh', '-c', `echo $$ > ${quote([o.pidFile])}; cd ${quote([REPO_ROOT])} && exec node ${AGENT_NODE_FLAGS.join(' ')} --import tsx src/emulation/agent/main.ts ${quote([specFile])} >> ${quote([o.logFile])} 2>&1`], { user: o.user });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ import {
 } from '../../kinds/talos/cluster.js';
 import type { SequenceProfile } from '../../kinds/talos/sequence.js';
 import { clusterCni, composeStrategy } from '../../../strategies/compose.js';
+import { AGENT_NODE_FLAGS } from '../../gear/agent-bundle.js';
 
 /** talosctl create.go: `vipOffset` — `--use-vip` puts the VIP on this address of the CIDR (e.g. 192.168.0.50) */
 export const TALOSCTL_VIP_OFFSET = 50;
@@ -350,7 +351,7 @@ class QemuLab implements RunningLab {
     };
     const specFile = join(agents, `${host}.json`);
     writeFileSync(specFile, JSON.stringify(spec, null, 2));
-    const d = spawnDaemon({ name: `${host}/agent`, cmd: process.execPath, args: ['--import', 'tsx', join(REPO_ROOT, 'src/emulation/agent/main.ts'), specFile], logFile: join(agents, `${host}.log`), cwd: REPO_ROOT });
+    const d = spawnDaemon({ name: `${host}/agent`, cmd: process.execPath, args: [...AGENT_NODE_FLAGS, '--import', 'tsx', join(REPO_ROOT, 'src/emulation/agent/main.ts'), specFile], logFile: join(agents, `${host}.log`), cwd: REPO_ROOT });
     this.ctx.state.record({ kind: 'pid', name: `${host}/agent`, pid: d.pid, startTime: pidStartTime(d.pid) });
     this.agents.set(host, d.pid);
     const { call } = await import('../../../emulation/agent/rpc.js');
