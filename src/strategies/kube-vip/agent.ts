@@ -824,14 +824,8 @@ export class KubeVip implements AgentComponent {
     this.abort.abort(new Error('stopping'));
     // electors release their leases and run onStoppedLeading (addresses removed)
     await atMost(Promise.allSettled(this.runs), 10_000);
-    await this.lb?.stop();
-    this.lb = undefined;
-    if (this.announced.size) {
-      const ips = [...this.announced];
-      this.announced.clear();
-      await bgpWithdraw(this.ctx, COMPONENT, ips);
-      for (const ip of ips) this.ctx.emit(COMPONENT, 'withdraw', { ip });
-    }
+    await this.stopLb();
+    await this.withdrawAll();
     for (const ip of this.loAddrs) await delAddress(this.ctx, ip, 'lo');
     this.loAddrs.clear();
     this.api?.close();
@@ -870,14 +864,9 @@ export class KubeVip implements AgentComponent {
   async unstick(): Promise<string | null> {
     if (!this.hung || this.stopping) return null;
     this.hung = false;
-    await atMost(Promise.allSettled(this.runs), 10_000);
-    await this.lb?.stop();
-    this.lb = undefined;
-    this.api?.close();
-    await this.cleanup();
     this.restarts = 0;
     this.ctx.emit(COMPONENT, 'restart', { reason: 'hung pod deleted', afterMs: 0, exit: 'deleted' });
-    this.boot();
+    await this.relaunch(atMost(Promise.allSettled(this.runs), 10_000).then(() => this.stopLb()), this.api);
     return `kube-vip ${this.release.version} hung after losing a lease (it never exits, so it is never restarted: no failover candidate on this node until its pod is deleted); the lab deleted the pod`;
   }
 
@@ -936,17 +925,10 @@ export class KubeVip implements AgentComponent {
     this.abort.abort(new Error(reason));
     // `exit` / `hang`: cancelling the contexts releases the other leases (ReleaseOnCancel) and
     // their onStoppedLeading removes the addresses
-    const shutdown = Promise.allSettled(this.runs).then(async () => {
-      await this.lb?.stop();
-      this.lb = undefined;
-    });
+    const shutdown = Promise.allSettled(this.runs).then(() => this.stopLb());
     if (fate === 'die') void shutdown.catch(() => undefined);
     // kube-vip's own BGP speaker dies with the process (or with its shutdown): its routes go
-    if (this.announced.size) {
-      const ips = [...this.announced];
-      this.announced.clear();
-      void bgpWithdraw(this.ctx, COMPONENT, ips).then(() => ips.forEach((ip) => this.ctx.emit(COMPONENT, 'withdraw', { ip })));
-    }
+    void this.withdrawAll();
     if (fate === 'hang') {
       this.hung = true;
       this.ctx.emit(COMPONENT, 'hung', { reason, release: this.release.version });
@@ -960,16 +942,35 @@ export class KubeVip implements AgentComponent {
     this.ctx.emit(COMPONENT, 'restart', { reason, afterMs, exit: fate });
     const api = this.api;
     this.restartTimer = setTimeout(() => {
-      if (this.stopping) return;
-      void shutdown
-        .then(() => {
-          api?.close();
-          return this.cleanup();
-        })
-        .then(() => {
-          if (!this.stopping) this.boot();
-        });
+      if (!this.stopping) void this.relaunch(shutdown, api);
     }, afterMs);
+  }
+
+  /**
+   * A new process in place of the one that ended (`ended`: its elections settled, its Services
+   * load balancer stopped): the old API client goes, the start-up clean-up removes the addresses
+   * it left, and the elections begin again — the same path for a restarted container and a
+   * deleted pod's replacement.
+   */
+  private async relaunch(ended: Promise<unknown>, api: ApiServers | undefined): Promise<void> {
+    await ended;
+    api?.close();
+    await this.cleanup();
+    if (!this.stopping) this.boot();
+  }
+
+  private async stopLb(): Promise<void> {
+    await this.lb?.stop();
+    this.lb = undefined;
+  }
+
+  /** The process's BGP speaker is gone: every route it announced is withdrawn. */
+  private async withdrawAll(): Promise<void> {
+    if (!this.announced.size) return;
+    const ips = [...this.announced];
+    this.announced.clear();
+    await bgpWithdraw(this.ctx, COMPONENT, ips);
+    for (const ip of ips) this.ctx.emit(COMPONENT, 'withdraw', { ip });
   }
 
   // -- addresses and gratuitous ARP ------------------------------------------------------------
