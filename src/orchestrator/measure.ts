@@ -36,6 +36,27 @@ export interface MeasureInput {
 export interface MeasureOutput {
   record: RunRecord;
   raw: { probe: ProbeSample[]; events: AgentEvent[]; traffic: TrafficResult; internal?: Record<string, unknown[]> };
+  /**
+   * what was found stuck before this drill started (`host: what`) and restarted before its traffic:
+   * an earlier drill's fault that ended a process only after that drill's own check. The caller
+   * reports it with the drill that caused it (attachLateStuck).
+   */
+  stuckBefore: string[];
+}
+
+/**
+ * A process an earlier drill left hung after that drill's measurement had ended: a kube-vip leader
+ * thawed after its lease was taken keeps it until its renewal round's RenewDeadline runs out (10 s
+ * by default, client-go leaderelection renew) and only then loses it — v1.2.x then hangs. It is the
+ * earlier drill's doing, so it goes on that drill's record.
+ */
+export function attachLateStuck(prev: RunRecord, stuck: readonly string[]): void {
+  if (!stuck.length) return;
+  prev.leftStuck = [...(prev.leftStuck ?? []), ...stuck];
+  prev.notes = [
+    ...(prev.notes ?? []),
+    ...stuck.map((u) => `left stuck by this drill after its observation ended (found before the next drill, restarted before that drill's traffic started): ${u}`),
+  ];
 }
 
 export function clientHost(lab: Lab): string {
@@ -103,6 +124,10 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const ep = endpointFor(L, strategy, target, plan.service);
   const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
   const victim = await drill.pickVictim(ctx);
+  // the pick waits for a single holder, i.e. also for a thawed leader to give the address up; if it
+  // hung doing so, it is restarted now, before anything of this drill is measured
+  const stuckBefore = (await lab.unstick?.()) ?? [];
+  for (const u of stuckBefore) m.log(`found stuck before this drill (an earlier drill's fault ended it late), restarted: ${u}`);
   const victimRunsPod = L.topology.nodes.some((n) => n.name === victim && n.runsWorkloads);
   const holdMs = plan.holdMs;
   const band: Band | null = runBand(L, strategy, spec, target, plan.service, victimRunsPod, holdMs);
@@ -282,6 +307,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     // probe interval + one probe timeout on each side: a failure is stamped at its send time).
     // An outage that did not end is not inside any band.
     withinBand: band && outageMs !== null ? !unrecovered && outageMs >= band.min - slack && outageMs <= band.max + slack : null,
+    ...(band && outageMs !== null && !unrecovered && hostLoadCovers(outageMs, band.max, slack, traffic.probe.clientStalls?.ms ?? 0) ? { outsideReason: 'host-load' as const } : {}),
     bandSlackMs: band ? slack : undefined,
     phases: injectAt !== null ? phaseBreakdown(events, injectAt, ep.ip, victim, outage.recoveredAt) : undefined,
     errors: (load?.errors ?? 0) + outage.failedProbes,
@@ -316,12 +342,28 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
         ]
       : []),
     ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),
+    ...(record.outsideReason === 'host-load'
+      ? [
+          `outside its band by ${Math.round(outageMs! - band!.max - slack)} ms beyond the probe's resolution while the probing client stood still for ${stalls!.ms} ms in all (host CPU starvation, docs/fidelity.md#kit-client-event-loop): the overshoot is no longer than the stalls, so this run cannot tell the mechanism from the host's load — rerun it on a quieter or larger host`,
+        ]
+      : []),
     ...(stalls && stalls.ms >= tr.probeTimeoutMs
       ? [`the probing client did not run for ${stalls.ms} ms in ${stalls.count} stall(s) (host load): replies that arrived meanwhile were counted as on time, the probes due meanwhile were sent late`]
       : []),
   ];
   if (notes.length) record.notes = notes;
-  return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples } };
+  return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples }, stuckBefore };
+}
+
+/**
+ * An outage over its band's maximum by no more than the time the probing client stood still (its
+ * event loop starved: failed probes finish late and in batches, recoveries are seen late) cannot be
+ * told from the host's load. The run stays outside its band; this only names the reason it cannot
+ * be judged. Not for outages under the minimum: a stalled client never shortens an outage.
+ */
+export function hostLoadCovers(outageMs: number, bandMax: number, slackMs: number, clientStalledMs: number): boolean {
+  const over = outageMs - (bandMax + slackMs);
+  return over > 0 && clientStalledMs >= over;
 }
 
 /** measurement resolution of the outage probe, allowed around a band (see `withinBand`) */

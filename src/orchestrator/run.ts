@@ -18,7 +18,7 @@ import type { Strategy } from '../strategies/types.js';
 import { renderStrategy } from '../strategies/compose.js';
 import { fidelityNotes } from '../strategies/fidelity.js';
 import { drill as drillFor } from '../drills/index.js';
-import { measureDrill, warmUp } from './measure.js';
+import { attachLateStuck, measureDrill, warmUp } from './measure.js';
 import { LabState, LabIdInUseError } from '../state/state.js';
 import { now } from '../util/proc.js';
 import { LabError } from '../util/errors.js';
@@ -341,12 +341,14 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
         events.emit({ type: 'strategy', t: now(), strategy: ref.id, phase: 'ready', ...(laneIdx ? { watched: false } : {}) });
         let drilled = false;
         try {
+          let prev: RunRecord | undefined;
           for (const r of todo.filter((x) => x.strategy === ref.id)) {
             signal?.throwIfAborted();
-            const record = await runOne(running, r, laneIdx);
+            const record = await runOne(running, r, laneIdx, prev);
             if (record) {
               book.add(record);
               done++;
+              prev = record;
             }
           }
           drilled = true;
@@ -371,7 +373,7 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     }
   };
 
-  const runOne = async (running: RunningLab, r: RunPlan, laneIdx: number): Promise<RunRecord | null> => {
+  const runOne = async (running: RunningLab, r: RunPlan, laneIdx: number, prev: RunRecord | undefined): Promise<RunRecord | null> => {
     const d = drillFor(r.spec.kind);
     // a drill the provider cannot do is recorded as unsupported with its reason; the run goes on
     for (const p of d.primitives) {
@@ -389,11 +391,14 @@ export async function runLabFlow(lab: Lab, opts: EngineOptions): Promise<RunFlow
     // results, or its topology would jump between instances with the same node names
     const watched = laneIdx === 0;
     const m = await measureDrill({ lab: running, plan: r, random: seeded(seeds.get(r)!), signal, log: (msg) => opts.progress.log(msg), events: watched ? events : undefined, observe: watched && opts.observe });
+    if (prev && m.stuckBefore.length) attachLateStuck(prev, m.stuckBefore);
     const file = `samples/${r.strategy}.${r.target}${r.service && r.target === 'service' ? `.${r.service.name}` : ''}.${r.drill}.${r.repeat}.json`;
     writeFileSync(join(out, file), JSON.stringify(m.raw));
     // the known differences from the real components that apply to this run (docs/fidelity.md)
     const fidelity = fidelityNotes(r.strategyRef, { kind: r.spec.kind, target: r.target }, { topology: lab.topology, emulated: (provider.nodes ?? (provider.emulated ? 'emulated' : 'talos')) === 'emulated' });
     const record = { ...m.record, samples: file, fidelity } as RunRecord;
+    // nothing earlier in this strategy to blame (cannot happen after an apply): say it here
+    if (!prev && m.stuckBefore.length) record.notes = [...(record.notes ?? []), ...m.stuckBefore.map((u) => `found stuck before this drill and restarted before its traffic started: ${u}`)];
     const leftMs = tick(laneIdx, r.estimateMs);
     opts.progress.log(`${summaryLine(record)} · ${fmtDuration(leftMs)} left`);
     events.emit({ type: 'drill-end', t: now(), strategy: r.strategy, target: r.target, drill: r.drill, repeat: r.repeat, record });
@@ -426,7 +431,7 @@ function fmtDuration(ms: number): string {
 }
 
 export function summaryLine(r: RunRecord): string {
-  const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ' OUTSIDE' : ''}` : '';
+  const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ` OUTSIDE${r.outsideReason === 'host-load' ? ' (within the client\'s stalls: host load)' : ''}` : ''}` : '';
   const outage = r.outageMs === null || r.outageMs === undefined ? '-' : r.recovered === false ? `> ${r.outageMs} ms (not recovered)` : `${r.outageMs} ms`;
   return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
 }

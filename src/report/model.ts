@@ -62,6 +62,8 @@ export interface Group {
   /** repeats with both an outage and a band, and how many of them fell outside it */
   judged: number;
   outside: number;
+  /** of those outside, how many by no more than their probing client stood still (RunRecord.outsideReason) */
+  outsideHostLoad: number;
   medianOutside: boolean | null;
   errors: Spread | null;
   probeFailures: Spread | null;
@@ -207,6 +209,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     ...(ordered.find((r) => r.expectedBasis)?.expectedBasis ? { bandBasis: ordered.find((r) => r.expectedBasis)!.expectedBasis } : {}),
     judged: verdicts.length,
     outside: verdicts.filter((x) => x).length,
+    outsideHostLoad: ordered.filter((r) => r.outsideReason === 'host-load' && r.withinBand === false).length,
     medianOutside: outage ? isOutside(outage.median, band, slack) : null,
     errors: spread(ordered.map((r) => r.errors)),
     probeFailures: spread(ordered.map((r) => r.probeFailures)),

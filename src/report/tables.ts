@@ -94,7 +94,8 @@ function bandCell(g: Group): Cell {
   if (!g.band) return c(DASH);
   if (!g.judged) return c('not judged');
   if (g.outside === 0) return c('inside', { mark: 'good' });
-  return c(`OUTSIDE (${g.outside}/${g.judged} repeats)`, { mark: 'bad' });
+  const load = g.outsideHostLoad ? `; ${g.outsideHostLoad} within the client's stalls: host load` : '';
+  return c(`OUTSIDE (${g.outside}/${g.judged} repeats${load})`, { mark: 'bad' });
 }
 
 /** "3 (2–3) of 4 — victim 2, survivors 1 (0–1)" */

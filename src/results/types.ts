@@ -62,6 +62,8 @@ export interface RunRecord {
   leftStuck?: string[];
   /** class-conflict: every node seen holding the Service address during the window */
   holdersObserved?: string[];
+  /** why an outage outside its band cannot be judged: 'host-load' = over the band's maximum by no more than the probing client stood still (hostLoadCovers) */
+  outsideReason?: 'host-load';
   /** false: the outage had not ended when observation stopped; outageMs is then a lower bound, never a figure */
   recovered?: boolean;
   /** how long the fault was held before it was undone (held faults; a crash nobody could take over) */

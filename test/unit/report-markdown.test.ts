@@ -62,6 +62,9 @@ describe('report.md', () => {
     const api = section(text, '## Kubernetes API endpoint');
     expect(row(api, 'crash', 'talos-vip+metallb-l2', '52.3 s (47.9 s–58.1 s)', '40.0–62.0 s', 'inside')).toBeTruthy();
     expect(row(api, 'crash', 'kube-vip-arp+kube-vip-arp', '6.1 s (5.6 s–7.8 s)', '3.0–7.0 s', '**OUTSIDE (1/3 repeats)**')).toBeTruthy();
+    // a run over its band by no more than its probing client stood still says so (host load)
+    const loaded = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.strategy === 'kube-vip-arp+kube-vip-arp' && x.withinBand === false, (x) => (x.outsideReason = 'host-load')));
+    expect(row(section(loaded, '## Kubernetes API endpoint'), 'crash', 'kube-vip-arp+kube-vip-arp', "**OUTSIDE (1/3 repeats; 1 within the client's stalls: host load)**")).toBeTruthy();
     // KubePrism (internal) outage column on the API table
     expect(row(api, 'crash', 'talos-vip+metallb-l2', '210 ms (0 ms–340 ms)')).toBeTruthy();
     const svc = section(text, '## LoadBalancer Service');

@@ -35,7 +35,7 @@ export const KUBE_VIP_SERVICES_HANG: FidelityNote = {
   id: 'kube-vip-services-hang',
   text:
     'kube-vip v1.2.0–v1.2.3 stop but never exit after losing the global Services lease (reproduced by its reporters on v1.2.3; the stalling statement is not pinned in source). ' +
-    'A held fault makes the holder lose the lease while running: it does not come back by itself; with a single eligible node the Service stays down until the pod is deleted. The lab reports a hung process with the drill that left it (`leftStuck`, a run note) and deletes its pod before the next drill, so a later drill is never measured against a node that can no longer take over.',
+    'A held fault makes the holder lose the lease while running: it does not come back by itself; with a single eligible node the Service stays down until the pod is deleted. The lab reports a hung process with the drill that left it (`leftStuck`, a run note) and deletes its pod before the next drill, checking again once the next drill has picked its victim (a thawed holder loses the lease only when its renewal round\'s RenewDeadline runs out, after its own drill was checked), so a later drill is never measured against a node that can no longer take over.',
   applies: (d, c) => d.target === 'service' && HELD.has(d.kind) && releaseOf(c.topology).onLostServicesLease === 'hang',
 };
 

@@ -1,0 +1,50 @@
+/**
+ * Helpers of a drill's measurement.
+ *
+ * A process an earlier drill's fault ended after that drill's own check (a thawed kube-vip leader
+ * loses its lease only when its renewal round's RenewDeadline runs out) is found before the next
+ * drill: it is reported on the drill that caused it, next to what that drill already reported.
+ */
+import { describe, expect, it } from 'vitest';
+import { attachLateStuck, hostLoadCovers } from '../../src/orchestrator/measure.js';
+import type { RunRecord } from '../../src/results/types.js';
+
+const record = (extra: Partial<RunRecord> = {}): RunRecord =>
+  ({ strategy: 's', target: 'service', drill: 'freeze', victim: 'w2', repeat: 0, outageMs: 17000, ...extra }) as RunRecord;
+
+describe('attachLateStuck', () => {
+  it('adds what the next drill found stuck to the earlier record, keeping what it had', () => {
+    const prev = record({ leftStuck: ['w1: kube-vip hung'], notes: ['heal: 1 burst'] });
+    attachLateStuck(prev, ['w2: kube-vip v1.2.3 hung after losing a lease']);
+    expect(prev.leftStuck).toEqual(['w1: kube-vip hung', 'w2: kube-vip v1.2.3 hung after losing a lease']);
+    expect(prev.notes).toHaveLength(2);
+    expect(prev.notes![0]).toBe('heal: 1 burst');
+    expect(prev.notes![1]).toMatch(/after its observation ended.*w2: kube-vip v1\.2\.3 hung/);
+  });
+
+  it('leaves a record alone when nothing was found', () => {
+    const prev = record();
+    attachLateStuck(prev, []);
+    expect(prev.leftStuck).toBeUndefined();
+    expect(prev.notes).toBeUndefined();
+  });
+});
+
+// an outage over its band's maximum (beyond the probe's resolution) by no more than the probing
+// client stood still cannot be told from the host's load; anything else is the mechanism's
+describe('hostLoadCovers', () => {
+  const max = 4500;
+  const slack = 210;
+  it('names host load when the overshoot is no longer than the stalls', () => {
+    expect(hostLoadCovers(5580, max, slack, 1764)).toBe(true); // 870 ms over, 1.76 s stalled
+    expect(hostLoadCovers(max + slack + 500, max, slack, 500)).toBe(true);
+  });
+  it('does not when the stalls are shorter than the overshoot', () => {
+    expect(hostLoadCovers(10160, max, slack, 1200)).toBe(false);
+    expect(hostLoadCovers(max + slack + 501, max, slack, 500)).toBe(false);
+  });
+  it('does not for outages inside the band or its slack, nor under the minimum', () => {
+    expect(hostLoadCovers(max + slack, max, slack, 10_000)).toBe(false);
+    expect(hostLoadCovers(100, max, slack, 10_000)).toBe(false);
+  });
+});
