@@ -46,9 +46,10 @@ export interface MeasureOutput {
 
 /**
  * A process an earlier drill left hung after that drill's measurement had ended: a kube-vip leader
- * thawed after its lease was taken keeps it until its renewal round's RenewDeadline runs out (10 s
- * by default, client-go leaderelection renew) and only then loses it — v1.2.x then hangs. It is the
- * earlier drill's doing, so it goes on that drill's record.
+ * thawed after its lease was taken still leads in its own view until its renewal round's
+ * RenewDeadline runs out (client-go `tools/leaderelection/leaderelection.go@v0.36.3` renew: a fresh
+ * deadline per round; kube-vip's default 10 s from v1.1.0, `cmd/kube-vip.go@v1.1.0`) and only then
+ * loses the lease — v1.2.x then hangs. It is the earlier drill's doing, so it goes on that record.
  */
 export function attachLateStuck(prev: RunRecord, stuck: readonly string[]): void {
   if (!stuck.length) return;
@@ -124,8 +125,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const ep = endpointFor(L, strategy, target, plan.service);
   const ctx: DrillContext = { lab, strategy, spec, target, random: m.random };
   const victim = await drill.pickVictim(ctx);
-  // the pick waits for a single holder, i.e. also for a thawed leader to give the address up; if it
-  // hung doing so, it is restarted now, before anything of this drill is measured
+  // a late hang of the previous drill's victim (see attachLateStuck) is restarted before anything of
+  // this drill is measured; a holder pick has already waited for it to give the address up
   const stuckBefore = (await lab.unstick?.()) ?? [];
   for (const u of stuckBefore) m.log(`found stuck before this drill (an earlier drill's fault ended it late), restarted: ${u}`);
   const victimRunsPod = L.topology.nodes.some((n) => n.name === victim && n.runsWorkloads);
