@@ -191,9 +191,17 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     await drill.restore(ctx, victim);
     restored = true;
   };
+  /** how long past the pre window the fault waited for a clean probe, and whether it got one */
+  let cleanWait: { waitedMs: number; clean: boolean; failed: number } | null = null;
   try {
     await waitMs(spec.preMs, null);
     if (drill.kind !== 'baseline' && drill.kind !== 'class-conflict') {
+      // the fault goes onto a path the client has just seen healthy: a failure in the pre window
+      // (the last drill's restored node still booting, a CPU-starved host) would otherwise open the
+      // outage before the fault and be charged to it. Bounded: a path that never gets clean is
+      // injected anyway and the run says so
+      cleanWait = await awaitCleanPreWindow(spec.preMs, (since) => poll(since), m.signal);
+      if (cleanWait.waitedMs > 0) m.log(`pre window: the probe failed ${cleanWait.failed} time(s); ${cleanWait.clean ? `clean again after ${cleanWait.waitedMs} ms more` : `still failing after ${cleanWait.waitedMs} ms more: injected anyway`}`);
       m.log(`inject ${drill.kind} on ${victim ?? '-'}${holdMs ? ` (held ${holdMs} ms)` : ''}`);
       injectAt = now();
       emit({ type: 'inject', t: injectAt, ...tag, victim });
@@ -331,6 +339,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     supported: true,
     ...(drill.kind === 'class-conflict' ? { holdersObserved: [...new Set(holdersSeen.flatMap((h) => h.split(',').filter(Boolean)))].sort() } : {}),
     ...(leftStuck.length ? { leftStuck } : {}),
+    ...(cleanWait && !cleanWait.clean ? { cleanBeforeFault: false } : {}),
   } as RunRecord;
   const stalls = traffic.probe.clientStalls;
   const notes = [
@@ -348,12 +357,47 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
           `outside its band by ${Math.round(outageMs! - band!.max - slack)} ms beyond the probe's resolution while the probing client stood still for ${stalls!.ms} ms in all (host CPU starvation, docs/fidelity.md#kit-client-event-loop): the overshoot is no longer than the stalls, so this run cannot tell the mechanism from the host's load — rerun it on a quieter or larger host`,
         ]
       : []),
+    ...(cleanWait && cleanWait.waitedMs > 0
+      ? [
+          cleanWait.clean
+            ? `the probe failed ${cleanWait.failed} time(s) in the ${spec.preMs} ms before the fault was due: the fault waited ${cleanWait.waitedMs} ms more for a clean pre window, so no earlier failure is counted in this outage`
+            : `the probe was still failing ${cleanWait.waitedMs} ms after the fault was due (${cleanWait.failed} failures in the last pre window): the fault was injected on a path that was not clean, so this outage may include failures the fault did not cause — the host or the previous drill, not the mechanism; rerun it on a quieter host`,
+        ]
+      : []),
     ...(stalls && stalls.ms >= tr.probeTimeoutMs
       ? [`the probing client did not run for ${stalls.ms} ms in ${stalls.count} stall(s) (host load): replies that arrived meanwhile were counted as on time, the probes due meanwhile were sent late`]
       : []),
   ];
   if (notes.length) record.notes = notes;
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples }, stuckBefore };
+}
+
+/** the longest a fault waits past its pre window for the probe to be clean */
+export const CLEAN_WAIT_MAX_MS = 10_000;
+
+/**
+ * Wait until the probe has had no failure for a whole pre window (`preMs`), checking every poll,
+ * for at most CLEAN_WAIT_MAX_MS past the window's planned end. `status(since)` returns the probe's
+ * state counting failures of probes sent at/after `since` (the traffic agent's `traffic.status`).
+ */
+export async function awaitCleanPreWindow(
+  preMs: number,
+  status: (since: number) => Promise<Pick<TrafficStatus, 'firstFailAt' | 'failed'>>,
+  signal?: AbortSignal,
+  maxMs = CLEAN_WAIT_MAX_MS,
+  pollMs = POLL_MS,
+): Promise<{ waitedMs: number; clean: boolean; failed: number }> {
+  const due = now();
+  let st = await status(due - preMs);
+  if (st.firstFailAt === null) return { waitedMs: 0, clean: true, failed: 0 };
+  const failed = st.failed;
+  while (st.firstFailAt !== null) {
+    const waited = now() - due;
+    if (waited >= maxMs) return { waitedMs: Math.round(waited), clean: false, failed: st.failed };
+    await sleep(pollMs, signal);
+    st = await status(now() - preMs);
+  }
+  return { waitedMs: Math.round(now() - due), clean: true, failed };
 }
 
 /**

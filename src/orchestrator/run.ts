@@ -433,6 +433,7 @@ function fmtDuration(ms: number): string {
 export function summaryLine(r: RunRecord): string {
   const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ` OUTSIDE${r.outsideReason === 'host-load' ? ' (within the client\'s stalls: host load)' : ''}` : ''}` : '';
   const outage = r.outageMs === null || r.outageMs === undefined ? '-' : r.recovered === false ? `> ${r.outageMs} ms (not recovered)` : `${r.outageMs} ms`;
-  return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
+  const unclean = r.cleanBeforeFault === false ? ' (probe already failing before the fault)' : '';
+  return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${unclean}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
 }
 

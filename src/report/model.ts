@@ -64,6 +64,8 @@ export interface Group {
   outside: number;
   /** of those outside, how many by no more than their probing client stood still (RunRecord.outsideReason) */
   outsideHostLoad: number;
+  /** repeats whose fault went in while the probe was still failing (RunRecord.cleanBeforeFault) */
+  uncleanBefore: number;
   medianOutside: boolean | null;
   errors: Spread | null;
   probeFailures: Spread | null;
@@ -210,6 +212,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     judged: verdicts.length,
     outside: verdicts.filter((x) => x).length,
     outsideHostLoad: ordered.filter((r) => r.outsideReason === 'host-load' && r.withinBand === false).length,
+    uncleanBefore: ordered.filter((r) => r.cleanBeforeFault === false).length,
     medianOutside: outage ? isOutside(outage.median, band, slack) : null,
     errors: spread(ordered.map((r) => r.errors)),
     probeFailures: spread(ordered.map((r) => r.probeFailures)),

@@ -25,7 +25,7 @@ export function renderSummary(m: ReportModel, reportPath: string): string {
     g.drill,
     g.unrecovered ? fmtOutage(g) : g.outage ? fmtMs(g.outage.median) : DASH,
     g.band ? fmtBand(g.band) : DASH,
-    !g.band || !g.judged ? '' : g.outside ? `OUTSIDE ${g.outside}/${g.judged}${g.outsideHostLoad ? ` (${g.outsideHostLoad} host load)` : ''}` : 'ok',
+    !g.band || !g.judged ? '' : g.outside ? `OUTSIDE ${g.outside}/${g.judged}${g.outsideHostLoad ? ` (${g.outsideHostLoad} host load)` : ''}${g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : ''}` : 'ok',
     fmtLat(g.latency.p99?.median),
     g.errors ? fmtInt(g.errors.median) : DASH,
   ]);

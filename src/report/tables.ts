@@ -93,9 +93,10 @@ export function baselineTable(m: ReportModel, target: Target): Table {
 function bandCell(g: Group): Cell {
   if (!g.band) return c(DASH);
   if (!g.judged) return c('not judged');
-  if (g.outside === 0) return c('inside', { mark: 'good' });
+  const unclean = g.uncleanBefore ? `; ${g.uncleanBefore} with the probe already failing before the fault` : '';
+  if (g.outside === 0) return c(`inside${unclean ? ` (${unclean.slice(2)})` : ''}`, { mark: 'good' });
   const load = g.outsideHostLoad ? `; ${g.outsideHostLoad} within the client's stalls: host load` : '';
-  return c(`OUTSIDE (${g.outside}/${g.judged} repeats${load})`, { mark: 'bad' });
+  return c(`OUTSIDE (${g.outside}/${g.judged} repeats${load}${unclean})`, { mark: 'bad' });
 }
 
 /** "3 (2–3) of 4 — victim 2, survivors 1 (0–1)" */

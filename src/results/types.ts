@@ -64,6 +64,12 @@ export interface RunRecord {
   holdersObserved?: string[];
   /** why an outage outside its band cannot be judged: 'host-load' = over the band's maximum by no more than the probing client stood still (hostLoadCovers) */
   outsideReason?: 'host-load';
+  /**
+   * false: the probe kept failing through the pre window and the bounded wait after it, so the
+   * fault was injected on a path that was not clean (absent: the pre window was clean, at once or
+   * after a wait the run's notes give)
+   */
+  cleanBeforeFault?: false;
   /** false: the outage had not ended when observation stopped; outageMs is then a lower bound, never a figure */
   recovered?: boolean;
   /** how long the fault was held before it was undone (held faults; a crash nobody could take over) */

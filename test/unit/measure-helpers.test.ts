@@ -4,9 +4,10 @@
  * A process an earlier drill's fault ended after that drill's own check (a thawed kube-vip leader
  * loses its lease only when its renewal round's RenewDeadline runs out) is found before the next
  * drill: it is reported on the drill that caused it, next to what that drill already reported.
+ * A fault is injected only once the probe has had a clean pre window, waiting a bounded time.
  */
 import { describe, expect, it } from 'vitest';
-import { attachLateStuck, hostLoadCovers } from '../../src/orchestrator/measure.js';
+import { attachLateStuck, awaitCleanPreWindow, hostLoadCovers } from '../../src/orchestrator/measure.js';
 import type { RunRecord } from '../../src/results/types.js';
 
 const record = (extra: Partial<RunRecord> = {}): RunRecord =>
@@ -46,5 +47,35 @@ describe('hostLoadCovers', () => {
   it('does not for outages inside the band or its slack, nor under the minimum', () => {
     expect(hostLoadCovers(max + slack, max, slack, 10_000)).toBe(false);
     expect(hostLoadCovers(100, max, slack, 10_000)).toBe(false);
+  });
+});
+
+// a fault is injected on a path the probe has just seen healthy: failures in the pre window (a
+// restored node still booting, a starved host) would otherwise open the outage before the fault
+describe('awaitCleanPreWindow', () => {
+  const pre = 40;
+  /** a probe whose last failure was sent at `lastFailAt` (epoch ms), `failed` failures in all */
+  const probe = (lastFailAt: number | null, failed = 3) => async (since: number) =>
+    lastFailAt !== null && lastFailAt >= since ? { firstFailAt: lastFailAt, failed } : { firstFailAt: null, failed: 0 };
+
+  it('injects at once after a clean pre window', async () => {
+    expect(await awaitCleanPreWindow(pre, probe(null), undefined, 1000, 5)).toEqual({ waitedMs: 0, clean: true, failed: 0 });
+    expect(await awaitCleanPreWindow(pre, probe(Date.now() - 2 * pre), undefined, 1000, 5)).toMatchObject({ waitedMs: 0, clean: true });
+  });
+
+  it('waits until no failure is left in the last pre window', async () => {
+    const r = await awaitCleanPreWindow(pre, probe(Date.now() - 10, 7), undefined, 1000, 5);
+    expect(r.clean).toBe(true);
+    expect(r.failed).toBe(7);
+    expect(r.waitedMs).toBeGreaterThanOrEqual(pre - 10 - 5);
+    expect(r.waitedMs).toBeLessThan(pre + 200);
+  });
+
+  it('gives up after its bound on a path that keeps failing, and says so', async () => {
+    const failing = async () => ({ firstFailAt: Date.now(), failed: 12 });
+    const r = await awaitCleanPreWindow(pre, failing, undefined, 60, 5);
+    expect(r).toMatchObject({ clean: false, failed: 12 });
+    expect(r.waitedMs).toBeGreaterThanOrEqual(60);
+    expect(r.waitedMs).toBeLessThan(400);
   });
 });

@@ -65,6 +65,11 @@ describe('report.md', () => {
     // a run over its band by no more than its probing client stood still says so (host load)
     const loaded = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.strategy === 'kube-vip-arp+kube-vip-arp' && x.withinBand === false, (x) => (x.outsideReason = 'host-load')));
     expect(row(section(loaded, '## Kubernetes API endpoint'), 'crash', 'kube-vip-arp+kube-vip-arp', "**OUTSIDE (1/3 repeats; 1 within the client's stalls: host load)**")).toBeTruthy();
+    // a fault that went in while the probe was still failing says so, inside or outside its band
+    const unclean = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.repeat === 0, (x) => (x.cleanBeforeFault = false)));
+    const uApi = section(unclean, '## Kubernetes API endpoint');
+    expect(row(uApi, 'crash', 'talos-vip+metallb-l2', 'inside (1 with the probe already failing before the fault)')).toBeTruthy();
+    expect(row(uApi, 'crash', 'kube-vip-arp+kube-vip-arp', 'OUTSIDE (1/3 repeats; 1 with the probe already failing before the fault)')).toBeTruthy();
     // KubePrism (internal) outage column on the API table
     expect(row(api, 'crash', 'talos-vip+metallb-l2', '210 ms (0 ms–340 ms)')).toBeTruthy();
     const svc = section(text, '## LoadBalancer Service');
