@@ -372,7 +372,13 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   return { record, raw: { probe: traffic.probe.samples, events, traffic: traffic!, internal: internal.samples }, stuckBefore };
 }
 
-/** the longest a fault waits past its pre window for the probe to be clean */
+/**
+ * The longest a fault waits past its pre window for the probe to be clean: a lab choice, not a
+ * component's timer. Long enough for the slowest return seen between drills (a rebooted Talos
+ * control plane's VIP comes back about 5 s after the boot: its campaign waits for the etcd
+ * service's first health check, ETCD_HEALTH in ../strategies/talos-vip/agent.ts; the waits seen
+ * were 0.2–3.2 s), short enough that a host that never gets clean costs 10 s a fault, not the run.
+ */
 export const CLEAN_WAIT_MAX_MS = 10_000;
 
 /**
