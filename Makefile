@@ -20,12 +20,11 @@ test-deps:
 lab: deps
 	npm run lab -- $(LAB) --provider $(PROVIDER) $(ARGS)
 
-# e2e runs after the others, alone: its labs measure timings that a concurrent CPU-heavy unit
-# run would disturb on a 2-core machine
+# two phases (scripts/test.sh): what times nothing side by side (typecheck, unit, contract, the
+# untimed e2e files, the docker appliance image warmed in the background), then the e2e labs alone:
+# they measure timings that a concurrent CPU-heavy run would disturb on a 2-core machine
 test: test-deps
-	npx tsc --noEmit
-	npx vitest run --project unit --project contract
-	npx vitest run --project e2e
+	@bash scripts/test.sh
 
 typecheck: deps
 	npx tsc --noEmit
@@ -37,6 +36,7 @@ contract: deps
 	npx vitest run --project contract
 
 e2e: test-deps
+	npx vitest run --project e2e-untimed
 	npx vitest run --project e2e
 
 bench: deps

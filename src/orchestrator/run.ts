@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Lab, StrategyRef, Target } from '../model/types.js';
 import type { Provider, RunningLab, UpContext } from '../providers/types.js';
-import type { Results, RunRecord, StrategySummary } from '../results/types.js';
+import { RUN_FLAG_TEXT, type Results, type RunRecord, type StrategySummary } from '../results/types.js';
 import type { Strategy } from '../strategies/types.js';
 import { renderStrategy } from '../strategies/compose.js';
 import { fidelityNotes } from '../strategies/fidelity.js';
@@ -431,9 +431,9 @@ function fmtDuration(ms: number): string {
 }
 
 export function summaryLine(r: RunRecord): string {
-  const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ` OUTSIDE${r.outsideReason === 'host-load' ? ' (within the client\'s stalls: host load)' : ''}` : ''}` : '';
+  const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ` OUTSIDE${r.outsideReason === 'host-load' ? ` (${RUN_FLAG_TEXT.hostLoad})` : ''}` : ''}` : '';
   const outage = r.outageMs === null || r.outageMs === undefined ? '-' : r.recovered === false ? `> ${r.outageMs} ms (not recovered)` : `${r.outageMs} ms`;
-  const unclean = r.cleanBeforeFault === false ? ' (probe already failing before the fault)' : '';
+  const unclean = r.cleanBeforeFault === false ? ` (${RUN_FLAG_TEXT.uncleanBefore})` : '';
   return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${unclean}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
 }
 

@@ -66,6 +66,8 @@ export interface Group {
   outsideHostLoad: number;
   /** repeats whose fault went in while the probe was still failing (RunRecord.cleanBeforeFault) */
   uncleanBefore: number;
+  /** baselines only: repeats where more than BASELINE_MAX_FAILED_SHARE of the attempts failed, and the worst share */
+  baselineUnclean: { n: number; worstShare: number } | null;
   medianOutside: boolean | null;
   errors: Spread | null;
   probeFailures: Spread | null;
@@ -183,6 +185,26 @@ function representative(runs: RunRecord[]): RunRecord {
   return pool[Math.floor((pool.length - 1) / 2)]!;
 }
 
+/**
+ * A baseline has no fault: every request or probe that failed in it failed because of the host or
+ * the lab, not the mechanism. Above this share of the attempts the window's latencies describe the
+ * host, and every report says so beside them. A lab choice: the share the e2e tests hold a clean
+ * baseline to; a few probes lost to a 200 ms deadline on a busy 2-core host stay under it.
+ */
+export const BASELINE_MAX_FAILED_SHARE = 0.01;
+
+/** failed share of what the client sent in a window: load requests and probes (RunRecord.errors counts both) */
+export function failedShare(r: RunRecord): number | null {
+  const probes = (r.timeline ?? []).reduce((n, b) => n + b.ok + b.failed, 0);
+  const attempts = (r.requests ?? 0) + probes;
+  return attempts > 0 ? (r.errors ?? 0) / attempts : null;
+}
+
+function baselineUnclean(runs: RunRecord[]): Group['baselineUnclean'] {
+  const shares = runs.map(failedShare).filter((x): x is number => x !== null && x > BASELINE_MAX_FAILED_SHARE);
+  return shares.length ? { n: shares.length, worstShare: Math.max(...shares) } : null;
+}
+
 export function buildGroup(runs: RunRecord[], nodes: number): Group {
   const r0 = runs[0]!;
   const ordered = [...runs].sort((a, b) => (a.repeat ?? 0) - (b.repeat ?? 0));
@@ -213,6 +235,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     outside: verdicts.filter((x) => x).length,
     outsideHostLoad: ordered.filter((r) => r.outsideReason === 'host-load' && r.withinBand === false).length,
     uncleanBefore: ordered.filter((r) => r.cleanBeforeFault === false).length,
+    baselineUnclean: r0.drill === 'baseline' ? baselineUnclean(ordered) : null,
     medianOutside: outage ? isOutside(outage.median, band, slack) : null,
     errors: spread(ordered.map((r) => r.errors)),
     probeFailures: spread(ordered.map((r) => r.probeFailures)),

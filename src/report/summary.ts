@@ -7,13 +7,25 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Results } from '../results/types.js';
 import { buildModel, type ReportModel } from './model.js';
-import { DASH, fmtBand, fmtInt, fmtLat, fmtMs, fmtOutage } from './format.js';
+import { DASH, fmtBand, fmtInt, fmtLat, fmtMs, fmtOutage, fmtPct } from './format.js';
 import { DEFAULT_FIDELITY_DOC, fidelitySection } from './tables.js';
 
 function pad(s: string, w: number): string {
   // code points, not UTF-16 units: "—" and "–" are one column each
   const len = [...s].length;
   return len >= w ? s : s + ' '.repeat(w - len);
+}
+
+/**
+ * ok / OUTSIDE k/n, and beside either how many runs the host could not judge or went in on a path
+ * already failing: a run injected on a failing path is named even when it fell inside its band.
+ * A baseline: clean, or NOT CLEAN when more than BASELINE_MAX_FAILED_SHARE of its attempts failed.
+ */
+function checkCell(g: ReportModel['groups'][number]): string {
+  if (g.drill === 'baseline') return g.baselineUnclean ? `NOT CLEAN ${g.baselineUnclean.n}/${g.runs.length} (${fmtPct(g.baselineUnclean.worstShare)} failed)` : 'clean';
+  if (!g.band || !g.judged) return '';
+  const unclean = g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : '';
+  return g.outside ? `OUTSIDE ${g.outside}/${g.judged}${g.outsideHostLoad ? ` (${g.outsideHostLoad} host load)` : ''}${unclean}` : `ok${unclean}`;
 }
 
 export function renderSummary(m: ReportModel, reportPath: string): string {
@@ -25,7 +37,7 @@ export function renderSummary(m: ReportModel, reportPath: string): string {
     g.drill,
     g.unrecovered ? fmtOutage(g) : g.outage ? fmtMs(g.outage.median) : DASH,
     g.band ? fmtBand(g.band) : DASH,
-    !g.band || !g.judged ? '' : g.outside ? `OUTSIDE ${g.outside}/${g.judged}${g.outsideHostLoad ? ` (${g.outsideHostLoad} host load)` : ''}${g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : ''}` : 'ok',
+    checkCell(g),
     fmtLat(g.latency.p99?.median),
     g.errors ? fmtInt(g.errors.median) : DASH,
   ]);

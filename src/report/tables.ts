@@ -3,8 +3,9 @@
  * format them (so a number cannot differ between report.md and report.html).
  */
 import type { Group, ReportModel, Target } from './model.js';
-import { drillsOf, groupLabel, groupsOf, SHARE_MODE_TEXT, strategyParts } from './model.js';
+import { BASELINE_MAX_FAILED_SHARE, drillsOf, groupLabel, groupsOf, SHARE_MODE_TEXT, strategyParts } from './model.js';
 import type { Recommendation } from './recommend.js';
+import { RUN_FLAG_TEXT } from '../results/types.js';
 import { DASH, fmtBand, fmtDuration, fmtInt, fmtLat, fmtMs, fmtNum, fmtOutage, fmtPct, fmtSpread, plural } from './format.js';
 
 export interface Cell {
@@ -74,7 +75,7 @@ export function baselineTable(m: ReportModel, target: Target): Table {
   const gs = groupsOf(m, target, 'baseline');
   const svc = target === 'service';
   return {
-    headers: ['strategy', ...(svc ? ['Service (ETP)'] : []), 'p50 ms', 'p99 ms', 'p99.9 ms', 'throughput req/s', 'errors', 'served by', 'spread', ...(svc ? ['client IP preserved'] : [])],
+    headers: ['strategy', ...(svc ? ['Service (ETP)'] : []), 'p50 ms', 'p99 ms', 'p99.9 ms', 'throughput req/s', 'errors', 'clean', 'served by', 'spread', ...(svc ? ['client IP preserved'] : [])],
     rows: gs.map((g) => [
       c(g.strategy),
       ...(svc ? [c(g.service ? `${g.service}${g.externalTrafficPolicy ? ` (${g.externalTrafficPolicy})` : ''}` : DASH)] : []),
@@ -83,6 +84,7 @@ export function baselineTable(m: ReportModel, target: Target): Table {
       n(fmtSpread(g.latency.p999, fmtLat)),
       n(fmtSpread(g.throughput, (x) => fmtNum(x, 1))),
       n(fmtSpread(g.errors, fmtInt)),
+      baselineCleanCell(g),
       c(shareCell(g)),
       c(SHARE_MODE_TEXT[g.shareMode]),
       ...(svc ? [c(ipCell(g))] : []),
@@ -90,12 +92,20 @@ export function baselineTable(m: ReportModel, target: Target): Table {
   };
 }
 
+/** whether the window without a fault was clean (BASELINE_MAX_FAILED_SHARE): its latencies describe the mechanism only then */
+function baselineCleanCell(g: Group): Cell {
+  const u = g.baselineUnclean;
+  if (!u) return c('yes', { mark: 'good' });
+  const of = g.runs.length > 1 ? ` in ${u.n}/${g.runs.length} repeats` : '';
+  return c(`NO: ${fmtPct(u.worstShare)} failed${of} (over ${fmtPct(BASELINE_MAX_FAILED_SHARE)}: host or lab, not the mechanism)`, { mark: 'bad' });
+}
+
 function bandCell(g: Group): Cell {
   if (!g.band) return c(DASH);
   if (!g.judged) return c('not judged');
-  const unclean = g.uncleanBefore ? `; ${g.uncleanBefore} with the probe already failing before the fault` : '';
+  const unclean = g.uncleanBefore ? `; ${g.uncleanBefore} with the ${RUN_FLAG_TEXT.uncleanBefore}` : '';
   if (g.outside === 0) return c(`inside${unclean ? ` (${unclean.slice(2)})` : ''}`, { mark: 'good' });
-  const load = g.outsideHostLoad ? `; ${g.outsideHostLoad} within the client's stalls: host load` : '';
+  const load = g.outsideHostLoad ? `; ${g.outsideHostLoad} ${RUN_FLAG_TEXT.hostLoad}` : '';
   return c(`OUTSIDE (${g.outside}/${g.judged} repeats${load}${unclean})`, { mark: 'bad' });
 }
 

@@ -107,3 +107,12 @@ export interface Results {
   /** what the plan expected the run to take (ms), for the benchmark */
   estimateMs?: number;
 }
+
+/**
+ * How every report and summary names the two run flags above, in one place so the terminal, the
+ * summary line, report.md and report.html say the same thing.
+ */
+export const RUN_FLAG_TEXT = {
+  hostLoad: "within the client's stalls: host load",
+  uncleanBefore: 'probe already failing before the fault',
+} as const;

@@ -211,19 +211,22 @@ describe('outage probe (live, loopback)', () => {
     );
     try {
       const port = await new Promise<number>((r) => worker.once('message', r));
-      const probe = startOutageProbe({ target: `http://127.0.0.1:${port}/readyz`, intervalMs: 10, timeoutMs: 100 });
+      // a timeout far above a loopback reply (20 ms) even when the machine is busy (`make test`
+      // runs these tests beside the typecheck and an image build on 2 cores); the interval keeps
+      // the burst after the stall (the probes that fell due meanwhile) at about 30 connections
+      const probe = startOutageProbe({ target: `http://127.0.0.1:${port}/readyz`, intervalMs: 25, timeoutMs: 250 });
       await new Promise((r) => setTimeout(r, 250));
-      // the client does not run for 300 ms: 3 × the probe timeout
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      // the client does not run for 750 ms: 3 × the probe timeout
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 750);
       await new Promise((r) => setTimeout(r, 300));
       const stalls = probe.clientStalls();
       const samples = await probe.stop();
-      expect(samples.length).toBeGreaterThanOrEqual(75);
+      expect(samples.length).toBeGreaterThanOrEqual(45);
       expect(samples.filter((s) => !s.ok).map((s) => s.kind)).toEqual([]);
       expect(stalls.count).toBeGreaterThanOrEqual(1);
-      expect(stalls.ms).toBeGreaterThanOrEqual(250);
+      expect(stalls.ms).toBeGreaterThanOrEqual(700);
       // the probes that fell due during the stall carry it in their latency (no coordinated omission)
-      expect(Math.max(...samples.map((s) => s.latencyMs))).toBeGreaterThanOrEqual(250);
+      expect(Math.max(...samples.map((s) => s.latencyMs))).toBeGreaterThanOrEqual(700);
     } finally {
       await worker.terminate();
     }

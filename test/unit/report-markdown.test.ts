@@ -65,6 +65,12 @@ describe('report.md', () => {
     // a run over its band by no more than its probing client stood still says so (host load)
     const loaded = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.strategy === 'kube-vip-arp+kube-vip-arp' && x.withinBand === false, (x) => (x.outsideReason = 'host-load')));
     expect(row(section(loaded, '## Kubernetes API endpoint'), 'crash', 'kube-vip-arp+kube-vip-arp', "**OUTSIDE (1/3 repeats; 1 within the client's stalls: host load)**")).toBeTruthy();
+    // a baseline over 1 % failed is marked not clean beside its latencies; the others are clean
+    const baseApi = section(text, '## Kubernetes API endpoint');
+    expect(row(baseApi, 'haproxy+metallb-bgp', '| yes |')).toBeTruthy();
+    const noisy = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'baseline' && x.strategy === 'haproxy+metallb-bgp', (x) => (x.errors = Math.ceil((x.requests + (x.timeline ?? []).reduce((k, b) => k + b.ok + b.failed, 0)) * 0.05))));
+    expect(row(section(noisy, '## Kubernetes API endpoint'), 'haproxy+metallb-bgp', 'NO: 5 % failed (over 1 %: host or lab, not the mechanism)')).toBeTruthy();
+    expect(row(section(noisy, '## Kubernetes API endpoint'), 'talos-vip+metallb-l2', '| yes |')).toBeTruthy();
     // a fault that went in while the probe was still failing says so, inside or outside its band
     const unclean = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.repeat === 0, (x) => (x.cleanBeforeFault = false)));
     const uApi = section(unclean, '## Kubernetes API endpoint');

@@ -51,6 +51,29 @@ describe('renderSummary', () => {
     for (const l of lines.slice(2, 2 + m.groups.length)) expect([...l].length).toBeGreaterThanOrEqual(errorsCol + 1);
   });
 
+  it('a baseline is clean, or NOT CLEAN when more than 1 % of what the client sent failed', () => {
+    const r = fixture('smb');
+    const line = (text: string, strategy: string) => text.split('\n').find((l) => l.startsWith(`${strategy} `) && /\sapi\s+baseline\s/.test(l))!.split(/\s{2,}/);
+    expect(line(renderSummary(buildModel(r), '/x'), 'haproxy+metallb-bgp')[5]).toBe('clean');
+    const base = r.runs.find((x) => x.strategy === 'haproxy+metallb-bgp' && x.target === 'api' && x.drill === 'baseline')!;
+    const attempts = base.requests + (base.timeline ?? []).reduce((n, b) => n + b.ok + b.failed, 0);
+    // exactly 1 % is still clean; one more failure is not
+    base.errors = Math.floor(attempts / 100);
+    expect(line(renderSummary(buildModel(r), '/x'), 'haproxy+metallb-bgp')[5]).toBe('clean');
+    base.errors = Math.floor(attempts / 100) + Math.ceil(attempts / 100);
+    expect(line(renderSummary(buildModel(r), '/x'), 'haproxy+metallb-bgp')[5]).toMatch(/^NOT CLEAN 1\/1 \(\d(\.\d)? % failed\)$/);
+    expect(line(renderSummary(buildModel(r), '/x'), 'talos-vip+metallb-l2')[5]).toBe('clean');
+  });
+
+  it('a fault injected on a path already failing is named beside ok as beside OUTSIDE', () => {
+    const r = fixture('smb');
+    for (const x of r.runs) if (x.target === 'api' && x.drill === 'crash' && x.repeat === 0) x.cleanBeforeFault = false;
+    const lines = renderSummary(buildModel(r), '/x/report.html').split('\n');
+    const cell = (strategy: string) => lines.find((l) => l.startsWith(`${strategy} `) && /\sapi\s+crash\s/.test(l))!.split(/\s{2,}/)[5];
+    expect(cell('talos-vip+metallb-l2')).toBe('ok (1 unclean before)');
+    expect(cell('kube-vip-arp+kube-vip-arp')).toBe('OUTSIDE 1/3 (1 unclean before)');
+  });
+
   it('summaryForDir reads DIR/results.json, null when there is none', () => {
     const dir = mkTemp('tlx-summary-');
     expect(summaryForDir(dir)).toBeNull();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `make test`: typecheck and every test, in two phases.
+#  1. What times nothing, side by side: the typecheck, the unit and contract tests, the e2e files
+#     that time nothing (vitest project e2e-untimed), and — as root — the docker runtime's
+#     appliance image, built in the background when it is not cached (scripts/warm-appliance.ts).
+#     None of them is CPU-bound alone on 2 cores (unit tests wait on real sockets and processes,
+#     the image build on the Debian mirror), so together they take about as long as the longest.
+#  2. The e2e labs, alone: they measure outages that a concurrent CPU-heavy run would disturb on a
+#     2-core machine.
+# Every background process is this script's own child, ended by its PID if the script stops early.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p test-output
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+warm=''
+if [ "$(id -u)" = 0 ]; then
+  node --import tsx scripts/warm-appliance.ts > test-output/warm-appliance.log 2>&1 &
+  warm=$!
+  pids+=("$warm")
+fi
+npx tsc --noEmit &
+tsc=$!
+pids+=("$tsc")
+
+# two workers: three or more starve the live probe tests' worker threads on 2 cores
+npx vitest run --project unit --project contract --project e2e-untimed --maxWorkers=2
+wait "$tsc"
+if [ -n "$warm" ]; then
+  wait "$warm" || { echo "appliance warm-up failed; the docker e2e files will build it themselves:" >&2; cat test-output/warm-appliance.log >&2; }
+fi
+pids=()
+
+npx vitest run --project e2e
