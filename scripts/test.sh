@@ -3,8 +3,10 @@
 #  1. What times nothing, side by side: the typecheck, the unit and contract tests, the e2e files
 #     that time nothing (vitest project e2e-untimed), and — as root — the docker runtime's
 #     appliance image, built in the background when it is not cached (scripts/warm-appliance.ts).
-#     None of them is CPU-bound alone on 2 cores (unit tests wait on real sockets and processes,
-#     the image build on the Debian mirror), so together they take about as long as the longest.
+#     None of them keeps 2 cores busy alone (unit tests wait on real sockets and processes, the
+#     image build on the Debian mirror); together they fill them: 4 min 46 s measured on a 2-core
+#     machine with nothing cached, where one after another (one vitest worker, vitest's default
+#     there) they took about 7 min 20 s.
 #  2. The e2e labs, alone: they measure outages that a concurrent CPU-heavy run would disturb on a
 #     2-core machine.
 # Every background process is this script's own child, ended by its PID if the script stops early.
