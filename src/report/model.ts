@@ -196,8 +196,8 @@ export const BASELINE_MAX_FAILED_SHARE = 0.01;
 /** failed share of what the client sent in a window: load requests and probes (RunRecord.errors counts both) */
 export function failedShare(r: RunRecord): number | null {
   const probes = (r.timeline ?? []).reduce((n, b) => n + b.ok + b.failed, 0);
-  const attempts = (r.requests ?? 0) + probes;
-  return attempts > 0 ? (r.errors ?? 0) / attempts : null;
+  const attempts = r.requests + probes;
+  return attempts > 0 ? r.errors / attempts : null;
 }
 
 function baselineUnclean(runs: RunRecord[]): Group['baselineUnclean'] {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Results } from '../results/types.js';
-import { buildModel, type ReportModel } from './model.js';
+import { buildModel, type Group, type ReportModel } from './model.js';
 import { DASH, fmtBand, fmtInt, fmtLat, fmtMs, fmtOutage, fmtPct } from './format.js';
 import { DEFAULT_FIDELITY_DOC, fidelitySection } from './tables.js';
 
@@ -21,7 +21,7 @@ function pad(s: string, w: number): string {
  * already failing: a run injected on a failing path is named even when it fell inside its band.
  * A baseline: clean, or NOT CLEAN when more than BASELINE_MAX_FAILED_SHARE of its attempts failed.
  */
-function checkCell(g: ReportModel['groups'][number]): string {
+function checkCell(g: Group): string {
   if (g.drill === 'baseline') return g.baselineUnclean ? `NOT CLEAN ${g.baselineUnclean.n}/${g.runs.length} (${fmtPct(g.baselineUnclean.worstShare)} failed)` : 'clean';
   if (!g.band || !g.judged) return '';
   const unclean = g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : '';
