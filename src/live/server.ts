@@ -311,23 +311,24 @@ function echartsFile(): string {
   return join(dirname(req.resolve('echarts/package.json')), 'dist', 'echarts.min.js');
 }
 
-interface EsbuildTransform {
-  transform(code: string, options: Record<string, unknown>): Promise<{ code: string }>;
-  transformSync(code: string, options: Record<string, unknown>): { code: string };
+interface EsbuildBuild {
+  buildSync(options: Record<string, unknown>): { outputFiles: { text: string }[] };
 }
 
 /**
- * ./state.ts as a browser module. esbuild is the transpiler tsx (a dependency of this project)
+ * ./state.ts as one browser module. esbuild is the transpiler tsx (a dependency of this project)
  * runs on every .ts file already; it is resolved from tsx's own package so that whatever version
- * tsx ships is the one used, and no second transpiler enters the dependencies. state.ts has only
- * type imports, so nothing is left to resolve in the browser (checked here).
+ * tsx ships is the one used, and no second transpiler enters the dependencies. The reducer's own
+ * imports (the reports' verdict rules and flag wording in ../results/types.ts, so the page says
+ * what report.md says) are bundled in; none may be left for the browser to resolve (checked here).
  */
 function transpileState(): Buffer {
   const fromTsx = createRequire(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const esbuild = fromTsx('esbuild') as EsbuildTransform;
-  const { code } = esbuild.transformSync(readFileSync(STATE_TS, 'utf8'), { loader: 'ts', format: 'esm', target: 'es2020', sourcefile: 'state.ts' });
-  if (/^\s*import\s/m.test(code)) throw new Error('src/live/state.ts must keep type-only imports: the page loads it as is');
-  return Buffer.from(`// src/live/state.ts, transpiled for the browser by the live server\n${code}`);
+  const esbuild = fromTsx('esbuild') as EsbuildBuild;
+  const out = esbuild.buildSync({ entryPoints: [STATE_TS], bundle: true, write: false, format: 'esm', target: 'es2020', platform: 'neutral', logLevel: 'silent' });
+  const code = out.outputFiles[0]!.text;
+  if (/^\s*import\s/m.test(code)) throw new Error('src/live/state.ts must import only what bundles for the browser: the page loads it as is');
+  return Buffer.from(`// src/live/state.ts and what it imports, bundled for the browser by the live server\n${code}`);
 }
 
 function asset(req: IncomingMessage, res: ServerResponse, a: Asset, extra: Record<string, string> = {}) {

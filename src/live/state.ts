@@ -14,7 +14,7 @@
  */
 import type { RunEvent } from '../orchestrator/events.js';
 import type { Target, Topology } from '../model/types.js';
-import type { RunRecord } from '../results/types.js';
+import { BASELINE_MAX_FAILED_SHARE, failedShare, RUN_FLAG_TEXT, type RunRecord } from '../results/types.js';
 
 type MechanismEvent = Extract<RunEvent, { type: 'mechanism' }>['event'];
 
@@ -137,6 +137,8 @@ export interface CurrentDrill {
   /** set at drill-end */
   outageMs?: number | null;
   withinBand?: boolean | null;
+  /** set at drill-end: false = the outage had not ended when observation stopped (outageMs a lower bound) */
+  recovered?: boolean;
 }
 
 export interface ResultRow {
@@ -150,6 +152,12 @@ export interface ResultRow {
   outageMs: number | null;
   band: { min: number; max: number } | null;
   withinBand: boolean | null;
+  /** false: the outage had not ended when observation stopped — outageMs is a lower bound, never a figure */
+  recovered: boolean;
+  /** what the report says beside the verdict: host load, a fault injected on a failing path, what the drill left stuck */
+  flags: string[];
+  /** a baseline's verdict: the share of what the client sent that failed, clean when at most the report's 1 % */
+  baseline?: { clean: boolean; failedPct: number };
   errors: number;
   resets: number;
   p99Ms: number | null;
@@ -450,7 +458,7 @@ function drillEnd(s: LiveState, e: Extract<RunEvent, { type: 'drill-end' }>): Li
   }
   let { current, strips } = s;
   if (current && current.strategy === e.strategy && current.target === e.target && current.drill === e.drill) {
-    current = { ...current, phase: 'done', outageMs: r.outageMs, withinBand: r.withinBand ?? null };
+    current = { ...current, phase: 'done', outageMs: r.outageMs, withinBand: r.withinBand ?? null, recovered: r.recovered !== false };
     // the record's phases are the measured ones (the same as the report's): they replace the
     // live estimates
     const at = current.injectAt;
@@ -468,11 +476,28 @@ function drillEnd(s: LiveState, e: Extract<RunEvent, { type: 'drill-end' }>): Li
     }
   }
   const band = r.expectedOutageMs ? ` (band ${fmtS(r.expectedOutageMs.min)}–${fmtS(r.expectedOutageMs.max)})` : '';
-  const text = r.supported === false ? `${r.strategy} ${r.drill}: unsupported` : `${r.strategy} ${labelOf(r.target, r.service)} ${r.drill}: outage ${r.outageMs === null ? '–' : fmtS(r.outageMs)}${band}`;
+  const text = r.supported === false ? `${r.strategy} ${r.drill}: unsupported` : `${r.strategy} ${labelOf(r.target, r.service)} ${r.drill}: outage ${r.outageMs === null ? '–' : r.recovered === false ? `> ${fmtS(r.outageMs)} (not recovered)` : fmtS(r.outageMs)}${band}`;
   return { ...s, current, strips, results, resultsDropped: dropped, feed: pushFeed(s.feed, { t: e.t, kind: 'drill', text }) };
 }
 
+/** the flags the reports put beside a run's verdict, in their words (RUN_FLAG_TEXT) */
+function runFlags(r: RunRecord): string[] {
+  return [
+    ...(r.withinBand === false && r.outsideReason === 'host-load' ? [RUN_FLAG_TEXT.hostLoad] : []),
+    ...(r.cleanBeforeFault === false ? [RUN_FLAG_TEXT.uncleanBefore] : []),
+    ...(r.leftStuck ?? []).map((u) => `left stuck (restarted before the next drill): ${u}`),
+  ];
+}
+
+function baselineVerdict(r: RunRecord): ResultRow['baseline'] {
+  if (r.drill !== 'baseline' || r.supported === false) return undefined;
+  const share = failedShare(r);
+  if (share === null) return undefined;
+  return { clean: share <= BASELINE_MAX_FAILED_SHARE, failedPct: Math.round(share * 1000) / 10 };
+}
+
 function resultRow(r: RunRecord, t: number): ResultRow {
+  const baseline = baselineVerdict(r);
   return {
     t,
     strategy: r.strategy,
@@ -484,6 +509,9 @@ function resultRow(r: RunRecord, t: number): ResultRow {
     outageMs: r.outageMs,
     band: r.expectedOutageMs ? { min: r.expectedOutageMs.min, max: r.expectedOutageMs.max } : null,
     withinBand: r.withinBand ?? null,
+    recovered: r.recovered !== false,
+    flags: runFlags(r),
+    ...(baseline ? { baseline } : {}),
     errors: r.errors,
     resets: r.resets ?? 0,
     p99Ms: r.supported === false ? null : (r.latencyMs?.p99 ?? null),

@@ -19,6 +19,7 @@ import { bucketTimeline, phaseBreakdown, internalOutage, servedShare } from './a
 import { clientIpPreserved } from '../traffic/stats.js';
 import { apiEndpoint } from '../strategies/compose.js';
 import { drill as drillFor } from '../drills/index.js';
+import { CpuWaitTracker, type CpuWait } from './cpu-wait.js';
 import { afterWindowMs, baselineWindowMs, observationWindowMs, runBand, STABLE_MS, WARM_UP_MS, type RunPlan } from './plan.js';
 
 export interface MeasureInput {
@@ -174,11 +175,15 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     const until = now() + ms;
     while (now() < until) {
       await sleep(Math.min(POLL_MS, Math.max(0, until - now())), m.signal);
+      if (injectAt !== null) cpu?.sample();
       if (ev) await poll(since);
     }
   };
 
   let injectAt: number | null = null;
+  // how long the lab's own processes wait for a CPU, sampled from the injection on: an outage
+  // stretched by a saturated host is named so, not charged to the mechanism (hostLoadCovers)
+  const cpu = lab.processes && drill.kind !== 'baseline' && drill.kind !== 'class-conflict' ? new CpuWaitTracker(() => lab.processes!()) : null;
   let restored = false;
   /** when a held fault was undone while the probe ran: the failures after it are the heal's */
   let healAt: number | null = null;
@@ -203,6 +208,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       cleanWait = await awaitCleanPreWindow(spec.preMs, (since) => poll(since), m.signal);
       if (cleanWait.waitedMs > 0) m.log(`pre window: the probe failed ${cleanWait.failed} time(s); ${cleanWait.clean ? `clean again after ${cleanWait.waitedMs} ms more` : `still failing after ${cleanWait.waitedMs} ms more: injected anyway`}`);
       m.log(`inject ${drill.kind} on ${victim ?? '-'}${holdMs ? ` (held ${holdMs} ms)` : ''}`);
+      cpu?.sample();
       injectAt = now();
       emit({ type: 'inject', t: injectAt, ...tag, victim });
       await drill.inject(ctx, victim);
@@ -224,6 +230,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       let settledAtUndo = false;
       for (;;) {
         await sleep(POLL_MS, m.signal);
+        cpu?.sample();
         const elapsed = now() - injectAt;
         const st = await poll(injectAt);
         const clean = st.firstFailAt !== null && st.consecutiveOk >= Math.max(stableOk, 2 * st.maxOkRun);
@@ -299,6 +306,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   const resetsOnVictim = streams.filter((s) => s.broken && ingressOf(s) === victim).length;
   const clientIps = L.topology.clients.flatMap((c) => c.interfaces.map((i) => i.ip));
   const slack = probeSlack(tr);
+  const clientStalledMs = traffic.probe.clientStalls?.ms ?? 0;
+  const cpuWait: CpuWait | null = cpu && injectAt !== null && outage.firstFailAt !== null ? cpu.longest(outage.firstFailAt, outage.recoveredAt ?? endedAt) : null;
 
   const record: RunRecord = {
     strategy: strategy.ref.id,
@@ -316,7 +325,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     // probe interval + one probe timeout on each side: a failure is stamped at its send time).
     // An outage that did not end is not inside any band.
     withinBand: band && outageMs !== null ? !unrecovered && outageMs >= band.min - slack && outageMs <= band.max + slack : null,
-    ...(band && outageMs !== null && !unrecovered && hostLoadCovers(outageMs, band.max, slack, traffic.probe.clientStalls?.ms ?? 0) ? { outsideReason: 'host-load' as const } : {}),
+    ...(band && outageMs !== null && !unrecovered && hostLoadCovers(outageMs, band.max, slack, Math.max(clientStalledMs, cpuWait?.ms ?? 0)) ? { outsideReason: 'host-load' as const } : {}),
+    ...(cpuWait ? { cpuWait } : {}),
     bandSlackMs: band ? slack : undefined,
     phases: injectAt !== null ? phaseBreakdown(events, injectAt, ep.ip, victim, outage.recoveredAt) : undefined,
     errors: (load?.errors ?? 0) + outage.failedProbes,
@@ -354,7 +364,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),
     ...(record.outsideReason === 'host-load'
       ? [
-          `outside its band by ${Math.round(outageMs! - band!.max - slack)} ms beyond the probe's resolution while the probing client stood still for ${stalls!.ms} ms in all (host CPU starvation, docs/fidelity.md#kit-client-event-loop): the overshoot is no longer than the stalls, so this run cannot tell the mechanism from the host's load — rerun it on a quieter or larger host`,
+          `outside its band by ${Math.round(outageMs! - band!.max - slack)} ms beyond the probe's resolution while ${hostStallText(clientStalledMs, cpuWait)} (host CPU starvation, docs/fidelity.md#kit-client-event-loop): the overshoot is no longer than that, so this run cannot tell the mechanism from the host's load — rerun it on a quieter or larger host`,
         ]
       : []),
     ...(cleanWait && cleanWait.waitedMs > 0
@@ -407,14 +417,25 @@ export async function awaitCleanPreWindow(
 }
 
 /**
- * An outage over its band's maximum by no more than the time the probing client stood still (its
- * event loop starved: failed probes finish late and in batches, recoveries are seen late) cannot be
- * told from the host's load. The run stays outside its band; this only names the reason it cannot
- * be judged. Not for outages under the minimum: a stalled client never shortens an outage.
+ * An outage over its band's maximum by no more than the time the host stood still for the lab
+ * cannot be told from the host's load: the probing client's stalls (its event loop starved: failed
+ * probes finish late and in batches, recoveries are seen late), or the longest a process of the lab
+ * waited runnable for a CPU during the outage (an API server or a Service's pod answering late, so
+ * the probe times out; ./cpu-wait.ts) — whichever is longer, pass it as `stalledMs`. The run stays
+ * outside its band; this only names the reason it cannot be judged. Not for outages under the
+ * minimum: a stalled host never shortens an outage.
  */
-export function hostLoadCovers(outageMs: number, bandMax: number, slackMs: number, clientStalledMs: number): boolean {
+export function hostLoadCovers(outageMs: number, bandMax: number, slackMs: number, stalledMs: number): boolean {
   const over = outageMs - (bandMax + slackMs);
-  return over > 0 && clientStalledMs >= over;
+  return over > 0 && stalledMs >= over;
+}
+
+/** what stood still during an outage, the longer first: the probing client's stalls, a lab process's wait for a CPU */
+export function hostStallText(clientStalledMs: number, cpuWait: CpuWait | null): string {
+  const client = `the probing client stood still for ${clientStalledMs} ms in all`;
+  const proc = cpuWait ? `${cpuWait.process} waited ${cpuWait.ms} ms for a CPU` : null;
+  if (!proc) return client;
+  return cpuWait!.ms > clientStalledMs ? `${proc} (the probing client stood still for ${clientStalledMs} ms)` : `${client} (${proc})`;
 }
 
 /** measurement resolution of the outage probe, allowed around a band (see `withinBand`) */

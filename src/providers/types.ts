@@ -35,6 +35,13 @@ export interface PlanStep {
   command?: string; // exact command where there is one
 }
 
+/** a process of the lab, as its runtime supervises it on this machine */
+export interface LabProcess {
+  /** host/name, e.g. 'cp1/agent' */
+  name: string;
+  pid: number;
+}
+
 export interface RunningLab extends AsyncDisposable {
   readonly id: string;
   readonly prefix: string;
@@ -79,6 +86,12 @@ export interface RunningLab extends AsyncDisposable {
   setGarpIgnored(on: boolean): Promise<void>;
   /** call an RPC method on a host's agent, e.g. call('client1', 'traffic.start', {...}) */
   call<T = unknown>(host: string, method: string, params?: unknown, timeoutMs?: number): Promise<T>;
+  /**
+   * the processes the lab supervises on this machine (every host's agents and daemons, not its
+   * observers), read for how long they wait for a CPU (../orchestrator/cpu-wait.ts); absent when
+   * the runtime's processes are not visible from here
+   */
+  processes?(): LabProcess[];
   /** events emitted by agents and watchers since t (epoch ms) */
   events(sinceT: number): Promise<AgentEvent[]>;
   /** run a command on a host (namespace / container) */

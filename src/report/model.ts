@@ -4,7 +4,7 @@
  * terminal summary) reads this and nothing else, so they all show the same numbers.
  */
 import { rolesOf } from '../strategies/registry.js';
-import type { FidelityRecord, LatencyStats, Results, RunRecord } from '../results/types.js';
+import { BASELINE_MAX_FAILED_SHARE, failedShare, type FidelityRecord, type LatencyStats, type Results, type RunRecord } from '../results/types.js';
 import { byString } from './format.js';
 
 export type Target = 'api' | 'service';
@@ -183,21 +183,6 @@ function representative(runs: RunRecord[]): RunRecord {
   const measured = sorted.filter((r) => r.outageMs !== null && r.outageMs !== undefined);
   const pool = measured.length ? measured : sorted;
   return pool[Math.floor((pool.length - 1) / 2)]!;
-}
-
-/**
- * A baseline has no fault: every request or probe that failed in it failed because of the host or
- * the lab, not the mechanism. Above this share of the attempts the window's latencies describe the
- * host, and every report says so beside them. A lab choice: the share the e2e tests hold a clean
- * baseline to; a few probes lost to a 200 ms deadline on a busy 2-core host stay under it.
- */
-export const BASELINE_MAX_FAILED_SHARE = 0.01;
-
-/** failed share of what the client sent in a window: load requests and probes (RunRecord.errors counts both) */
-export function failedShare(r: RunRecord): number | null {
-  const probes = (r.timeline ?? []).reduce((n, b) => n + b.ok + b.failed, 0);
-  const attempts = r.requests + probes;
-  return attempts > 0 ? r.errors / attempts : null;
 }
 
 function baselineUnclean(runs: RunRecord[]): Group['baselineUnclean'] {

@@ -3,9 +3,9 @@
  * format them (so a number cannot differ between report.md and report.html).
  */
 import type { Group, ReportModel, Target } from './model.js';
-import { BASELINE_MAX_FAILED_SHARE, drillsOf, groupLabel, groupsOf, SHARE_MODE_TEXT, strategyParts } from './model.js';
+import { drillsOf, groupLabel, groupsOf, SHARE_MODE_TEXT, strategyParts } from './model.js';
 import type { Recommendation } from './recommend.js';
-import { RUN_FLAG_TEXT } from '../results/types.js';
+import { BASELINE_MAX_FAILED_SHARE, RUN_FLAG_TEXT } from '../results/types.js';
 import { DASH, fmtBand, fmtDuration, fmtInt, fmtLat, fmtMs, fmtNum, fmtOutage, fmtPct, fmtSpread, plural } from './format.js';
 
 export interface Cell {

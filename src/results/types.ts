@@ -62,8 +62,19 @@ export interface RunRecord {
   leftStuck?: string[];
   /** class-conflict: every node seen holding the Service address during the window */
   holdersObserved?: string[];
-  /** why an outage outside its band cannot be judged: 'host-load' = over the band's maximum by no more than the probing client stood still (hostLoadCovers) */
+  /**
+   * why an outage outside its band cannot be judged: 'host-load' = over the band's maximum by no
+   * more than the probing client stood still or a lab process waited for a CPU during the outage
+   * (hostLoadCovers)
+   */
   outsideReason?: 'host-load';
+  /**
+   * the longest any process the lab supervises (agents, FRR, etcd, HAProxy) sat runnable without
+   * a CPU between the outage's first failure and its recovery (run-queue wait, /proc/<pid>/schedstat),
+   * and which; absent when the runtime's processes are not visible from the orchestrator (docker)
+   * or nothing failed
+   */
+  cpuWait?: { ms: number; process: string };
   /**
    * false: the probe kept failing through the pre window and the bounded wait after it, so the
    * fault was injected on a path that was not clean (absent: the pre window was clean, at once or
@@ -113,6 +124,21 @@ export interface Results {
  * summary line, report.md and report.html say the same thing.
  */
 export const RUN_FLAG_TEXT = {
-  hostLoad: "within the client's stalls: host load",
+  hostLoad: "within the host's CPU stalls: host load",
   uncleanBefore: 'probe already failing before the fault',
 } as const;
+
+/**
+ * A baseline has no fault: every request or probe that failed in it failed because of the host or
+ * the lab, not the mechanism. Above this share of the attempts the window's latencies describe the
+ * host, and every report says so beside them. A lab choice: the share the e2e tests hold a clean
+ * baseline to; a few probes lost to a 200 ms deadline on a busy 2-core host stay under it.
+ */
+export const BASELINE_MAX_FAILED_SHARE = 0.01;
+
+/** failed share of what the client sent in a window: load requests and probes (RunRecord.errors counts both) */
+export function failedShare(r: RunRecord): number | null {
+  const probes = (r.timeline ?? []).reduce((n, b) => n + b.ok + b.failed, 0);
+  const attempts = r.requests + probes;
+  return attempts > 0 ? r.errors / attempts : null;
+}

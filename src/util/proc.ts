@@ -162,6 +162,22 @@ export function procStat(pid: number): string[] | null {
   }
 }
 
+/**
+ * How long a process's main thread has been runnable without a CPU since it started, in ms
+ * (/proc/<pid>/schedstat, second field: time spent waiting on a run queue, in ns). It grows only
+ * while the thread wanted to run and the host gave the CPU to someone else — a thread blocked on
+ * I/O, sleeping or stopped (SIGSTOP) adds nothing. null when the process is gone.
+ */
+export function runQueueWaitMs(pid: number): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ');
+    const ns = Number(f[1]);
+    return Number.isFinite(ns) ? ns / 1e6 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Start time of a pid in clock ticks since boot: recorded beside pids so a reused pid is never killed. */
 export function pidStartTime(pid: number): number | null {
   const f = procStat(pid);

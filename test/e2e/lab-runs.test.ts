@@ -36,6 +36,17 @@ function baselineClean(run: RunRecord) {
   expect(run.errors, `${run.strategy} ${run.target} baseline errors (load ${JSON.stringify(run.errorsByKind ?? {})}, probe ${run.probeFailures})`).toBeLessThanOrEqual(Math.ceil((run.requests + probes) * 0.01));
 }
 
+/**
+ * a run with an outage of seconds says how long the lab's own processes waited for a CPU meanwhile,
+ * and which: one thread never waits longer than the interval it was read over
+ */
+function cpuWaitRead(run: RunRecord) {
+  expect(run.cpuWait, `${run.strategy} ${run.target} ${run.drill}: cpuWait`).toBeDefined();
+  expect(run.cpuWait!.process).toMatch(/^[\w-]+\/[\w-]+$/);
+  expect(run.cpuWait!.ms).toBeGreaterThanOrEqual(0);
+  expect(run.cpuWait!.ms).toBeLessThanOrEqual(run.outageMs! + 1);
+}
+
 /** a fixture's run through the CLI that must succeed and write a results.json that meets its schema */
 async function validRun(name: string, out: string) {
   const run = await runLabCli(fixture(name), out);
@@ -213,6 +224,7 @@ describe('lab ci-smb-drills (freeze, partition, link flap, sticky ARP, VIP loss)
     const loss = pick(r, s, 'api', 'vip-loss-internal');
     expectWithin(loss, Math.min(3000, (ttl * 2) / 3), 3000 + 3000, 'partitioned until restore or TTL');
     expect(loss.internalOutageMs, 'in-cluster clients (KubePrism) were observed').not.toBeNull();
+    for (const run of [pick(r, s, 'api', 'freeze'), part, garp, loss]) cpuWaitRead(run);
     await noLeftovers(r.lab);
   });
 });

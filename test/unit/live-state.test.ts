@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/model/load.js';
 import type { RunEvent } from '../../src/orchestrator/events.js';
-import type { RunRecord } from '../../src/results/types.js';
+import { RUN_FLAG_TEXT, type RunRecord } from '../../src/results/types.js';
 import { BUCKET_MS, WINDOW_MS, initialState, reduce, reduceAll, type LiveState } from '../../src/live/state.js';
 
 const FIXTURE = join(REPO_ROOT, 'test/fixtures/live/smb-quick.jsonl');
@@ -281,3 +281,38 @@ function deepFreeze<T>(o: T): T {
   }
   return o;
 }
+
+describe('live results rows say what the reports say', () => {
+  const S = 'talos-vip+metallb-l2';
+  const end = (record: Partial<RunRecord>) =>
+    reduce(initialState(), {
+      type: 'drill-end',
+      t: 1000,
+      strategy: S,
+      target: 'api',
+      drill: record.drill ?? 'crash',
+      repeat: 0,
+      record: { strategy: S, target: 'api', drill: 'crash', outageMs: 42_000, errors: 0, requests: 100, latencyMs: { p50: 1, p99: 2 }, throughputRps: 1, ...record } as RunRecord,
+    });
+
+  it('an outage that had not ended is a lower bound, in the row and in the feed', () => {
+    const s = end({ recovered: false, expectedOutageMs: { min: 40_000, max: 65_500 }, withinBand: false });
+    expect(s.results[0]).toMatchObject({ outageMs: 42_000, recovered: false, withinBand: false });
+    expect(s.feed.at(-1)!.text).toContain('outage > 42.0 s (not recovered)');
+    expect(end({ recovered: true }).results[0]!.recovered).toBe(true);
+  });
+
+  it("carries the report's flags: host load, a fault on a failing path, what the drill left stuck", () => {
+    const s = end({ withinBand: false, outsideReason: 'host-load', cleanBeforeFault: false, leftStuck: ['w2: kube-vip hung'] });
+    expect(s.results[0]!.flags).toEqual([RUN_FLAG_TEXT.hostLoad, RUN_FLAG_TEXT.uncleanBefore, 'left stuck (restarted before the next drill): w2: kube-vip hung']);
+    expect(end({ withinBand: true }).results[0]!.flags).toEqual([]);
+  });
+
+  it('judges a baseline clean at up to 1 % of what the client sent failed, from the record’s own counts', () => {
+    // 100 load requests + 100 probes: 2 failures are 1 %, 3 are 1.5 %
+    const timeline = [{ tMs: 0, ok: 99, failed: 1, p99Ms: 1 }];
+    expect(end({ drill: 'baseline', outageMs: null, errors: 2, timeline }).results[0]!.baseline).toEqual({ clean: true, failedPct: 1 });
+    expect(end({ drill: 'baseline', outageMs: null, errors: 3, timeline }).results[0]!.baseline).toEqual({ clean: false, failedPct: 1.5 });
+    expect(end({ drill: 'crash' }).results[0]!.baseline).toBeUndefined();
+  });
+});

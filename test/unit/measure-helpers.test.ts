@@ -7,7 +7,7 @@
  * A fault is injected only once the probe has had a clean pre window, waiting a bounded time.
  */
 import { describe, expect, it } from 'vitest';
-import { attachLateStuck, awaitCleanPreWindow, hostLoadCovers } from '../../src/orchestrator/measure.js';
+import { attachLateStuck, awaitCleanPreWindow, hostLoadCovers, hostStallText } from '../../src/orchestrator/measure.js';
 import type { RunRecord } from '../../src/results/types.js';
 
 const record = (extra: Partial<RunRecord> = {}): RunRecord =>
@@ -47,6 +47,19 @@ describe('hostLoadCovers', () => {
   it('does not for outages inside the band or its slack, nor under the minimum', () => {
     expect(hostLoadCovers(max + slack, max, slack, 10_000)).toBe(false);
     expect(hostLoadCovers(100, max, slack, 10_000)).toBe(false);
+  });
+});
+
+// the run's note names what stood still, the longer first
+describe('hostStallText', () => {
+  it("names the client's stalls when no lab process was read", () => {
+    expect(hostStallText(1764, null)).toBe('the probing client stood still for 1764 ms in all');
+  });
+  it('puts the lab process first when it waited longer than the client stalled', () => {
+    expect(hostStallText(1790, { ms: 3120, process: 'w17/agent' })).toBe('w17/agent waited 3120 ms for a CPU (the probing client stood still for 1790 ms)');
+  });
+  it("puts the client's stalls first when they were the longer", () => {
+    expect(hostStallText(2000, { ms: 400, process: 'cp1/etcd' })).toBe('the probing client stood still for 2000 ms in all (cp1/etcd waited 400 ms for a CPU)');
   });
 });
 

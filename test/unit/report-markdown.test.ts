@@ -64,7 +64,7 @@ describe('report.md', () => {
     expect(row(api, 'crash', 'kube-vip-arp+kube-vip-arp', '6.1 s (5.6 s–7.8 s)', '3.0–7.0 s', '**OUTSIDE (1/3 repeats)**')).toBeTruthy();
     // a run over its band by no more than its probing client stood still says so (host load)
     const loaded = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.strategy === 'kube-vip-arp+kube-vip-arp' && x.withinBand === false, (x) => (x.outsideReason = 'host-load')));
-    expect(row(section(loaded, '## Kubernetes API endpoint'), 'crash', 'kube-vip-arp+kube-vip-arp', "**OUTSIDE (1/3 repeats; 1 within the client's stalls: host load)**")).toBeTruthy();
+    expect(row(section(loaded, '## Kubernetes API endpoint'), 'crash', 'kube-vip-arp+kube-vip-arp', "**OUTSIDE (1/3 repeats; 1 within the host's CPU stalls: host load)**")).toBeTruthy();
     // a baseline over 1 % failed is marked not clean beside its latencies; the others are clean
     const baseApi = section(text, '## Kubernetes API endpoint');
     expect(row(baseApi, 'haproxy+metallb-bgp', '| yes |')).toBeTruthy();

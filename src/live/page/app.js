@@ -27,6 +27,26 @@ function fmtMs(ms) {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
+/** an outage that had not ended when observation stopped is a lower bound, never a figure */
+function fmtOutage(ms, recovered) {
+  return recovered === false ? `&gt; ${fmtMs(ms)} (not recovered)` : fmtMs(ms);
+}
+
+/** the verdict cell: in band or not, a baseline clean or not, and the report's flags beside it */
+function verdictCell(r) {
+  const verdict = r.baseline
+    ? r.baseline.clean
+      ? `<span class="yes">clean</span> <span class="muted">(${r.baseline.failedPct} % failed)</span>`
+      : `<span class="no">NOT CLEAN: ${r.baseline.failedPct} % failed</span> <span class="muted">(over 1 %: host or lab, not the mechanism)</span>`
+    : r.withinBand === true
+      ? '<span class="yes">✔ yes</span>'
+      : r.withinBand === false
+        ? '<span class="no">✘ no</span>'
+        : '<span class="muted">–</span>';
+  const flags = (r.flags ?? []).map((f) => `<div class="flag muted">${esc(f)}</div>`).join('');
+  return `${verdict}${flags}`;
+}
+
 function fmtLeft(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s} s`;
@@ -179,7 +199,7 @@ function renderNow() {
     outage = '<span class="muted">no fault injected: the reference run</span>';
   } else if (c.outageMs !== undefined) {
     const verdict = c.withinBand === true ? '<b class="good">within the band</b>' : c.withinBand === false ? '<b class="bad">outside the band</b>' : '';
-    outage = `outage <b class="${c.outageMs ? 'bad' : 'good'}">${fmtMs(c.outageMs)}</b> ${verdict}`;
+    outage = `outage <b class="${c.outageMs ? 'bad' : 'good'}">${fmtOutage(c.outageMs, c.recovered)}</b> ${verdict}`;
   } else if (c.injectAt !== null) {
     if (c.firstFailAt !== null) {
       const end = c.convergeAt ?? state.lastT;
@@ -288,9 +308,8 @@ function renderResults() {
       if (!r.supported) {
         return `<tr class="unsupported${isNew}"><td>${esc(r.strategy)}</td><td>${esc(targetLabel(r.target, r.service))}</td><td>${esc(r.drill)}</td><td colspan="6">unsupported: ${esc(r.reason ?? '')}</td></tr>`;
       }
-      const inBand = r.withinBand === true ? '<span class="yes">✔ yes</span>' : r.withinBand === false ? '<span class="no">✘ no</span>' : '<span class="muted">–</span>';
       const band = r.band ? `${fmtMs(r.band.min)} – ${fmtMs(r.band.max)}` : '–';
-      return `<tr class="${isNew}"><td>${esc(r.strategy)}</td><td>${esc(r.target === 'api' ? 'API' : r.service ?? 'Service')}</td><td>${esc(r.drill)}</td><td>${esc(r.victim ?? '–')}</td><td class="num outage${r.withinBand === false ? ' out' : ''}">${fmtMs(r.outageMs)}</td><td class="num">${band}</td><td>${inBand}</td><td class="num">${r.errors}</td><td class="num">${r.resets}</td></tr>`;
+      return `<tr class="${isNew}"><td>${esc(r.strategy)}</td><td>${esc(r.target === 'api' ? 'API' : r.service ?? 'Service')}</td><td>${esc(r.drill)}</td><td>${esc(r.victim ?? '–')}</td><td class="num outage${r.withinBand === false || r.recovered === false ? ' out' : ''}">${fmtOutage(r.outageMs, r.recovered)}</td><td class="num">${band}</td><td>${verdictCell(r)}</td><td class="num">${r.errors}</td><td class="num">${r.resets}</td></tr>`;
     })
     .join('');
   const link = $('report-link');

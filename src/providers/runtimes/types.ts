@@ -75,6 +75,11 @@ export interface HostRuntime {
   /** start a stopped or killed process again with its spec */
   respawn(p: HostProc): Promise<void>;
   isRunning(p: HostProc): boolean;
+  /**
+   * the pid of a running process on THIS machine's process table, null when it is not running or
+   * the runtime cannot name one (absent: no process of this runtime is visible from here)
+   */
+  pidOf?(p: HostProc): number | null;
   /** the last lines a process wrote (for readiness errors) */
   logTail(p: HostProc, lines?: number): string;
   /** the processes started on a host, in start order */

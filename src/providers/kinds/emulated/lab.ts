@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Host, Lab, Node, Router, StrategyRef, Target } from '../../../model/types.js';
 import type { Artifacts, DaemonSpec, SimPlan } from '../../../strategies/types.js';
 import type { AgentEvent, AgentSpec, ComponentSpec } from '../../../emulation/agent/types.js';
-import type { Primitive, ProviderName, RunningLab, UpContext } from '../../types.js';
+import type { LabProcess, Primitive, ProviderName, RunningLab, UpContext } from '../../types.js';
 import type { HostProc, HostRuntime } from '../../runtimes/types.js';
 import { unmeasuredStop, type TrafficStart, type TrafficStatus } from '../../../traffic/rpc.js';
 import { call as rpcCall } from '../../../emulation/agent/rpc.js';
@@ -431,6 +431,20 @@ export class EmulatedLab implements RunningLab {
     const file = join(this.ctx.state.dir, OBSERVING_FILE);
     if (on) writeFileSync(file, '');
     else rmSync(file, { force: true });
+  }
+
+  processes(): LabProcess[] {
+    const pidOf = this.rt.pidOf?.bind(this.rt);
+    if (!pidOf) return [];
+    const out: LabProcess[] = [];
+    for (const h of allHosts(this.lab.topology)) {
+      for (const p of this.rt.procs(h.name)) {
+        if (p.role === 'watcher') continue;
+        const pid = pidOf(p);
+        if (pid !== null) out.push({ name: `${h.name}/${p.name}`, pid });
+      }
+    }
+    return out;
   }
 
   /** between drills: no conntrack or neighbour entry of one drill may steer the next (netns/faults.ts) */

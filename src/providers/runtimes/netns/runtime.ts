@@ -136,6 +136,11 @@ export class NetnsRuntime implements HostRuntime {
     return this.managed(p)?.daemon?.isRunning() ?? false;
   }
 
+  pidOf(p: HostProc): number | null {
+    const d = this.managed(p)?.daemon;
+    return d?.isRunning() ? d.pid : null;
+  }
+
   logTail(p: HostProc, lines = 20): string {
     return this.managed(p)?.daemon?.logTail(lines) ?? '';
   }
