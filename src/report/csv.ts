@@ -32,7 +32,16 @@ export const CSV_COLUMNS: [string, (r: RunRecord, results: Results) => Value][] 
   ['recovered', (r) => r.recovered],
   ['expectedMinMs', (r) => r.expectedOutageMs?.min],
   ['expectedMaxMs', (r) => r.expectedOutageMs?.max],
-  ['withinBand', (r) => (r.recovered === false ? false : r.outageMs !== null && r.outageMs !== undefined && r.expectedOutageMs ? r.outageMs >= r.expectedOutageMs.min && r.outageMs <= r.expectedOutageMs.max : r.withinBand)],
+  // the run's own judgement, as every report shows it: the band widened by the probe's resolution
+  // (bandSlackMs), and never inside when the outage had not ended
+  ['withinBand', (r) => (r.recovered === false ? false : r.withinBand)],
+  ['bandSlackMs', (r) => r.bandSlackMs],
+  // 'host-load': outside by no more than the host stood still (the client's stalls, cpuWaitMs)
+  ['outsideReason', (r) => r.outsideReason],
+  // false: the fault went in while the probe was still failing
+  ['cleanBeforeFault', (r) => r.cleanBeforeFault],
+  ['cpuWaitMs', (r) => r.cpuWait?.ms],
+  ['cpuWaitProcess', (r) => r.cpuWait?.process],
   ['expectedBasis', (r) => r.expectedBasis],
   ['detectMs', (r) => r.phases?.detectMs],
   ['announceMs', (r) => r.phases?.announceMs],

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/model/load.js';
-import type { Results } from '../../src/results/types.js';
+import type { Results, RunRecord } from '../../src/results/types.js';
 import { CSV_COLUMNS, csvField, renderCsv } from '../../src/report/csv.js';
 
 const fixture = (name: string): Results => JSON.parse(readFileSync(join(REPO_ROOT, 'test/fixtures/results', `${name}.results.json`), 'utf8')) as Results;
@@ -93,7 +93,7 @@ describe('runs.csv', () => {
     expect(rows.map((row) => row[CSV_COLUMNS.length - 1])).toContain(noted.notes!.join(' | '));
   });
 
-  it('maps are flattened sorted by key; the band check is recomputed from the band', () => {
+  it("maps are flattened sorted by key; the band check is the run's own, with the probe's resolution", () => {
     const r = fixture('smb');
     const rows = parseCsv(renderCsv(r));
     const col = (c: string) => CSV_COLUMNS.findIndex(([n]) => n === c);
@@ -101,5 +101,21 @@ describe('runs.csv', () => {
     expect(i).toBeGreaterThanOrEqual(0);
     expect(rows[i + 1]![col('withinBand')]).toBe('false');
     expect(rows[i + 1]![col('nodeShare')]).toMatch(/^cp1=[\d.]+;cp2=[\d.]+;cp3=[\d.]+$/);
+
+    // over the band's maximum by less than the probe's resolution: inside, as results.json and the
+    // reports judge it; an outage that had not ended is never inside; host load and the CPU wait
+    // come along
+    const runs = r.runs.filter((x) => x.expectedOutageMs && x.outageMs !== null).slice(0, 3);
+    expect(runs).toHaveLength(3);
+    const [byResolution, open, loaded] = runs as [RunRecord, RunRecord, RunRecord];
+    Object.assign(byResolution, { outageMs: byResolution.expectedOutageMs!.max + 100, bandSlackMs: 210, withinBand: true, recovered: true });
+    Object.assign(open, { withinBand: true, recovered: false });
+    Object.assign(loaded, { outageMs: loaded.expectedOutageMs!.max + 900, bandSlackMs: 210, withinBand: false, outsideReason: 'host-load', cpuWait: { ms: 1200, process: 'w1/agent' } });
+    const again = parseCsv(renderCsv(r));
+    const row = (x: RunRecord) => again[r.runs.indexOf(x) + 1]!;
+    expect(row(byResolution)[col('withinBand')]).toBe('true');
+    expect(row(byResolution)[col('bandSlackMs')]).toBe('210');
+    expect(row(open)[col('withinBand')]).toBe('false');
+    expect([row(loaded)[col('withinBand')], row(loaded)[col('outsideReason')], row(loaded)[col('cpuWaitMs')], row(loaded)[col('cpuWaitProcess')]]).toEqual(['false', 'host-load', '1200', 'w1/agent']);
   });
 });
