@@ -71,8 +71,7 @@ export interface RunRecord {
   /**
    * the longest any process the lab supervises (agents, FRR, etcd, HAProxy) sat runnable without
    * a CPU between the outage's first failure and its recovery (run-queue wait, /proc/<pid>/schedstat),
-   * and which; absent when the runtime's processes are not visible from the orchestrator (docker)
-   * or nothing failed
+   * and which; absent when nothing failed or the runtime names no pid on this machine
    */
   cpuWait?: { ms: number; process: string };
   /**

@@ -335,6 +335,11 @@ export class DockerRuntime implements HostRuntime {
     return this.alive(p as DockerProc);
   }
 
+  /** the engine's host pid of the exec (the engine runs on this machine: its pids are the ones signalled above) */
+  pidOf(p: HostProc): number | null {
+    return this.alive(p as DockerProc) ? (p as DockerProc).pid : null;
+  }
+
   logTail(p: HostProc, lines = 20): string {
     return (p as DockerProc).tail.slice(-lines).join('\n');
   }
