@@ -17,7 +17,8 @@ export const KIT_NOTES: readonly FidelityNote[] = [
     // the echo "pod" is a component of the node agent (src/emulation/echo.ts), one Node.js process per node
     text:
       'The echo "pod" runs in its node agent\'s Node.js process, sharing one event loop with the emulated speaker, kube-proxy, KubePrism and kubelet client; ' +
-      'a real pod has its own process and CPU share. On a loaded host the sim answers late: latency and outages read longer than in reality (up to seconds at load average > 10), never shorter.',
+      'a real pod has its own process and CPU share. On a loaded host the sim answers late: latency and outages read longer than in reality (up to seconds at load average > 10), never shorter. ' +
+      'How long the lab\'s processes waited for a CPU during the outage is recorded (cpuWait); a run over its band by no more than that is marked host load.',
     applies: (d) => d.target === 'service',
   },
   {
