@@ -485,6 +485,7 @@ function runFlags(r: RunRecord): string[] {
   return [
     ...(r.withinBand === false && r.outsideReason === 'host-load' ? [RUN_FLAG_TEXT.hostLoad] : []),
     ...(r.cleanBeforeFault === false ? [RUN_FLAG_TEXT.uncleanBefore] : []),
+    ...(r.healOutage?.recovered === false ? [RUN_FLAG_TEXT.healOpen] : []),
     ...(r.leftStuck ?? []).map((u) => `left stuck (restarted before the next drill): ${u}`),
   ];
 }

@@ -187,6 +187,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
   let restored = false;
   /** when a held fault was undone while the probe ran: the failures after it are the heal's */
   let healAt: number | null = null;
+  /** whether the failover had ended (or nothing failed) by the observation's clean rule when the fault was undone */
+  let settledAtUndo = false;
   let traffic: TrafficResult | undefined;
   const holdersSeen: string[] = [];
   const restore = async (elapsed: number) => {
@@ -227,7 +229,6 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       const quietMs = Math.min(window, restoresAt !== null ? Math.max(restoresAt, 3000) : 5000);
       const afterMs = afterWindowMs(spec);
       let healWatched = false;
-      let settledAtUndo = false;
       for (;;) {
         await sleep(POLL_MS, m.signal);
         cpu?.sample();
@@ -278,7 +279,7 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     }
   } finally {
     // traffic off before restore: a restore is not part of what the client measured
-    traffic = await lab.call<TrafficResult>(client, 'traffic.stop', { id, injectAt, recoverSuccesses: tr.recoverSuccesses, healAt } satisfies TrafficStop, 60_000).finally(() => (observed ? lab.observing?.(false) : undefined));
+    traffic = await lab.call<TrafficResult>(client, 'traffic.stop', { id, injectAt, recoverSuccesses: tr.recoverSuccesses, healAt, settledAtUndo } satisfies TrafficStop, 60_000).finally(() => (observed ? lab.observing?.(false) : undefined));
     if (!restored && drill.kind !== 'baseline') {
       await drill.restore(ctx, victim).catch((e) => m.log(`restore failed: ${(e as Error).message}`));
     }
@@ -358,7 +359,9 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
       : []),
     ...(outage.heal && healAt !== null && injectAt !== null
       ? [
-          `after the fault was undone (${((healAt - injectAt) / 1000).toFixed(1)} s after the injection) the client saw ${outage.heal.bursts} more failure burst(s), ${Math.round(outage.heal.outageMs)} ms from the first failure to the last recovery (${outage.heal.failedProbes} failed probes): what the returning victim did (e.g. announcing an address it still held), not part of the failover's outage`,
+          outage.heal.recovered === false
+            ? `after the fault was undone (${((healAt - injectAt) / 1000).toFixed(1)} s after the injection) the client saw ${outage.heal.bursts} more failure burst(s), the last still failing when observation stopped: > ${Math.round(outage.heal.outageMs)} ms from the first failure to the last sample (${outage.heal.failedProbes} failed probes, not recovered). What the returning victim did, after a failover the observation had seen end: that outage stands as measured`
+            : `after the fault was undone (${((healAt - injectAt) / 1000).toFixed(1)} s after the injection) the client saw ${outage.heal.bursts} more failure burst(s), ${Math.round(outage.heal.outageMs)} ms from the first failure to the last recovery (${outage.heal.failedProbes} failed probes): what the returning victim did (e.g. announcing an address it still held), not part of the failover's outage`,
         ]
       : []),
     ...leftStuck.map((u) => `left stuck by this drill (a real cluster stays so until an operator acts; the lab restarted it before the next drill): ${u}`),

@@ -433,7 +433,7 @@ function fmtDuration(ms: number): string {
 export function summaryLine(r: RunRecord): string {
   const band = r.expectedOutageMs ? ` band ${r.expectedOutageMs.min}–${r.expectedOutageMs.max} ms${r.withinBand === false ? ` OUTSIDE${r.outsideReason === 'host-load' ? ` (${RUN_FLAG_TEXT.hostLoad})` : ''}` : ''}` : '';
   const outage = r.outageMs === null || r.outageMs === undefined ? '-' : r.recovered === false ? `> ${r.outageMs} ms (not recovered)` : `${r.outageMs} ms`;
-  const unclean = r.cleanBeforeFault === false ? ` (${RUN_FLAG_TEXT.uncleanBefore})` : '';
+  const unclean = (r.cleanBeforeFault === false ? ` (${RUN_FLAG_TEXT.uncleanBefore})` : '') + (r.healOutage?.recovered === false ? ` (${RUN_FLAG_TEXT.healOpen})` : '');
   return `${r.strategy} ${r.target} ${r.drill}${r.victim ? ` (${r.victim})` : ''}: outage ${outage}${unclean}${band}, errors ${r.errors}, resets ${r.resets ?? 0}, p99 ${r.latencyMs.p99} ms, ${Math.round(r.throughputRps)} req/s`;
 }
 

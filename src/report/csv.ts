@@ -40,6 +40,9 @@ export const CSV_COLUMNS: [string, (r: RunRecord, results: Results) => Value][] 
   ['outsideReason', (r) => r.outsideReason],
   // false: the fault went in while the probe was still failing
   ['cleanBeforeFault', (r) => r.cleanBeforeFault],
+  // failures after a held fault was undone, reported apart from the failover's outage
+  ['healOutageMs', (r) => r.healOutage?.outageMs],
+  ['healRecovered', (r) => r.healOutage?.recovered],
   ['cpuWaitMs', (r) => r.cpuWait?.ms],
   ['cpuWaitProcess', (r) => r.cpuWait?.process],
   ['expectedBasis', (r) => r.expectedBasis],

@@ -66,6 +66,8 @@ export interface Group {
   outsideHostLoad: number;
   /** repeats whose fault went in while the probe was still failing (RunRecord.cleanBeforeFault) */
   uncleanBefore: number;
+  /** repeats whose path failed again after the fault was undone and had not recovered when observation stopped (healOutage.recovered false) */
+  healOpen: number;
   /** baselines only: repeats where more than BASELINE_MAX_FAILED_SHARE of the attempts failed, and the worst share */
   baselineUnclean: { n: number; worstShare: number } | null;
   medianOutside: boolean | null;
@@ -220,6 +222,7 @@ export function buildGroup(runs: RunRecord[], nodes: number): Group {
     outside: verdicts.filter((x) => x).length,
     outsideHostLoad: ordered.filter((r) => r.outsideReason === 'host-load' && r.withinBand === false).length,
     uncleanBefore: ordered.filter((r) => r.cleanBeforeFault === false).length,
+    healOpen: ordered.filter((r) => r.healOutage?.recovered === false).length,
     baselineUnclean: r0.drill === 'baseline' ? baselineUnclean(ordered) : null,
     medianOutside: outage ? isOutside(outage.median, band, slack) : null,
     errors: spread(ordered.map((r) => r.errors)),

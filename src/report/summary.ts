@@ -24,7 +24,7 @@ function pad(s: string, w: number): string {
 function checkCell(g: Group): string {
   if (g.drill === 'baseline') return g.baselineUnclean ? `NOT CLEAN ${g.baselineUnclean.n}/${g.runs.length} (${fmtPct(g.baselineUnclean.worstShare)} failed)` : 'clean';
   if (!g.band || !g.judged) return '';
-  const unclean = g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : '';
+  const unclean = (g.uncleanBefore ? ` (${g.uncleanBefore} unclean before)` : '') + (g.healOpen ? ` (${g.healOpen} heal open)` : '');
   return g.outside ? `OUTSIDE ${g.outside}/${g.judged}${g.outsideHostLoad ? ` (${g.outsideHostLoad} host load)` : ''}${unclean}` : `ok${unclean}`;
 }
 

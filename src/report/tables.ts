@@ -103,7 +103,7 @@ function baselineCleanCell(g: Group): Cell {
 function bandCell(g: Group): Cell {
   if (!g.band) return c(DASH);
   if (!g.judged) return c('not judged');
-  const unclean = g.uncleanBefore ? `; ${g.uncleanBefore} with the ${RUN_FLAG_TEXT.uncleanBefore}` : '';
+  const unclean = (g.uncleanBefore ? `; ${g.uncleanBefore} with the ${RUN_FLAG_TEXT.uncleanBefore}` : '') + (g.healOpen ? `; ${g.healOpen} ${RUN_FLAG_TEXT.healOpen}` : '');
   if (g.outside === 0) return c(`inside${unclean ? ` (${unclean.slice(2)})` : ''}`, { mark: 'good' });
   const load = g.outsideHostLoad ? `; ${g.outsideHostLoad} ${RUN_FLAG_TEXT.hostLoad}` : '';
   return c(`OUTSIDE (${g.outside}/${g.judged} repeats${load}${unclean})`, { mark: 'bad' });

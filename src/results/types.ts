@@ -49,7 +49,7 @@ export interface RunRecord {
    * restored (e.g. a thawed VIP holder announcing the address it still had). Reported apart, not
    * in outageMs: the outage is the failover's. Absent when the client saw nothing then.
    */
-  healOutage?: { outageMs: number; bursts: number; failedProbes: number };
+  healOutage?: { outageMs: number; bursts: number; failedProbes: number; recovered?: boolean };
   resetsOnVictim?: number;
   resetsOnSurvivors?: number;
   streams?: number;
@@ -125,6 +125,7 @@ export interface Results {
 export const RUN_FLAG_TEXT = {
   hostLoad: "within the host's CPU stalls: host load",
   uncleanBefore: 'probe already failing before the fault',
+  healOpen: 'failing again after the undo when observation stopped',
 } as const;
 
 /**

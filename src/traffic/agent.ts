@@ -154,7 +154,7 @@ export class TrafficComponent implements AgentComponent {
     const [samples, load, streams] = await Promise.all([s.probe.stop(), s.load?.stop(true), s.streams?.stop()]);
     const injectAt = p?.injectAt ?? null;
     // baseline (no injection): any failure during the run counts, from the first probe on
-    const outage = computeOutage(samples, { injectAt: injectAt ?? s.probe.startedAt, recoverSuccesses: p?.recoverSuccesses ?? 3, healAt: p?.healAt ?? null });
+    const outage = computeOutage(samples, { injectAt: injectAt ?? s.probe.startedAt, recoverSuccesses: p?.recoverSuccesses ?? 3, healAt: p?.healAt ?? null, settledAtUndo: p?.settledAtUndo });
     const out: TrafficResult = {
       probe: {
         samples,

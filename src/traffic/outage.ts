@@ -402,17 +402,27 @@ export interface OutageOptions {
    * that starts at or after it is the heal's — the returning victim, e.g. a thawed VIP holder
    * announcing the address it still has — not the failover's: it is reported apart (`heal`) and
    * does not stretch `outageMs`. A burst open at the undo (the victim came back before anyone
-   * took over) stays the failover's. A heal burst that never ends still makes the run
-   * unrecovered, with the outage then running to the last sample.
+   * took over) stays the failover's. A heal burst that never ends makes the run unrecovered,
+   * with the outage running to the last sample — unless `settledAtUndo`.
    */
   healAt?: number | null;
+  /**
+   * The observation had judged the failover over (clean by its own rule) before the undo. A heal
+   * burst still open when observation stopped is then the heal's alone: the failover's outage
+   * stands as measured, and the heal says it had not recovered (`heal.recovered: false`) — a
+   * returning victim that breaks the path again is its own event, not a longer failover.
+   */
+  settledAtUndo?: boolean;
 }
 
 /** The failures that began once a held fault was undone: first failure → last recovery. */
 export interface HealOutage {
+  /** to the last recovery, or to the last sample when the heal had not recovered (a lower bound) */
   outageMs: number;
   bursts: number;
   failedProbes: number;
+  /** false: still failing when observation stopped */
+  recovered: boolean;
 }
 
 export interface OutageBurst {
@@ -518,17 +528,26 @@ export function computeOutage(samples: readonly OutageSample[], opts: OutageOpti
   }
 
   const last = considered.length ? considered[considered.length - 1].t : opts.injectAt;
-  // the heal's bursts apart, unless one never ended: then the whole stretch is a lower bound
+  // the heal's bursts apart when the failover's had ended; a heal that never ended makes the whole
+  // stretch a lower bound, unless the failover had been judged over before the undo
   const healAt = opts.healAt ?? null;
   const healStarts = healAt === null ? -1 : bursts.findIndex((b) => b.start >= healAt);
-  const split = healStarts >= 0 && bursts.every((b) => b.end !== null);
+  const ended = (bs: OutageBurst[]) => bs.every((b) => b.end !== null);
+  const split = healStarts >= 0 && ended(bursts.slice(0, healStarts)) && (ended(bursts.slice(healStarts)) || opts.settledAtUndo === true);
   const main = split ? bursts.slice(0, healStarts) : bursts;
   const healBursts = split ? bursts.slice(healStarts) : [];
-  const heal: HealOutage | null = healBursts.length
-    ? { outageMs: round3(healBursts[healBursts.length - 1]!.end! - healBursts[0]!.start), bursts: healBursts.length, failedProbes: considered.filter((x) => !x.ok && x.t >= healBursts[0]!.start).length }
-    : null;
+  const healLast = healBursts.at(-1);
+  const heal: HealOutage | null =
+    healBursts.length && healLast
+      ? {
+          outageMs: round3((healLast.end ?? last) - healBursts[0]!.start),
+          bursts: healBursts.length,
+          failedProbes: considered.filter((x) => !x.ok && x.t >= healBursts[0]!.start).length,
+          recovered: healLast.end !== null,
+        }
+      : null;
   const firstFailAt = main.length ? main[0].start : null;
-  const final = bursts.length ? bursts[bursts.length - 1] : null;
+  const final = main.length ? main[main.length - 1] : null;
   const recovered = !final || final.end !== null;
   const mainFinal = main.length ? main[main.length - 1] : null;
   const recoveredAt = mainFinal && mainFinal.end !== null ? mainFinal.end : null;

@@ -99,6 +99,8 @@ export interface TrafficStop {
   recoverSuccesses: number;
   /** a held fault undone while the probe ran (epoch ms): later failure bursts are the heal's (src/traffic/outage.ts) */
   healAt?: number | null;
+  /** the failover had been judged over before the undo: a heal still failing at the end is the heal's alone (src/traffic/outage.ts) */
+  settledAtUndo?: boolean;
 }
 
 /** The stop of a session nobody measures (readiness, warm-up): no fault, any success recovers. */

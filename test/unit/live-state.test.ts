@@ -303,8 +303,8 @@ describe('live results rows say what the reports say', () => {
   });
 
   it("carries the report's flags: host load, a fault on a failing path, what the drill left stuck", () => {
-    const s = end({ withinBand: false, outsideReason: 'host-load', cleanBeforeFault: false, leftStuck: ['w2: kube-vip hung'] });
-    expect(s.results[0]!.flags).toEqual([RUN_FLAG_TEXT.hostLoad, RUN_FLAG_TEXT.uncleanBefore, 'left stuck (restarted before the next drill): w2: kube-vip hung']);
+    const s = end({ withinBand: false, outsideReason: 'host-load', cleanBeforeFault: false, healOutage: { outageMs: 2900, bursts: 2, failedProbes: 27, recovered: false }, leftStuck: ['w2: kube-vip hung'] });
+    expect(s.results[0]!.flags).toEqual([RUN_FLAG_TEXT.hostLoad, RUN_FLAG_TEXT.uncleanBefore, RUN_FLAG_TEXT.healOpen, 'left stuck (restarted before the next drill): w2: kube-vip hung']);
     expect(end({ withinBand: true }).results[0]!.flags).toEqual([]);
   });
 

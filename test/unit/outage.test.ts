@@ -82,7 +82,7 @@ describe('computeOutage', () => {
     const nodes = (i: number) => (i < 50 ? 'cp2' : i < 110 ? 'cp3' : 'cp1');
     const r = computeOutage(timeline(p, nodes), { injectAt: 495, recoverSuccesses: 3, healAt: 1000 });
     expect(r).toMatchObject({ outageMs: 200, firstFailAt: 500, recoveredAt: 700, burstCount: 1, recovered: true, nodeBefore: 'cp2', nodeAfter: 'cp3' });
-    expect(r.heal).toEqual({ outageMs: 100, bursts: 1, failedProbes: 10 });
+    expect(r.heal).toEqual({ outageMs: 100, bursts: 1, failedProbes: 10, recovered: true });
     // every failed probe still counts as an error of the run
     expect(r.failedProbes).toBe(30);
     // without the undo time the two stretch into one "outage" that includes 400 ms of clean service
@@ -95,6 +95,19 @@ describe('computeOutage', () => {
     const stuck = '.'.repeat(50) + 'x'.repeat(20) + '.'.repeat(40) + 'x'.repeat(10);
     const u = computeOutage(timeline(stuck), { injectAt: 495, recoverSuccesses: 3, healAt: 1000 });
     expect(u).toMatchObject({ recovered: false, recoveredAt: null, outageMs: 1190 - 500, heal: null });
+    // … unless the observation had judged the failover over before the undo: the failover's outage
+    // stands, and the heal is the one that had not recovered (to the last sample, a lower bound)
+    const s = computeOutage(timeline(stuck), { injectAt: 495, recoverSuccesses: 3, healAt: 1000, settledAtUndo: true });
+    expect(s).toMatchObject({ recovered: true, recoveredAt: 700, outageMs: 200, burstCount: 1 });
+    expect(s.heal).toEqual({ outageMs: 1190 - 1100, bursts: 1, failedProbes: 10, recovered: false });
+    // a heal that ended, then failed once more as observation stopped: the same
+    const late = '.'.repeat(50) + 'x'.repeat(20) + '.'.repeat(40) + 'x'.repeat(10) + '.'.repeat(100) + 'x';
+    const l = computeOutage(timeline(late), { injectAt: 495, recoverSuccesses: 3, healAt: 1000, settledAtUndo: true });
+    expect(l).toMatchObject({ recovered: true, outageMs: 200 });
+    expect(l.heal).toMatchObject({ bursts: 2, recovered: false, outageMs: 2200 - 1100 });
+    // a failover still open at the undo keeps the old rule whatever the flag says
+    const o2 = computeOutage(timeline('.'.repeat(50) + 'x'.repeat(70)), { injectAt: 495, recoverSuccesses: 3, healAt: 1000, settledAtUndo: true });
+    expect(o2).toMatchObject({ recovered: false, heal: null });
   });
 
   it('failures before the injection are ignored (and counted apart); the tolerance admits in-flight probes', () => {

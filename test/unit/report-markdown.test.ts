@@ -76,6 +76,9 @@ describe('report.md', () => {
     const uApi = section(unclean, '## Kubernetes API endpoint');
     expect(row(uApi, 'crash', 'talos-vip+metallb-l2', 'inside (1 with the probe already failing before the fault)')).toBeTruthy();
     expect(row(uApi, 'crash', 'kube-vip-arp+kube-vip-arp', 'OUTSIDE (1/3 repeats; 1 with the probe already failing before the fault)')).toBeTruthy();
+    // so does a path failing again after the undo and still failing when observation stopped
+    const open = md(mutate(smb, (x) => x.target === 'api' && x.drill === 'crash' && x.repeat === 0, (x) => (x.healOutage = { outageMs: 2900, bursts: 2, failedProbes: 27, recovered: false })));
+    expect(row(section(open, '## Kubernetes API endpoint'), 'crash', 'talos-vip+metallb-l2', 'inside (1 failing again after the undo when observation stopped)')).toBeTruthy();
     // KubePrism (internal) outage column on the API table
     expect(row(api, 'crash', 'talos-vip+metallb-l2', '210 ms (0 ms–340 ms)')).toBeTruthy();
     const svc = section(text, '## LoadBalancer Service');

@@ -74,6 +74,18 @@ describe('renderSummary', () => {
     expect(cell('kube-vip-arp+kube-vip-arp')).toBe('OUTSIDE 1/3 (1 unclean before)');
   });
 
+  it('a path failing again after the undo, still failing when observation stopped, is named beside the verdict', () => {
+    const r = fixture('smb');
+    for (const x of r.runs) if (x.target === 'api' && x.drill === 'crash' && x.repeat === 1) x.healOutage = { outageMs: 2900, bursts: 2, failedProbes: 27, recovered: false };
+    const lines = renderSummary(buildModel(r), '/x/report.html').split('\n');
+    const cell = (strategy: string) => lines.find((l) => l.startsWith(`${strategy} `) && /\sapi\s+crash\s/.test(l))!.split(/\s{2,}/)[5];
+    expect(cell('talos-vip+metallb-l2')).toBe('ok (1 heal open)');
+    // a heal that ended is not a flag
+    for (const x of r.runs) if (x.healOutage) x.healOutage.recovered = true;
+    const again = renderSummary(buildModel(r), '/x/report.html').split('\n');
+    expect(again.find((l) => l.startsWith('talos-vip+metallb-l2 ') && /\sapi\s+crash\s/.test(l))!.split(/\s{2,}/)[5]).toBe('ok');
+  });
+
   it('summaryForDir reads DIR/results.json, null when there is none', () => {
     const dir = mkTemp('tlx-summary-');
     expect(summaryForDir(dir)).toBeNull();
