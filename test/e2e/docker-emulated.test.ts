@@ -99,13 +99,14 @@ describe('emulated nodes on docker (--provider docker --nodes emulated)', () => 
       }
     }
     // the containers' processes have pids on this machine: how long they waited for a CPU during
-    // each outage of a second or more is read there too (one thread never waits longer than that)
+    // each outage of a second or more is read there too (one thread never waits longer than that,
+    // give or take the milliseconds a sampling pass takes)
     const long = r.runs.filter((x) => x.drill !== 'baseline' && (x.outageMs ?? 0) >= 1000);
     expect(long.length, 'outages of a second or more').toBeGreaterThan(0);
     for (const x of long) {
       expect(x.cpuWait, `${x.strategy} ${x.target} ${x.drill}: cpuWait`).toBeDefined();
       expect(x.cpuWait!.process).toMatch(/^[\w-]+\/[\w-]+$/);
-      expect(x.cpuWait!.ms).toBeLessThanOrEqual(x.outageMs! + 1);
+      expect(x.cpuWait!.ms).toBeLessThanOrEqual(x.outageMs! + 100);
     }
     // and inside the band THIS test derives from the timers the run recorded (the same rules as
     // the sim's ci-smb, the same fixture timers), not the band the lab computed for itself

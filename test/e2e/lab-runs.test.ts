@@ -38,13 +38,14 @@ function baselineClean(run: RunRecord) {
 
 /**
  * a run with an outage of seconds says how long the lab's own processes waited for a CPU meanwhile,
- * and which: one thread never waits longer than the interval it was read over
+ * and which: one thread never waits longer than the interval it was read over (give or take the
+ * few milliseconds one sampling pass takes to read every process)
  */
 function cpuWaitRead(run: RunRecord) {
   expect(run.cpuWait, `${run.strategy} ${run.target} ${run.drill}: cpuWait`).toBeDefined();
   expect(run.cpuWait!.process).toMatch(/^[\w-]+\/[\w-]+$/);
   expect(run.cpuWait!.ms).toBeGreaterThanOrEqual(0);
-  expect(run.cpuWait!.ms).toBeLessThanOrEqual(run.outageMs! + 1);
+  expect(run.cpuWait!.ms).toBeLessThanOrEqual(run.outageMs! + 100);
 }
 
 /** a fixture's run through the CLI that must succeed and write a results.json that meets its schema */
