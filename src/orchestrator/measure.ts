@@ -171,6 +171,10 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     }
     return st;
   };
+  let injectAt: number | null = null;
+  // how long the lab's own processes wait for a CPU, sampled from the injection on: an outage
+  // stretched by a saturated host is named so, not charged to the mechanism (hostLoadCovers)
+  const cpu = lab.processes && drill.kind !== 'baseline' && drill.kind !== 'class-conflict' ? new CpuWaitTracker(() => lab.processes!()) : null;
   const waitMs = async (ms: number, since: number | null) => {
     const until = now() + ms;
     while (now() < until) {
@@ -180,10 +184,6 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     }
   };
 
-  let injectAt: number | null = null;
-  // how long the lab's own processes wait for a CPU, sampled from the injection on: an outage
-  // stretched by a saturated host is named so, not charged to the mechanism (hostLoadCovers)
-  const cpu = lab.processes && drill.kind !== 'baseline' && drill.kind !== 'class-conflict' ? new CpuWaitTracker(() => lab.processes!()) : null;
   let restored = false;
   /** when a held fault was undone while the probe ran: the failures after it are the heal's */
   let healAt: number | null = null;
@@ -436,9 +436,9 @@ export function hostLoadCovers(outageMs: number, bandMax: number, slackMs: numbe
 /** what stood still during an outage, the longer first: the probing client's stalls, a lab process's wait for a CPU */
 export function hostStallText(clientStalledMs: number, cpuWait: CpuWait | null): string {
   const client = `the probing client stood still for ${clientStalledMs} ms in all`;
-  const proc = cpuWait ? `${cpuWait.process} waited ${cpuWait.ms} ms for a CPU` : null;
-  if (!proc) return client;
-  return cpuWait!.ms > clientStalledMs ? `${proc} (the probing client stood still for ${clientStalledMs} ms)` : `${client} (${proc})`;
+  if (!cpuWait) return client;
+  const proc = `${cpuWait.process} waited ${cpuWait.ms} ms for a CPU`;
+  return cpuWait.ms > clientStalledMs ? `${proc} (the probing client stood still for ${clientStalledMs} ms)` : `${client} (${proc})`;
 }
 
 /** measurement resolution of the outage probe, allowed around a band (see `withinBand`) */

@@ -549,8 +549,7 @@ export function computeOutage(samples: readonly OutageSample[], opts: OutageOpti
   const firstFailAt = main.length ? main[0].start : null;
   const final = main.length ? main[main.length - 1] : null;
   const recovered = !final || final.end !== null;
-  const mainFinal = main.length ? main[main.length - 1] : null;
-  const recoveredAt = mainFinal && mainFinal.end !== null ? mainFinal.end : null;
+  const recoveredAt = final && final.end !== null ? final.end : null;
   const outageMs = firstFailAt === null ? 0 : round3((recoveredAt ?? last) - firstFailAt);
   return {
     outageMs: Math.max(0, outageMs),
