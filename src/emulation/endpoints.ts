@@ -74,13 +74,30 @@ export function endpointRemovalRange(n: NodeLifecycleTimers): { min: number; max
 const SILENT_NODE: ReadonlySet<DrillKind> = new Set(['crash', 'freeze', 'partition', 'garp-ignored']);
 const s1 = (ms: number) => `${Math.round(ms) / 1000} s`;
 
-export function withEndpointTail(band: Band | null, drill: DrillKind, service: LbService | undefined, t: Topology, victimRunsPod: boolean, holdMs: number, held: boolean): Band | null {
+/**
+ * How long before the end of the endpoint tail its last failed probe can come: in the tail only
+ * the connections kube-proxy sends to the silent node's pod fail, one in `endpoints`, so the
+ * probe (one new connection every `probeIntervalMs`) sees its last failure a random gap before
+ * the cause ends — geometric, mean `probeIntervalMs × endpoints`. The bound is the gap 99 % of
+ * runs stay within, ln 100 / −ln(1 − 1/endpoints) probe intervals: 66 ms for 2 endpoints (smb),
+ * 1.36 s for 30 (enterprise), at 10 ms. A real client opening connections at that rate measures
+ * the same; the band's lower edge, not the mechanism, has to allow for it.
+ */
+export function sparseTailGapMs(endpoints: number, probeIntervalMs: number): number {
+  if (endpoints < 2 || probeIntervalMs <= 0) return 0;
+  return Math.round((probeIntervalMs * Math.log(100)) / -Math.log(1 - 1 / endpoints));
+}
+
+export function withEndpointTail(band: Band | null, drill: DrillKind, service: LbService | undefined, t: Topology, victimRunsPod: boolean, holdMs: number, held: boolean, probeIntervalMs: number): Band | null {
   if (!band || !service || service.externalTrafficPolicy !== 'Cluster' || !victimRunsPod || !SILENT_NODE.has(drill)) return band;
-  if (t.nodes.filter((n) => n.runsWorkloads).length < 2) return band; // no other pod: the mechanism's band is the whole story
+  const endpoints = t.nodes.filter((n) => n.runsWorkloads).length;
+  if (endpoints < 2) return band; // no other pod: the mechanism's band is the whole story
   const n = nodeLifecycleTimers(t.timers.kubernetes);
   const removal = endpointRemovalRange(n);
+  const gap = sparseTailGapMs(endpoints, probeIntervalMs);
   // a held fault ends at restore (after the hold) if that comes first: the pod answers again
-  const tailMin = held ? Math.min(removal.min, holdMs) : removal.min;
+  const tailEnd = held ? Math.min(removal.min, holdMs) : removal.min;
+  const tailMin = Math.max(0, tailEnd - gap);
   const tailMax = held ? Math.min(removal.max, holdMs + 3000) : removal.max;
   const parts =
     `kubelet Lease renewed every ${s1(n.renewMs)} (+ ≤ ${n.renewJitter * 100} % jitter), seen by the node lifecycle controller's next ${s1(n.monitorMs)} pass, ` +
@@ -88,6 +105,8 @@ export function withEndpointTail(band: Band | null, drill: DrillKind, service: L
   return {
     min: Math.max(band.min, tailMin),
     max: Math.max(band.max, tailMax),
-    basis: `${band.basis}; and, ETP Cluster: new connections to the silent node's pod fail until ${held ? `the node is restored (hold ${holdMs} ms) or ` : ''}its endpoint is removed (${parts})`,
+    basis:
+      `${band.basis}; and, ETP Cluster: new connections to the silent node's pod fail until ${held ? `the node is restored (hold ${holdMs} ms) or ` : ''}its endpoint is removed (${parts}); ` +
+      `one connection in ${endpoints} goes to that pod, so the last failed probe can come up to ${s1(gap)} before that end`,
   };
 }

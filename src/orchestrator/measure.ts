@@ -320,7 +320,8 @@ export async function measureDrill(m: MeasureInput): Promise<MeasureOutput> {
     outageMs,
     ...(injectAt !== null ? { recovered: !unrecovered } : {}),
     ...(holdMs > 0 ? { holdMs } : {}),
-    expectedOutageMs: band ? { min: band.min, max: band.max } : null,
+    // whole milliseconds: bands built from fractional terms (memberlist's log10 of the cluster size) print as such otherwise
+    expectedOutageMs: band ? { min: Math.round(band.min), max: Math.round(band.max) } : null,
     expectedBasis: band?.basis,
     // the band is what the timers predict; the check allows the probe's own resolution (one
     // probe interval + one probe timeout on each side: a failure is stamped at its send time).

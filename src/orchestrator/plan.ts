@@ -67,7 +67,8 @@ export function mechanismBand(lab: Lab, s: Strategy, kind: DrillKind, target: Ta
 export function holdFor(lab: Lab, spec: DrillSpec, target: Target, strategies: Strategy[]): number {
   if (spec.holdMs > 0) return spec.holdMs;
   const maxima = strategies.map((s) => mechanismBand(lab, s, spec.kind, target)?.max ?? 0);
-  return Math.max(...maxima, 0) + HOLD_MARGIN_MS;
+  // whole milliseconds, rounded up: a band built from fractional terms still ends inside the hold
+  return Math.ceil(Math.max(...maxima, 0) + HOLD_MARGIN_MS);
 }
 
 /**
@@ -152,7 +153,7 @@ export function runBand(lab: Lab, s: Strategy, spec: DrillSpec, target: Target, 
     const role = target === 'api' ? s.cp : s.svc;
     band = downtimeBand(holdMs, role.rejoin?.({ topology: lab.topology, strategy: s.ref, roles: { cp: s.cp, svc: s.svc } }));
   }
-  if (target === 'service') band = withEndpointTail(band, spec.kind, service ?? lab.topology.services[0], lab.topology, victimRunsPod, holdMs, d.held || holdMs > 0);
+  if (target === 'service') band = withEndpointTail(band, spec.kind, service ?? lab.topology.services[0], lab.topology, victimRunsPod, holdMs, d.held || holdMs > 0, lab.traffic.probeIntervalMs);
   return band;
 }
 
