@@ -109,8 +109,7 @@ describe('lab ci-smb-shipped (kube-vip-arp + metallb-bgp at the smb lab’s ship
     const a = T.arp;
     const arpHeal = 1.5 * a.baseReachableS * 1000 + a.delayFirstProbeS * 1000 + a.ucastSolicit * a.retransMs + a.retransMs + 1000;
     expectWithin(pick(r, s, 'api', 'garp-ignored'), expiry.min, Math.max(expiry.max, arpHeal), 'Lease expiry, then the router’s neighbour timers');
-    // VIP loss: the partitioned leader cannot renew; outside clients wait for the expiry, clients
-    // inside the cluster go through KubePrism to the other API servers and wait less
+    // VIP loss: the partitioned leader cannot renew; clients outside the cluster wait for the expiry
     const loss = pick(r, s, 'api', 'vip-loss-internal');
     expectWithin(loss, expiry.min, expiry.max, 'Lease expiry + ARP loop');
     // in-cluster clients were observed; they are not spared here: KubePrism round-robins over the

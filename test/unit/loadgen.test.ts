@@ -80,11 +80,14 @@ describe('coordinated omission', () => {
       // measured from the actual send (what a closed-loop tool sees), only the requests that
       // were on the wire when the stall began (4 of 600) are slow: p99 stays low
       expect(r.serviceLatencyMs.p99).toBeLessThan(200);
-      // before / during / after windows
+      // before / during / after windows, split at `quick`: outside the stall a reply is quick, inside
+      // it is held to the stall's end. Not a tighter figure: make test's first phase runs this beside
+      // the typecheck and an image build, and a healthy reply on that busy host has taken 102 ms.
+      const quick = 300;
       const ph = gen.phases(stallStart, stallEnd);
-      expect(ph.before.latencyMs.p99).toBeLessThan(100);
-      expect(ph.during.latencyMs.p50).toBeGreaterThan(300);
-      expect(ph.after.latencyMs.p50).toBeLessThan(100);
+      expect(ph.before.latencyMs.p99).toBeLessThan(quick);
+      expect(ph.during.latencyMs.p50).toBeGreaterThan(quick);
+      expect(ph.after.latencyMs.p50).toBeLessThan(quick);
       expect(ph.before.requests + ph.during.requests + ph.after.requests).toBe(600);
       // the same from the result object, and from its samples after a JSON round trip
       const during = r.window(stallStart, stallEnd);
@@ -95,7 +98,7 @@ describe('coordinated omission', () => {
       // 100 ms chart buckets: every request is in one, the stall's buckets show it
       expect(r.timeline100ms.reduce((a, b) => a + b.ok + b.failed, 0)).toBe(600);
       expect(r.timeline100ms.find((b) => b.tMs === 1000)!.p99Ms!).toBeGreaterThan(850);
-      expect(r.timeline100ms.find((b) => b.tMs === 2500)!.p99Ms!).toBeLessThan(100);
+      expect(r.timeline100ms.find((b) => b.tMs === 2500)!.p99Ms!).toBeLessThan(quick);
       expect(r.timeline).toHaveLength(3);
     } finally {
       await srv.close();
